@@ -1,0 +1,203 @@
+//! Role lookups, cached per (principal, namespace) and dropped whenever the
+//! store's RBAC epoch moves.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+
+use serde_json::Value;
+
+use super::{Principal, Role, Verb};
+use crate::kinds::by_kind;
+use crate::meta::Object;
+use crate::selector::LabelSelector;
+use crate::store::{Store, StoreError};
+
+const CACHE_MAX: usize = 100_000;
+
+type RoleCache = HashMap<(String, String), (u64, Arc<[Role]>)>;
+
+#[derive(Clone)]
+pub struct Authorizer {
+    store: Store,
+    roles: Arc<RwLock<RoleCache>>,
+    admins: Arc<RwLock<(u64, Arc<BTreeSet<String>>)>>,
+}
+
+/// Whether a binding's subjects name `p`. Both the `subjects` list and
+/// OpenShift 3's `userNames` are honoured.
+pub fn binding_names(binding: &Object, p: &Principal) -> bool {
+    let subjects = binding.body.get("subjects").and_then(Value::as_array);
+    let by_subject = subjects.into_iter().flatten().any(|s| {
+        let kind = s.get("kind").and_then(Value::as_str).unwrap_or("User");
+        let name = s.get("name").and_then(Value::as_str).unwrap_or_default();
+        match kind {
+            "User" => name == p.name,
+            "ServiceAccount" => {
+                let ns = s
+                    .get("namespace")
+                    .and_then(Value::as_str)
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or(&binding.metadata.namespace);
+                p.as_service_account() == Some((ns, name))
+            }
+            _ => false,
+        }
+    });
+    let user_names = binding.body.get("userNames").and_then(Value::as_array);
+    by_subject
+        || user_names
+            .into_iter()
+            .flatten()
+            .any(|n| n.as_str() == Some(p.name.as_str()))
+}
+
+pub fn binding_role(binding: &Object) -> Option<&str> {
+    binding.body.get("roleRef")?.get("name")?.as_str()
+}
+
+impl Authorizer {
+    pub fn new(store: Store) -> Self {
+        Authorizer {
+            store,
+            roles: Arc::default(),
+            admins: Arc::new(RwLock::new((0, Arc::default()))),
+        }
+    }
+
+    pub async fn is_cluster_admin(&self, p: &Principal) -> Result<bool, StoreError> {
+        Ok(self.cluster_admins().await?.contains(&p.name))
+    }
+
+    async fn cluster_admins(&self) -> Result<Arc<BTreeSet<String>>, StoreError> {
+        let epoch = self.store.rbac_epoch();
+        if let Ok(cached) = self.admins.read() {
+            if cached.0 == epoch {
+                return Ok(cached.1.clone());
+            }
+        }
+        let kind = by_kind("ClusterRoleBinding")
+            .ok_or_else(|| StoreError::Config("ClusterRoleBinding kind missing".into()))?;
+        let (bindings, _) = self
+            .store
+            .list(kind, "", &LabelSelector::everything())
+            .await?;
+        let mut names = BTreeSet::new();
+        for b in bindings
+            .iter()
+            .filter(|b| binding_role(b) == Some("cluster-admin"))
+        {
+            let subjects = b
+                .body
+                .get("subjects")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten();
+            for s in subjects {
+                if let Some(n) = s.get("name").and_then(Value::as_str) {
+                    match s.get("kind").and_then(Value::as_str) {
+                        Some("ServiceAccount") => {
+                            let ns = s
+                                .get("namespace")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default();
+                            names.insert(Principal::service_account(ns, n).name);
+                        }
+                        _ => {
+                            names.insert(n.to_string());
+                        }
+                    }
+                }
+            }
+            for n in b
+                .body
+                .get("userNames")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(n) = n.as_str() {
+                    names.insert(n.to_string());
+                }
+            }
+        }
+        let names = Arc::new(names);
+        if let Ok(mut cached) = self.admins.write() {
+            *cached = (epoch, names.clone());
+        }
+        Ok(names)
+    }
+
+    /// The roles `p` holds in project `ns`.
+    pub async fn roles(&self, p: &Principal, ns: &str) -> Result<Arc<[Role]>, StoreError> {
+        let epoch = self.store.rbac_epoch();
+        let key = (p.name.clone(), ns.to_string());
+        if let Ok(cache) = self.roles.read() {
+            if let Some((e, roles)) = cache.get(&key) {
+                if *e == epoch {
+                    return Ok(roles.clone());
+                }
+            }
+        }
+        let kind = by_kind("RoleBinding")
+            .ok_or_else(|| StoreError::Config("RoleBinding kind missing".into()))?;
+        let (bindings, _) = self
+            .store
+            .list(kind, ns, &LabelSelector::everything())
+            .await?;
+        let mut roles: Vec<Role> = bindings
+            .iter()
+            .filter(|b| binding_names(b, p))
+            .filter_map(|b| binding_role(b).and_then(Role::parse))
+            .collect();
+        roles.sort();
+        roles.dedup();
+        let roles: Arc<[Role]> = roles.into();
+        if let Ok(mut cache) = self.roles.write() {
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(key, (epoch, roles.clone()));
+        }
+        Ok(roles)
+    }
+
+    /// Whether `p` may do `verb` on `resource` (a plural, optionally
+    /// `/subresource`) in namespace `ns` (`None`: cluster scope).
+    pub async fn allowed(
+        &self,
+        p: &Principal,
+        verb: Verb,
+        resource: &str,
+        ns: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        if self.is_cluster_admin(p).await? {
+            return Ok(true);
+        }
+        let Some(ns) = ns else { return Ok(false) };
+        Ok(self
+            .roles(p, ns)
+            .await?
+            .iter()
+            .any(|r| r.allows(verb, resource)))
+    }
+
+    /// Whether `p` has any role at all in `ns` (may see that the project exists).
+    pub async fn is_member(&self, p: &Principal, ns: &str) -> Result<bool, StoreError> {
+        Ok(self.is_cluster_admin(p).await? || !self.roles(p, ns).await?.is_empty())
+    }
+
+    /// Namespaces in which `p` holds some role (for listing projects).
+    pub async fn member_namespaces(&self, p: &Principal) -> Result<BTreeSet<String>, StoreError> {
+        let kind = by_kind("RoleBinding")
+            .ok_or_else(|| StoreError::Config("RoleBinding kind missing".into()))?;
+        let (bindings, _) = self
+            .store
+            .list(kind, "", &LabelSelector::everything())
+            .await?;
+        Ok(bindings
+            .into_iter()
+            .filter(|b| binding_names(b, p) && binding_role(b).and_then(Role::parse).is_some())
+            .map(|b| b.metadata.namespace)
+            .collect())
+    }
+}

@@ -1,0 +1,92 @@
+//! The shape every stored object shares: `apiVersion`, `kind`, `metadata`,
+//! and the rest of the body (spec, status, kind-specific fields) kept as JSON
+//! so that fields this version does not know survive a round trip.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMeta {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub generate_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uid: String,
+    /// Kubernetes sends resourceVersion as an opaque string; ours is the
+    /// decimal form of the store's global counter.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub resource_version: String,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: i64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub creation_timestamp: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// ownerReferences, finalizers and anything else we pass through.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Object {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub api_version: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(flatten)]
+    pub body: Map<String, Value>,
+}
+
+impl Object {
+    pub fn new(kind: &str, namespace: &str, name: &str) -> Self {
+        let api_version = crate::kinds::by_kind(kind)
+            .map(|k| k.api_version())
+            .unwrap_or_else(|| "v1".into());
+        Object {
+            api_version,
+            kind: kind.into(),
+            metadata: ObjectMeta {
+                name: name.into(),
+                namespace: namespace.into(),
+                ..Default::default()
+            },
+            body: Map::new(),
+        }
+    }
+
+    pub fn with(mut self, field: &str, value: Value) -> Self {
+        self.body.insert(field.into(), value);
+        self
+    }
+
+    pub fn resource_version(&self) -> Option<i64> {
+        self.metadata.resource_version.parse().ok()
+    }
+
+    pub fn spec(&self) -> Option<&Value> {
+        self.body.get("spec")
+    }
+
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    pub fn from_value(v: Value) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(v)
+    }
+}

@@ -1,0 +1,99 @@
+//! What a new project is made of: the Project, an admin RoleBinding for its
+//! requester, and the `builder`, `deployer` and `default` service accounts
+//! with their bindings. Created in one transaction by the caller.
+
+use serde_json::json;
+
+use crate::auth::{Principal, PROJECT_SERVICE_ACCOUNTS};
+use crate::kinds::{by_kind, KindInfo};
+use crate::meta::Object;
+use crate::status::Status;
+
+pub const DISPLAY_NAME: &str = "openshift.io/display-name";
+pub const DESCRIPTION: &str = "openshift.io/description";
+pub const REQUESTER: &str = "openshift.io/requester";
+
+fn kind(name: &str) -> Result<&'static KindInfo, Status> {
+    by_kind(name).ok_or_else(|| Status::internal(format!("kind {name} is not registered")))
+}
+
+pub fn role_binding(ns: &str, name: &str, role: &str, subject: &Principal) -> Object {
+    let subject = match subject.as_service_account() {
+        Some((sa_ns, sa)) => json!({"kind": "ServiceAccount", "name": sa, "namespace": sa_ns}),
+        None => json!({"kind": "User", "name": subject.name}),
+    };
+    Object::new("RoleBinding", ns, name)
+        .with("roleRef", json!({"name": role}))
+        .with("subjects", json!([subject]))
+}
+
+/// The objects of a new project, in creation order.
+pub fn new_project(
+    name: &str,
+    display_name: &str,
+    description: &str,
+    requester: &Principal,
+) -> Result<Vec<(&'static KindInfo, Object)>, Status> {
+    crate::validation::dns1123_label(name)
+        .map_err(|e| Status::new(crate::status::Reason::Invalid, format!("projects.project.openshift.io {name:?} is invalid: metadata.name: Invalid value: {name:?}: {e}")))?;
+    let mut project = Object::new("Project", "", name)
+        .with("spec", json!({"finalizers": ["kubernetes"]}))
+        .with("status", json!({"phase": "Active"}));
+    let notes = &mut project.metadata.annotations;
+    notes.insert(REQUESTER.into(), requester.name.clone());
+    if !display_name.is_empty() {
+        notes.insert(DISPLAY_NAME.into(), display_name.into());
+    }
+    if !description.is_empty() {
+        notes.insert(DESCRIPTION.into(), description.into());
+    }
+    let mut objs = vec![
+        (kind("Project")?, project),
+        (
+            kind("RoleBinding")?,
+            role_binding(name, "admin", "admin", requester),
+        ),
+    ];
+    for (sa, role) in PROJECT_SERVICE_ACCOUNTS {
+        objs.push((
+            kind("ServiceAccount")?,
+            Object::new("ServiceAccount", name, sa),
+        ));
+        if let Some(role) = role {
+            let binding = format!(
+                "{}s",
+                role.name().replace(':', "-").trim_start_matches("system-")
+            );
+            objs.push((
+                kind("RoleBinding")?,
+                role_binding(
+                    name,
+                    &format!("system:{binding}"),
+                    role.name(),
+                    &Principal::service_account(name, sa),
+                ),
+            ));
+        }
+    }
+    Ok(objs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_has_requester_admin_and_service_accounts() {
+        let objs = new_project("shop", "Shop", "", &Principal::user("alice")).unwrap();
+        let names: Vec<_> = objs
+            .iter()
+            .map(|(k, o)| format!("{}/{}", k.kind, o.metadata.name))
+            .collect();
+        assert!(names.contains(&"Project/shop".to_string()));
+        assert!(names.contains(&"RoleBinding/admin".to_string()));
+        assert!(names.contains(&"ServiceAccount/builder".to_string()));
+        assert!(names.contains(&"RoleBinding/system:image-builders".to_string()));
+        assert!(names.contains(&"RoleBinding/system:deployers".to_string()));
+        assert!(new_project("Bad_Name", "", "", &Principal::user("a")).is_err());
+    }
+}

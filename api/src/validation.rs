@@ -1,0 +1,514 @@
+//! Field validation. Every failure names the field, the way Kubernetes'
+//! `Invalid` Status does, so a user sees all problems of an object at once.
+
+use serde_json::Value;
+
+use crate::kinds::KindInfo;
+use crate::meta::Object;
+use crate::status::{Reason, Status, StatusCause, StatusDetails};
+
+pub const MAX_NAME_LEN: usize = 63;
+
+/// DNS-1123 label: lower-case alphanumerics and '-', starting and ending
+/// alphanumeric, at most 63 characters.
+pub fn dns1123_label(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!("must be no more than {MAX_NAME_LEN} characters"));
+    }
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let ok_ends = name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric();
+    if !ok_chars || !ok_ends {
+        return Err("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name', or '123-abc')".into());
+    }
+    Ok(())
+}
+
+/// DNS-1123 subdomain (dots allowed between labels), capped at 63
+/// characters so every name also fits a registry path component.
+pub fn dns1123_subdomain(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!("must be no more than {MAX_NAME_LEN} characters"));
+    }
+    for part in name.split('.') {
+        if part.is_empty() || dns1123_label(part).is_err() {
+            return Err("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com')".into());
+        }
+    }
+    Ok(())
+}
+
+/// User names may carry '@' and upper case (e-mail style logins) but never
+/// ':' or '/', which would make them ambiguous with service account names.
+pub fn user_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(format!("must be 1 to {MAX_NAME_LEN} characters"));
+    }
+    if name == "~" || name.starts_with("system:") {
+        return Err("is reserved".into());
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+    {
+        return Err("may contain only letters, digits, '-', '_', '.' and '@'".into());
+    }
+    Ok(())
+}
+
+pub fn name_for(kind: &KindInfo, name: &str) -> Result<(), String> {
+    match kind.kind {
+        "Project" | "ServiceAccount" => dns1123_label(name),
+        "User" => user_name(name),
+        "Image" => image_name(name),
+        // OpenShift names system bindings `system:image-builders`.
+        "RoleBinding" | "ClusterRoleBinding" => {
+            dns1123_subdomain(name.strip_prefix("system:").unwrap_or(name))
+        }
+        _ => dns1123_subdomain(name),
+    }
+}
+
+/// Images are named by their digest (`sha256:<hex>`).
+fn image_name(name: &str) -> Result<(), String> {
+    let ok = name.split_once(':').is_some_and(|(alg, hex)| {
+        matches!(alg, "sha256" | "sha512")
+            && !hex.is_empty()
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err("must be a digest such as sha256:<64 lower-case hex digits>".into())
+    }
+}
+
+#[derive(Default)]
+struct Errors(Vec<StatusCause>);
+
+impl Errors {
+    fn field(&mut self, field: &str, message: impl Into<String>) {
+        self.0.push(StatusCause {
+            reason: "FieldValueInvalid".into(),
+            message: message.into(),
+            field: field.into(),
+        });
+    }
+
+    fn one_of(&mut self, field: &str, value: Option<&Value>, allowed: &[&str], required: bool) {
+        match value.and_then(Value::as_str) {
+            Some(v) if allowed.contains(&v) => {}
+            None if !required && value.is_none_or(Value::is_null) => {}
+            Some(v) => self.field(
+                field,
+                format!(
+                    "Unsupported value: {v:?}: supported values: {}",
+                    quoted(allowed)
+                ),
+            ),
+            None => self.field(field, format!("Required value: one of {}", quoted(allowed))),
+        }
+    }
+}
+
+fn quoted(values: &[&str]) -> String {
+    values
+        .iter()
+        .map(|v| format!("{v:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Validates an object about to be stored. `name` is already filled in
+/// (from `generateName` if needed).
+pub fn validate(kind: &KindInfo, obj: &Object) -> Result<(), Status> {
+    let mut errs = Errors::default();
+    if let Err(e) = name_for(kind, &obj.metadata.name) {
+        errs.field(
+            "metadata.name",
+            format!("Invalid value: {:?}: {e}", obj.metadata.name),
+        );
+    }
+    for (k, v) in &obj.metadata.labels {
+        if let Err(e) = crate::selector::LabelSelector::parse(&format!("{k}={v}")) {
+            errs.field("metadata.labels", e.to_string());
+        }
+    }
+    let body = &obj.body;
+    match kind.kind {
+        "ImageStream" => image_stream(&mut errs, body.get("spec")),
+        "BuildConfig" => build_config(&mut errs, body.get("spec")),
+        "Build" => build_spec(&mut errs, "spec", body.get("spec")),
+        "DeploymentConfig" => deployment_config(&mut errs, body.get("spec")),
+        "RoleBinding" | "ClusterRoleBinding" => role_binding(&mut errs, kind, obj),
+        "Secret" => secret(&mut errs, obj),
+        _ => {}
+    }
+    if errs.0.is_empty() {
+        return Ok(());
+    }
+    let summary = errs
+        .0
+        .iter()
+        .map(|c| format!("{}: {}", c.field, c.message))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(Status::new(
+        Reason::Invalid,
+        format!(
+            "{} {:?} is invalid: {summary}",
+            kind.qualified_plural(),
+            obj.metadata.name
+        ),
+    )
+    .with_details(StatusDetails {
+        name: obj.metadata.name.clone(),
+        group: kind.group.into(),
+        kind: kind.kind.into(),
+        causes: errs.0,
+    }))
+}
+
+impl KindInfo {
+    /// `imagestreams.image.openshift.io`, as Kubernetes names a resource in messages.
+    pub fn qualified_plural(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.to_string()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+}
+
+fn array<'a>(v: Option<&'a Value>) -> &'a [Value] {
+    v.and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+fn object_ref(
+    errs: &mut Errors,
+    field: &str,
+    from: Option<&Value>,
+    kinds: &[&str],
+    required: bool,
+) {
+    let Some(from) = from.filter(|f| !f.is_null()) else {
+        if required {
+            errs.field(field, "Required value");
+        }
+        return;
+    };
+    errs.one_of(&format!("{field}.kind"), from.get("kind"), kinds, true);
+    if from
+        .get("name")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        errs.field(&format!("{field}.name"), "Required value");
+    }
+}
+
+/// A tag name as the registry accepts it: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub fn tag_name(tag: &str) -> bool {
+    let b = tag.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
+}
+
+fn image_stream(errs: &mut Errors, spec: Option<&Value>) {
+    let Some(spec) = spec else { return };
+    for (i, tag) in array(spec.get("tags")).iter().enumerate() {
+        let f = format!("spec.tags[{i}]");
+        match tag.get("name").and_then(Value::as_str) {
+            Some(n) if tag_name(n) => {}
+            _ => errs.field(
+                &format!("{f}.name"),
+                "Invalid value: a tag name must match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}",
+            ),
+        }
+        object_ref(
+            errs,
+            &format!("{f}.from"),
+            tag.get("from"),
+            &["DockerImage", "ImageStreamTag", "ImageStreamImage"],
+            false,
+        );
+        if let Some(p) = tag.get("referencePolicy") {
+            errs.one_of(
+                &format!("{f}.referencePolicy.type"),
+                p.get("type"),
+                &["Source", "Local"],
+                false,
+            );
+        }
+    }
+}
+
+const STRATEGIES: &[&str] = &["Docker", "Source", "Custom", "JenkinsPipeline"];
+
+fn build_spec(errs: &mut Errors, f: &str, spec: Option<&Value>) {
+    let Some(spec) = spec else {
+        errs.field(f, "Required value");
+        return;
+    };
+    let strategy = spec.get("strategy");
+    errs.one_of(
+        &format!("{f}.strategy.type"),
+        strategy.and_then(|s| s.get("type")),
+        STRATEGIES,
+        true,
+    );
+    if let Some(s) = strategy {
+        let sub = match s.get("type").and_then(Value::as_str) {
+            Some("Docker") => Some("dockerStrategy"),
+            Some("Source") => Some("sourceStrategy"),
+            Some("Custom") => Some("customStrategy"),
+            _ => None,
+        };
+        if let Some(sub) = sub {
+            let from_required = sub != "dockerStrategy";
+            object_ref(
+                errs,
+                &format!("{f}.strategy.{sub}.from"),
+                s.get(sub).and_then(|x| x.get("from")),
+                &["DockerImage", "ImageStreamTag", "ImageStreamImage"],
+                from_required,
+            );
+        }
+    }
+    if let Some(source) = spec.get("source") {
+        if source.get("git").is_some_and(|g| !g.is_null())
+            && source.get("binary").is_some_and(|b| !b.is_null())
+        {
+            errs.field(
+                &format!("{f}.source"),
+                "git and binary sources are mutually exclusive",
+            );
+        }
+        if let Some(uri) = source.get("git").and_then(|g| g.get("uri")) {
+            if uri.as_str().is_none_or(str::is_empty) {
+                errs.field(&format!("{f}.source.git.uri"), "Required value");
+            }
+        }
+        if let Some(dir) = source.get("contextDir").and_then(Value::as_str) {
+            if dir.split('/').any(|p| p == "..") {
+                errs.field(&format!("{f}.source.contextDir"), "must not contain '..'");
+            }
+        }
+    }
+    if let Some(to) = spec.get("output").and_then(|o| o.get("to")) {
+        object_ref(
+            errs,
+            &format!("{f}.output.to"),
+            Some(to),
+            &["ImageStreamTag", "DockerImage"],
+            false,
+        );
+    }
+    if let Some(d) = spec.get("completionDeadlineSeconds") {
+        if d.as_i64().is_none_or(|d| d <= 0) {
+            errs.field(
+                &format!("{f}.completionDeadlineSeconds"),
+                "must be a positive integer",
+            );
+        }
+    }
+}
+
+fn build_config(errs: &mut Errors, spec: Option<&Value>) {
+    build_spec(errs, "spec", spec);
+    let Some(spec) = spec else { return };
+    errs.one_of(
+        "spec.runPolicy",
+        spec.get("runPolicy"),
+        &["Serial", "SerialLatestOnly", "Parallel"],
+        false,
+    );
+    for f in ["successfulBuildsHistoryLimit", "failedBuildsHistoryLimit"] {
+        if let Some(v) = spec.get(f).filter(|v| !v.is_null()) {
+            if v.as_i64().is_none_or(|n| n < 0) {
+                errs.field(&format!("spec.{f}"), "must be greater than or equal to 0");
+            }
+        }
+    }
+    for (i, t) in array(spec.get("triggers")).iter().enumerate() {
+        if t.get("type").and_then(Value::as_str).is_none() {
+            errs.field(&format!("spec.triggers[{i}].type"), "Required value");
+        }
+    }
+}
+
+fn deployment_config(errs: &mut Errors, spec: Option<&Value>) {
+    let Some(spec) = spec else {
+        errs.field("spec", "Required value");
+        return;
+    };
+    if let Some(r) = spec.get("replicas").filter(|v| !v.is_null()) {
+        if r.as_i64().is_none_or(|n| n < 0) {
+            errs.field("spec.replicas", "must be greater than or equal to 0");
+        }
+    }
+    if let Some(s) = spec.get("strategy") {
+        errs.one_of(
+            "spec.strategy.type",
+            s.get("type"),
+            &["Rolling", "Recreate", "Custom"],
+            false,
+        );
+    }
+    let containers = array(
+        spec.get("template")
+            .and_then(|t| t.get("spec"))
+            .and_then(|s| s.get("containers")),
+    );
+    if spec.get("template").is_some() && containers.is_empty() {
+        errs.field("spec.template.spec.containers", "Required value");
+    }
+    for (i, c) in containers.iter().enumerate() {
+        if c.get("name")
+            .and_then(Value::as_str)
+            .is_none_or(|n| dns1123_label(n).is_err())
+        {
+            errs.field(
+                &format!("spec.template.spec.containers[{i}].name"),
+                "Required value: a DNS-1123 label",
+            );
+        }
+    }
+    for (i, t) in array(spec.get("triggers")).iter().enumerate() {
+        let f = format!("spec.triggers[{i}]");
+        errs.one_of(
+            &format!("{f}.type"),
+            t.get("type"),
+            &["ConfigChange", "ImageChange"],
+            true,
+        );
+        if t.get("type").and_then(Value::as_str) == Some("ImageChange") {
+            let p = t.get("imageChangeParams");
+            if p.is_none() {
+                errs.field(&format!("{f}.imageChangeParams"), "Required value");
+            }
+            object_ref(
+                errs,
+                &format!("{f}.imageChangeParams.from"),
+                p.and_then(|p| p.get("from")),
+                &["ImageStreamTag"],
+                p.is_some(),
+            );
+            for (j, n) in array(p.and_then(|p| p.get("containerNames")))
+                .iter()
+                .enumerate()
+            {
+                let name = n.as_str().unwrap_or_default();
+                if !containers.is_empty()
+                    && !containers
+                        .iter()
+                        .any(|c| c.get("name").and_then(Value::as_str) == Some(name))
+                {
+                    errs.field(
+                        &format!("{f}.imageChangeParams.containerNames[{j}]"),
+                        format!("Invalid value: {name:?}: there is no container with that name"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn role_binding(errs: &mut Errors, kind: &KindInfo, obj: &Object) {
+    let allowed: &[&str] = if kind.kind == "ClusterRoleBinding" {
+        &["cluster-admin"]
+    } else {
+        crate::auth::Role::NAMES
+    };
+    errs.one_of(
+        "roleRef.name",
+        obj.body.get("roleRef").and_then(|r| r.get("name")),
+        allowed,
+        true,
+    );
+    for (i, s) in array(obj.body.get("subjects")).iter().enumerate() {
+        errs.one_of(
+            &format!("subjects[{i}].kind"),
+            s.get("kind"),
+            &["User", "ServiceAccount", "Group", "SystemUser"],
+            true,
+        );
+        if s.get("name")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            errs.field(&format!("subjects[{i}].name"), "Required value");
+        }
+    }
+}
+
+fn secret(errs: &mut Errors, obj: &Object) {
+    use base64::Engine;
+    if let Some(data) = obj.body.get("data").and_then(Value::as_object) {
+        for (k, v) in data {
+            let ok = v
+                .as_str()
+                .is_some_and(|s| base64::engine::general_purpose::STANDARD.decode(s).is_ok());
+            if !ok {
+                errs.field(&format!("data[{k}]"), "must be base64 encoded");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(dns1123_label("my-project").is_ok());
+        assert!(dns1123_label("My-Project").is_err());
+        assert!(dns1123_label("-a").is_err());
+        assert!(dns1123_label(&"a".repeat(64)).is_err());
+        assert!(dns1123_label(&"a".repeat(63)).is_ok());
+        assert!(dns1123_subdomain("a.b-c").is_ok());
+        assert!(dns1123_subdomain("a..b").is_err());
+        assert!(dns1123_subdomain("a_b").is_err());
+        assert!(user_name("alice@example.com").is_ok());
+        assert!(user_name("system:admin").is_err());
+        assert!(user_name("a/b").is_err());
+    }
+
+    #[test]
+    fn deployment_config_trigger_kinds() {
+        let kind = crate::kinds::by_kind("DeploymentConfig").unwrap();
+        let mut dc = Object::new("DeploymentConfig", "p", "web");
+        dc.body.insert(
+            "spec".into(),
+            serde_json::json!({
+                "template": {"spec": {"containers": [{"name": "web", "image": "x"}]}},
+                "triggers": [{"type": "ImageChange", "imageChangeParams": {"from": {"kind": "DockerImage", "name": "x"}, "containerNames": ["nope"]}}]
+            }),
+        );
+        let err = validate(kind, &dc).unwrap_err();
+        assert_eq!(err.reason, Reason::Invalid);
+        let causes = err.details.unwrap().causes;
+        assert!(causes
+            .iter()
+            .any(|c| c.field == "spec.triggers[0].imageChangeParams.from.kind"));
+        assert!(causes
+            .iter()
+            .any(|c| c.field == "spec.triggers[0].imageChangeParams.containerNames[0]"));
+    }
+}

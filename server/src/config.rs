@@ -1,0 +1,183 @@
+//! Configuration: flags, then `PODSPACE_*` environment variables, then a
+//! TOML file (`--config`), then defaults — the first that sets a value wins.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde::Deserialize;
+
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (keys as the flags, with '_' for '-').
+    #[arg(long, env = "PODSPACE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory for the SQLite database and the registry's blobs [default: ./.podspace]
+    #[arg(long, env = "PODSPACE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address of the REST API and webhooks [default: 127.0.0.1:8080]
+    #[arg(long, env = "PODSPACE_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Address of the OCI registry [default: 127.0.0.1:5000]
+    #[arg(long, env = "PODSPACE_REGISTRY_LISTEN", value_name = "ADDR")]
+    pub registry_listen: Option<SocketAddr>,
+    /// Metadata store: sqlite://PATH or postgres://USER:PASSWORD@HOST/DB [default: sqlite://DATA_DIR/podspace.db]
+    #[arg(long, env = "PODSPACE_DB", value_name = "URL")]
+    pub db: Option<String>,
+    /// Password of the `admin` cluster-admin user: set on first start (instead of a
+    /// generated one-time password) and reset to this value on every later start.
+    #[arg(
+        long,
+        env = "PODSPACE_ADMIN_PASSWORD",
+        value_name = "PW",
+        hide_env_values = true
+    )]
+    pub admin_password: Option<String>,
+    /// Lifetime of tokens issued by `psc login`, in seconds [default: 86400]
+    #[arg(long, env = "PODSPACE_TOKEN_TTL", value_name = "SECONDS")]
+    pub token_ttl: Option<u64>,
+    /// Largest request body the API accepts, in bytes [default: 3145728]
+    #[arg(long, env = "PODSPACE_MAX_BODY", value_name = "BYTES")]
+    pub max_body: Option<usize>,
+    /// Events kept in the durable event log before the oldest are compacted [default: 1000000]
+    #[arg(long, env = "PODSPACE_EVENT_RETENTION", value_name = "COUNT")]
+    pub event_retention: Option<i64>,
+    /// Log format: text or json [default: text]
+    #[arg(long, env = "PODSPACE_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    registry_listen: Option<SocketAddr>,
+    db: Option<String>,
+    admin_password: Option<String>,
+    token_ttl: Option<u64>,
+    max_body: Option<usize>,
+    event_retention: Option<i64>,
+    log_format: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub registry_listen: SocketAddr,
+    pub db: String,
+    pub admin_password: Option<String>,
+    pub token_ttl: Duration,
+    pub max_body: usize,
+    pub event_retention: i64,
+    pub log_format: LogFormat,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("listen", &self.listen)
+            .field("registry_listen", &self.registry_listen)
+            .field("db", &podspace_api::store::redact_url(&self.db))
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "***"),
+            )
+            .field("token_ttl", &self.token_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
+        let file: FileConfig = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(".podspace"));
+        let db = args
+            .db
+            .or(file.db)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("podspace.db").display()));
+        let log_format = match args.log_format.or(file.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => bail!("unknown log format {other:?}: use text or json"),
+        };
+        let max_body = args.max_body.or(file.max_body).unwrap_or(3 * 1024 * 1024);
+        if max_body < 1024 {
+            bail!("max-body must be at least 1024 bytes");
+        }
+        Ok(Config {
+            data_dir,
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| ([127, 0, 0, 1], 8080).into()),
+            registry_listen: args
+                .registry_listen
+                .or(file.registry_listen)
+                .unwrap_or_else(|| ([127, 0, 0, 1], 5000).into()),
+            db,
+            admin_password: args.admin_password.or(file.admin_password),
+            token_ttl: Duration::from_secs(args.token_ttl.or(file.token_ttl).unwrap_or(86_400)),
+            max_body,
+            event_retention: args
+                .event_retention
+                .or(file.event_retention)
+                .unwrap_or(1_000_000)
+                .max(1000),
+            log_format,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_defaults_fill_the_rest() {
+        let dir = std::env::temp_dir().join(format!("podspace-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/var/lib/x\"\n",
+        )
+        .unwrap();
+        let cfg = Config::resolve(ServeArgs {
+            config: Some(file.clone()),
+            data_dir: Some("/tmp/y".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(cfg.listen.port(), 9000);
+        assert_eq!(cfg.data_dir, PathBuf::from("/tmp/y"));
+        assert_eq!(cfg.db, "sqlite:///tmp/y/podspace.db");
+        assert_eq!(cfg.registry_listen.port(), 5000);
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        assert!(Config::resolve(ServeArgs {
+            config: Some(file),
+            ..Default::default()
+        })
+        .is_err());
+    }
+}
