@@ -1,1 +1,108 @@
-fn main() {}
+//! `psc`: the PodSpace CLI.
+
+mod client;
+mod cmd;
+mod config;
+mod manifest;
+mod output;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "psc", version, about = "The PodSpace Pipeline command line")]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone, Default)]
+pub struct Global {
+    /// Project to act in (instead of the current one)
+    #[arg(short = 'n', long = "namespace", global = true, value_name = "PROJECT")]
+    pub namespace: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Log in to a server (prompts for missing credentials)
+    Login(cmd::auth::LoginArgs),
+    /// End the current session: the token is revoked on the server
+    Logout,
+    /// Show the current user
+    Whoami {
+        /// Print the session token instead
+        #[arg(short = 't', long = "show-token")]
+        token: bool,
+        /// Print the server URL instead
+        #[arg(long = "show-server")]
+        server: bool,
+    },
+    /// Create a project and switch to it
+    NewProject(cmd::projects::NewProjectArgs),
+    /// List the projects you can see
+    Projects,
+    /// Show the current project, or switch to another
+    Project { name: Option<String> },
+    /// Show objects: psc get KIND [NAME...]
+    Get(cmd::objects::GetArgs),
+    /// Show the details of an object
+    Describe { kind: String, name: String },
+    /// Create objects from a file (YAML or JSON), or a user or token
+    Create(cmd::objects::CreateArgs),
+    /// Create or update objects from a file
+    Apply(cmd::objects::FileArgs),
+    /// Delete objects: psc delete KIND NAME... | -f FILE
+    Delete(cmd::objects::DeleteArgs),
+    /// Manage who may do what in a project
+    Policy {
+        #[command(subcommand)]
+        command: cmd::policy::PolicyCommand,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    if let Err(e) = result {
+        if e.downcast_ref::<client::ServerError>().is_some()
+            || e.downcast_ref::<cmd::Reported>().is_some()
+        {
+            if e.downcast_ref::<cmd::Reported>().is_none() {
+                eprintln!("{e}");
+            }
+        } else {
+            eprintln!("error: {e:#}");
+        }
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let g = cli.global;
+    match cli.command {
+        Command::Login(args) => cmd::auth::login(args).await,
+        Command::Logout => cmd::auth::logout().await,
+        Command::Whoami { token, server } => cmd::auth::whoami(token, server).await,
+        Command::NewProject(args) => cmd::projects::new_project(args).await,
+        Command::Projects => cmd::projects::list().await,
+        Command::Project { name } => cmd::projects::switch(name).await,
+        Command::Get(args) => cmd::objects::get(&g, args).await,
+        Command::Describe { kind, name } => cmd::objects::describe(&g, &kind, &name).await,
+        Command::Create(args) => cmd::objects::create(&g, args).await,
+        Command::Apply(args) => cmd::objects::apply(&g, args).await,
+        Command::Delete(args) => cmd::objects::delete(&g, args).await,
+        Command::Policy { command } => cmd::policy::run(&g, command).await,
+    }
+}

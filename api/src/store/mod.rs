@@ -446,6 +446,11 @@ impl Store {
         let mut new = old.clone();
         f(&mut new).map_err(StoreError::Rejected)?;
         let new = merge_update(kind, &old, new, scope, rv);
+        if merge_update(kind, &old, new.clone(), scope, stored_rv) == old {
+            // Nothing changed: no new resourceVersion, no event.
+            tx.rollback().await?;
+            return Ok(old);
+        }
         let body = serde_json::to_string(&new)?;
         sqlx::query("UPDATE objects SET rv = $1, body = $2 WHERE kind = $3 AND namespace = $4 AND name = $5")
             .bind(rv)

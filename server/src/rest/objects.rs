@@ -27,31 +27,32 @@ pub async fn handle(
 ) -> ApiResult<Response> {
     let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
     let method = req.method().clone();
-    let verb =
-        match (&method, target.name.is_some(), target.sub.as_deref()) {
-            (&Method::GET, false, _) if watching => Verb::Watch,
-            (&Method::GET, false, _) => Verb::List,
-            (&Method::GET, true, None | Some("status")) => Verb::Get,
-            (&Method::POST, false, None) => Verb::Create,
-            (&Method::POST, true, Some("token")) if target.kind.kind == "ServiceAccount" => {
-                Verb::Create
-            }
-            (&Method::PUT, true, None | Some("status")) => Verb::Update,
-            (&Method::PATCH, true, None | Some("status")) => Verb::Patch,
-            (&Method::DELETE, true, None) => Verb::Delete,
-            (_, true, Some(sub)) if !matches!(sub, "status" | "token") => {
-                return Err(ApiError(Status::new(
-                    Reason::NotFound,
-                    "the server could not find the requested resource",
-                )))
-            }
-            _ => return Err(ApiError(Status::new(
+    let verb = match (&method, target.name.is_some(), target.sub.as_deref()) {
+        (&Method::GET, false, _) if watching => Verb::Watch,
+        (&Method::GET, false, _) => Verb::List,
+        (&Method::GET, true, None | Some("status")) => Verb::Get,
+        (&Method::POST, false, None) => Verb::Create,
+        (&Method::POST, true, Some("token")) if target.kind.kind == "ServiceAccount" => {
+            Verb::Create
+        }
+        (&Method::PUT, true, None | Some("status")) => Verb::Update,
+        (&Method::PATCH, true, None | Some("status")) => Verb::Patch,
+        (&Method::DELETE, true, None) => Verb::Delete,
+        (_, true, Some(sub)) if !matches!(sub, "status" | "token") => {
+            return Err(ApiError(Status::new(
+                Reason::NotFound,
+                "the server could not find the requested resource",
+            )))
+        }
+        _ => {
+            return Err(ApiError(Status::new(
                 Reason::MethodNotAllowed,
                 format!(
                     "the server does not allow this method on the requested resource ({method})"
                 ),
-            ))),
-        };
+            )))
+        }
+    };
     if target.sub.as_deref() == Some("status") && !target.kind.has_status {
         return Err(ApiError(Status::new(
             Reason::NotFound,
