@@ -1,0 +1,510 @@
+//! The store suite: every test runs against SQLite and against PostgreSQL.
+//!
+//! PostgreSQL comes from `PODSPACE_TEST_POSTGRES_URL` (scripts/test starts
+//! one and sets it); each test gets a database of its own. Without it the
+//! PostgreSQL half fails, unless `PODSPACE_SKIP_POSTGRES=1` says to skip.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use podspace_api::kinds::by_kind;
+use podspace_api::selector::LabelSelector;
+use podspace_api::store::{EventType, Store, StoreError, UpdateScope};
+use podspace_api::{KindInfo, Object};
+use serde_json::json;
+
+fn kind(name: &str) -> &'static KindInfo {
+    by_kind(name).unwrap()
+}
+
+/// A place for a store that outlives reopening it.
+struct Db {
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Db {
+    async fn open(&self) -> Store {
+        Store::open(&self.url).await.expect("open store")
+    }
+}
+
+async fn sqlite() -> Option<Db> {
+    let dir = tempfile::tempdir().unwrap();
+    Some(Db {
+        url: format!("sqlite://{}", dir.path().join("store.db").display()),
+        _dir: Some(dir),
+    })
+}
+
+async fn postgres() -> Option<Db> {
+    let Ok(base) = std::env::var("PODSPACE_TEST_POSTGRES_URL") else {
+        if std::env::var("PODSPACE_SKIP_POSTGRES").is_ok_and(|v| v == "1") {
+            eprintln!("PostgreSQL half skipped (PODSPACE_SKIP_POSTGRES=1)");
+            return None;
+        }
+        panic!("PODSPACE_TEST_POSTGRES_URL is not set: run scripts/test, or set PODSPACE_SKIP_POSTGRES=1 to skip the PostgreSQL half");
+    };
+    sqlx::any::install_default_drivers();
+    let db = format!("podspace_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::AnyPool::connect(&base)
+        .await
+        .expect("connect to PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&admin)
+        .await
+        .expect("create test database");
+    admin.close().await;
+    let (prefix, _) = base.rsplit_once('/').expect("URL with a database");
+    Some(Db {
+        url: format!("{prefix}/{db}"),
+        _dir: None,
+    })
+}
+
+async fn project(store: &Store, ns: &str) {
+    store
+        .create(kind("Project"), Object::new("Project", "", ns))
+        .await
+        .unwrap();
+}
+
+fn stream(ns: &str, name: &str) -> Object {
+    Object::new("ImageStream", ns, name).with("spec", json!({"tags": []}))
+}
+
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if let Some(db) = super::sqlite().await { super::$name(db).await }
+            })*
+        }
+        mod on_postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if let Some(db) = super::postgres().await { super::$name(db).await }
+            })*
+        }
+    };
+}
+
+suite!(
+    create_get_list_delete,
+    generate_name_and_duplicates,
+    namespaces_must_exist,
+    stale_update_conflicts,
+    generation_and_status_scope,
+    noop_update_changes_nothing,
+    label_selectors,
+    watch_resumes_after_restart,
+    eight_concurrent_writers_lose_no_event,
+    namespace_delete_cascades,
+    compaction_answers_gone,
+    credentials_and_tokens,
+);
+
+async fn create_get_list_delete(db: Db) {
+    let store = db.open().await;
+    project(&store, "p").await;
+    let is = kind("ImageStream");
+    let created = store.create(is, stream("p", "web")).await.unwrap();
+    assert_eq!(created.metadata.generation, 1);
+    assert!(!created.metadata.uid.is_empty());
+    assert_eq!(created.api_version, "image.openshift.io/v1");
+    let got = store.get(is, "p", "web").await.unwrap();
+    assert_eq!(got, created);
+    let (items, rv) = store
+        .list(is, "p", &LabelSelector::everything())
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(rv, created.resource_version().unwrap());
+    let deleted = store.delete(is, "p", "web", None).await.unwrap();
+    assert!(deleted.resource_version().unwrap() > rv);
+    assert!(matches!(
+        store.get(is, "p", "web").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.delete(is, "p", "web", None).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let events = store
+        .events_since(0, Some("ImageStream"), None, 100)
+        .await
+        .unwrap();
+    let types: Vec<_> = events.iter().map(|e| e.event_type).collect();
+    assert_eq!(types, [EventType::Added, EventType::Deleted]);
+}
+
+async fn generate_name_and_duplicates(db: Db) {
+    let store = db.open().await;
+    project(&store, "p").await;
+    let is = kind("ImageStream");
+    let mut obj = stream("p", "");
+    obj.metadata.generate_name = "web-".into();
+    let a = store.create(is, obj.clone()).await.unwrap();
+    let b = store.create(is, obj).await.unwrap();
+    assert!(a.metadata.name.starts_with("web-") && a.metadata.name.len() == 9);
+    assert_ne!(a.metadata.name, b.metadata.name);
+    let dup = store.create(is, stream("p", &a.metadata.name)).await;
+    assert!(
+        matches!(dup, Err(StoreError::AlreadyExists { .. })),
+        "{dup:?}"
+    );
+    // A failed batch stores nothing.
+    let before = store.current_rv().await.unwrap();
+    let batch = store
+        .create_many(vec![
+            (is, stream("p", "new-one")),
+            (is, stream("p", &b.metadata.name)),
+        ])
+        .await;
+    assert!(matches!(batch, Err(StoreError::AlreadyExists { .. })));
+    assert!(store.get(is, "p", "new-one").await.is_err());
+    assert_eq!(store.current_rv().await.unwrap(), before);
+}
+
+async fn namespaces_must_exist(db: Db) {
+    let store = db.open().await;
+    let r = store
+        .create(kind("ImageStream"), stream("nowhere", "web"))
+        .await;
+    assert!(
+        matches!(r, Err(StoreError::NamespaceNotFound(ref ns)) if ns == "nowhere"),
+        "{r:?}"
+    );
+}
+
+async fn stale_update_conflicts(db: Db) {
+    let store = db.open().await;
+    project(&store, "p").await;
+    let is = kind("ImageStream");
+    let v1 = store.create(is, stream("p", "web")).await.unwrap();
+    let mut a = v1.clone();
+    a.metadata.labels.insert("who".into(), "a".into());
+    let v2 = store.update(is, a, UpdateScope::Main).await.unwrap();
+    let mut b = v1.clone();
+    b.metadata.labels.insert("who".into(), "b".into());
+    let r = store.update(is, b, UpdateScope::Main).await;
+    assert!(matches!(r, Err(StoreError::Conflict { .. })), "{r:?}");
+    assert_eq!(store.get(is, "p", "web").await.unwrap(), v2);
+    let r = store.delete(is, "p", "web", v1.resource_version()).await;
+    assert!(matches!(r, Err(StoreError::Conflict { .. })));
+    store
+        .delete(is, "p", "web", v2.resource_version())
+        .await
+        .unwrap();
+}
+
+async fn generation_and_status_scope(db: Db) {
+    let store = db.open().await;
+    project(&store, "p").await;
+    let is = kind("ImageStream");
+    let v1 = store.create(is, stream("p", "web")).await.unwrap();
+    let mut st = v1.clone();
+    st.body
+        .insert("status".into(), json!({"dockerImageRepository": "r/p/web"}));
+    st.body.insert("spec".into(), json!({"ignored": true}));
+    let v2 = store.update(is, st, UpdateScope::Status).await.unwrap();
+    assert_eq!(
+        v2.metadata.generation, 1,
+        "status writes keep the generation"
+    );
+    assert_eq!(
+        v2.body["status"],
+        json!({"dockerImageRepository": "r/p/web"})
+    );
+    assert_eq!(
+        v2.body["spec"],
+        json!({"tags": []}),
+        "the status scope writes only status"
+    );
+    let mut main = v2.clone();
+    main.body
+        .insert("spec".into(), json!({"tags": [{"name": "latest"}]}));
+    main.body.remove("status");
+    main.metadata.uid = "forged".into();
+    let v3 = store.update(is, main, UpdateScope::Main).await.unwrap();
+    assert_eq!(v3.metadata.generation, 2);
+    assert_eq!(v3.metadata.uid, v1.metadata.uid, "uid is immutable");
+    assert_eq!(
+        v3.body["status"], v2.body["status"],
+        "the main scope keeps status"
+    );
+    let v4 = store
+        .mutate(is, "p", "web", None, UpdateScope::Main, |o| {
+            o.metadata.labels.insert("a".into(), "b".into());
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        v4.metadata.generation, 2,
+        "metadata changes keep the generation"
+    );
+}
+
+async fn noop_update_changes_nothing(db: Db) {
+    let store = db.open().await;
+    project(&store, "p").await;
+    let is = kind("ImageStream");
+    let v1 = store.create(is, stream("p", "web")).await.unwrap();
+    let same = store
+        .update(is, v1.clone(), UpdateScope::Main)
+        .await
+        .unwrap();
+    assert_eq!(same, v1);
+    assert_eq!(
+        store.current_rv().await.unwrap(),
+        v1.resource_version().unwrap()
+    );
+}
+
+async fn label_selectors(db: Db) {
+    let store = db.open().await;
+    project(&store, "p").await;
+    let is = kind("ImageStream");
+    for (name, app) in [("a", "shop"), ("b", "shop"), ("c", "blog")] {
+        let mut o = stream("p", name);
+        o.metadata.labels.insert("app".into(), app.into());
+        store.create(is, o).await.unwrap();
+    }
+    let names = |items: Vec<Object>| {
+        items
+            .into_iter()
+            .map(|o| o.metadata.name)
+            .collect::<Vec<_>>()
+    };
+    let (shop, _) = store
+        .list(is, "p", &LabelSelector::parse("app=shop").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(names(shop), ["a", "b"]);
+    let (not_shop, _) = store
+        .list(is, "p", &LabelSelector::parse("app notin (shop)").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(names(not_shop), ["c"]);
+}
+
+async fn watch_resumes_after_restart(db: Db) {
+    let store = db.open().await;
+    project(&store, "p").await;
+    let is = kind("ImageStream");
+    store.create(is, stream("p", "before")).await.unwrap();
+    let mark = store.current_rv().await.unwrap();
+    store.create(is, stream("p", "after-1")).await.unwrap();
+    store.create(is, stream("p", "after-2")).await.unwrap();
+    store.close().await;
+    drop(store);
+    let store = db.open().await;
+    let events = store
+        .events_since(mark, Some("ImageStream"), Some("p"), 100)
+        .await
+        .unwrap();
+    let names: Vec<_> = events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["after-1", "after-2"]);
+    // And the counter goes on from where it was.
+    let next = store.create(is, stream("p", "after-3")).await.unwrap();
+    assert_eq!(next.resource_version().unwrap(), events[1].rv + 1);
+}
+
+async fn eight_concurrent_writers_lose_no_event(db: Db) {
+    let store = db.open().await;
+    project(&store, "p").await;
+    let start = store.current_rv().await.unwrap();
+    let is = kind("ImageStream");
+    // A tailer follows the log while the writers run, the way the server's
+    // event tail and the trigger controllers do.
+    let done = Arc::new(tokio::sync::Notify::new());
+    let tailer = {
+        let store = store.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut last = start;
+            let mut seen = Vec::new();
+            let mut finished = false;
+            loop {
+                let batch = store.events_since(last, None, None, 1000).await.unwrap();
+                if batch.is_empty() {
+                    if finished {
+                        return seen;
+                    }
+                    tokio::select! {
+                        _ = done.notified() => finished = true,
+                        _ = tokio::time::sleep(std::time::Duration::from_millis(5)) => {}
+                    }
+                    continue;
+                }
+                for e in batch {
+                    assert_eq!(e.rv, last + 1, "the tailer saw a gap");
+                    last = e.rv;
+                    seen.push(e);
+                }
+            }
+        })
+    };
+    const WRITERS: usize = 8;
+    const PER_WRITER: usize = 40;
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..PER_WRITER {
+                let name = format!("w{w}-{i}");
+                store.create(is, stream("p", &name)).await.unwrap();
+                store
+                    .mutate(is, "p", &name, None, UpdateScope::Main, |o| {
+                        o.metadata.labels.insert("touched".into(), "yes".into());
+                        Ok(())
+                    })
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    done.notify_one();
+    let seen = tailer.await.unwrap();
+    assert_eq!(seen.len(), WRITERS * PER_WRITER * 2);
+    let rvs: BTreeSet<i64> = seen.iter().map(|e| e.rv).collect();
+    assert_eq!(
+        rvs.len(),
+        seen.len(),
+        "every event has its own resourceVersion"
+    );
+    assert_eq!(*rvs.iter().next().unwrap(), start + 1);
+    assert_eq!(
+        *rvs.iter().last().unwrap(),
+        store.current_rv().await.unwrap()
+    );
+    for w in 0..WRITERS {
+        for i in 0..PER_WRITER {
+            let name = format!("w{w}-{i}");
+            let mine: Vec<_> = seen
+                .iter()
+                .filter(|e| e.name == name)
+                .map(|e| e.event_type)
+                .collect();
+            assert_eq!(mine, [EventType::Added, EventType::Modified], "{name}");
+        }
+    }
+}
+
+async fn namespace_delete_cascades(db: Db) {
+    let store = db.open().await;
+    project(&store, "p").await;
+    project(&store, "q").await;
+    let is = kind("ImageStream");
+    store.create(is, stream("p", "a")).await.unwrap();
+    store
+        .create(kind("BuildConfig"), Object::new("BuildConfig", "p", "b"))
+        .await
+        .unwrap();
+    store.create(is, stream("q", "keep")).await.unwrap();
+    let mark = store.current_rv().await.unwrap();
+    store.delete_namespace(kind("Project"), "p").await.unwrap();
+    assert!(store.get(is, "p", "a").await.is_err());
+    assert!(store.get(kind("Project"), "", "p").await.is_err());
+    assert!(store.get(is, "q", "keep").await.is_ok());
+    let events = store.events_since(mark, None, None, 100).await.unwrap();
+    let deleted: BTreeSet<_> = events
+        .iter()
+        .filter(|e| e.event_type == EventType::Deleted)
+        .map(|e| format!("{}/{}", e.kind, e.name))
+        .collect();
+    assert_eq!(
+        deleted,
+        BTreeSet::from([
+            "ImageStream/a".to_string(),
+            "BuildConfig/b".into(),
+            "Project/p".into()
+        ])
+    );
+    assert!(matches!(
+        store.create(is, stream("p", "late")).await,
+        Err(StoreError::NamespaceNotFound(_))
+    ));
+}
+
+async fn compaction_answers_gone(db: Db) {
+    let store = db.open().await;
+    project(&store, "p").await;
+    let is = kind("ImageStream");
+    for i in 0..10 {
+        store
+            .create(is, stream("p", &format!("s{i}")))
+            .await
+            .unwrap();
+    }
+    let removed = store.compact_events(3).await.unwrap();
+    assert!(removed >= 8, "{removed}");
+    assert!(matches!(
+        store.events_since(1, None, None, 10).await,
+        Err(StoreError::Gone { .. })
+    ));
+    let current = store.current_rv().await.unwrap();
+    assert_eq!(
+        store
+            .events_since(current - 3, None, None, 10)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+async fn credentials_and_tokens(db: Db) {
+    let store = db.open().await;
+    let authn = podspace_api::auth::Authenticator::new(store.clone());
+    authn.set_password("alice", "correct horse").await.unwrap();
+    assert!(authn
+        .verify_password("alice", "correct horse")
+        .await
+        .unwrap());
+    assert!(!authn.verify_password("alice", "wrong").await.unwrap());
+    assert!(!authn
+        .verify_password("nobody", "correct horse")
+        .await
+        .unwrap());
+    let issued = authn
+        .login("alice", "correct horse", std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(issued.token.starts_with("psc_"));
+    assert_eq!(
+        authn
+            .authenticate(&issued.token)
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
+        "alice"
+    );
+    assert!(authn.authenticate("psc_forged").await.unwrap().is_none());
+    assert!(authn.revoke(&issued.token).await.unwrap());
+    assert!(
+        authn.authenticate(&issued.token).await.unwrap().is_none(),
+        "revocation is immediate"
+    );
+    let expired = authn
+        .issue_token("alice", std::time::Duration::from_secs(0), "t")
+        .await
+        .unwrap();
+    assert!(authn.authenticate(&expired.token).await.unwrap().is_none());
+    let t = authn
+        .issue_token("alice", std::time::Duration::from_secs(60), "t")
+        .await
+        .unwrap();
+    authn.forget("alice").await.unwrap();
+    assert!(authn.authenticate(&t.token).await.unwrap().is_none());
+    assert!(!authn
+        .verify_password("alice", "correct horse")
+        .await
+        .unwrap());
+}
