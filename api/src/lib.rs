@@ -6,6 +6,7 @@
 //! reading the store's durable event log.
 
 pub mod auth;
+pub mod defaults;
 pub mod kinds;
 pub mod meta;
 pub mod projects;

@@ -45,9 +45,19 @@ pub async fn admin(
                 .set_password(ADMIN, &pw)
                 .await
                 .context("setting the admin password")?;
-            // Printed once to the terminal, never to the structured log.
-            println!("Created user \"{ADMIN}\" (cluster-admin) with one-time password: {pw}");
-            println!("Log in with: psc login http://<listen address> -u {ADMIN} -p '{pw}'");
+            // Printed once to the terminal, never to the structured log. A
+            // closed stdout must not take the server down.
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "Created user \"{ADMIN}\" (cluster-admin) with one-time password: {pw}"
+            );
+            let _ = writeln!(
+                out,
+                "Log in with: psc login http://<listen address> -u {ADMIN} -p '{pw}'"
+            );
+            let _ = out.flush();
         }
         (None, false) => {}
     }

@@ -47,9 +47,12 @@ fn main() -> anyhow::Result<()> {
 fn init_tracing(format: config::LogFormat) {
     let filter = EnvFilter::try_from_env("PODSPACE_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    // A closed stderr must not take the service down: tracing-subscriber
+    // would report the failed write with eprintln!, which panics.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     match format {
         config::LogFormat::Json => builder.json().init(),
         config::LogFormat::Text => builder.init(),

@@ -1,1 +1,399 @@
+//! Test harness: starts a real `podspace serve` on a free port with its own
+//! data directory, and runs the real `psc` against it.
 
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+/// Where cargo put the workspace's binaries (next to the test executable).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().expect("deps dir");
+    let dir = if dir.ends_with("deps") {
+        dir.parent().expect("target dir")
+    } else {
+        dir
+    };
+    dir.to_path_buf()
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (cargo build --workspace --bins; scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+pub struct Server {
+    child: Option<Child>,
+    pub url: String,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    pub log: PathBuf,
+    extra_args: Vec<String>,
+}
+
+impl Server {
+    /// A server on the embedded default (SQLite + filesystem) in a temp dir.
+    pub fn start() -> Result<Server> {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Result<Server> {
+        let tmp = tempfile::tempdir()?;
+        let data_dir = tmp.path().join("data");
+        let log = tmp.path().join("server.log");
+        let mut server = Server {
+            child: None,
+            url: String::new(),
+            data_dir,
+            _tmp: Some(tmp),
+            log,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        server.spawn()?;
+        Ok(server)
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let mut cmd = Command::new(bin("podspace"));
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--registry-listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .arg("--data-dir")
+        .arg(&self.data_dir)
+        .args(["--admin-password", ADMIN_PASSWORD])
+        .args(&self.extra_args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().context("starting podspace")?;
+        let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
+        let (tx, rx) = mpsc::channel();
+        let log_path = self.log.clone();
+        // Drains the server's log into a file and reports the bound address.
+        std::thread::spawn(move || {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log_path)
+                .ok();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(f) = file.as_mut() {
+                    let _ = writeln!(f, "{line}");
+                }
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if v.pointer("/fields/message").and_then(Value::as_str) == Some("API listening")
+                    {
+                        if let Some(addr) = v.pointer("/fields/addr").and_then(Value::as_str) {
+                            let _ = tx.send(addr.to_string());
+                        }
+                    }
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                bail!(
+                    "podspace did not start; log:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+        };
+        self.url = format!("http://{addr}");
+        self.child = Some(child);
+        Ok(())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> Result<std::process::ExitStatus> {
+        let mut child = self.child.take().ok_or_else(|| anyhow!("not running"))?;
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()?;
+        if !status.success() {
+            bail!("kill -TERM failed");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = child.try_wait()? {
+                return Ok(st);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("podspace did not stop within 20 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops (SIGKILL) and starts again on the same data directory.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        self.spawn()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A small HTTP client of the API for tests.
+#[derive(Clone)]
+pub struct Api {
+    pub http: reqwest::Client,
+    pub url: String,
+    pub token: Option<String>,
+}
+
+/// What the API answered.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Api {
+    pub fn anonymous(url: &str) -> Api {
+        Api {
+            http: reqwest::Client::new(),
+            url: url.to_string(),
+            token: None,
+        }
+    }
+
+    pub async fn login(url: &str, user: &str, password: &str) -> Result<Api> {
+        let http = reqwest::Client::new();
+        let resp = http
+            .post(format!("{url}/oauth/token"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", user),
+                ("password", password),
+            ])
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            bail!("login of {user} failed: {}", resp.status());
+        }
+        let body: Value = resp.json().await?;
+        let token = body["access_token"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no token"))?
+            .to_string();
+        Ok(Api {
+            http,
+            url: url.to_string(),
+            token: Some(token),
+        })
+    }
+
+    pub async fn admin(url: &str) -> Result<Api> {
+        Self::login(url, "admin", ADMIN_PASSWORD).await
+    }
+
+    pub fn with_token(&self, token: &str) -> Api {
+        Api {
+            http: self.http.clone(),
+            url: self.url.clone(),
+            token: Some(token.to_string()),
+        }
+    }
+
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let rb = self.http.request(method, format!("{}{path}", self.url));
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    pub async fn send(&self, rb: reqwest::RequestBuilder) -> Result<Reply> {
+        let resp = rb.send().await?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok(Reply { status, body, text })
+    }
+
+    /// Sends and reads only the status line and headers (for streams).
+    pub async fn status_only(&self, rb: reqwest::RequestBuilder) -> Result<Reply> {
+        let resp = rb.send().await?;
+        Ok(Reply {
+            status: resp.status().as_u16(),
+            body: Value::Null,
+            text: String::new(),
+        })
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Reply> {
+        self.send(self.request(reqwest::Method::GET, path)).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Reply> {
+        self.send(self.request(reqwest::Method::POST, path).json(body))
+            .await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Result<Reply> {
+        self.send(self.request(reqwest::Method::PUT, path).json(body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<Reply> {
+        self.send(self.request(reqwest::Method::DELETE, path)).await
+    }
+
+    pub async fn merge_patch(&self, path: &str, patch: &Value) -> Result<Reply> {
+        self.send(
+            self.request(reqwest::Method::PATCH, path)
+                .header("content-type", "application/merge-patch+json")
+                .body(patch.to_string()),
+        )
+        .await
+    }
+
+    /// Creates a project through a project request.
+    pub async fn new_project(&self, name: &str) -> Result<()> {
+        let r = self
+            .post(
+                "/apis/project.openshift.io/v1/projectrequests",
+                &json!({"kind": "ProjectRequest", "apiVersion": "project.openshift.io/v1", "metadata": {"name": name}}),
+            )
+            .await?;
+        if r.status != 201 {
+            bail!("creating project {name}: {} {}", r.status, r.text);
+        }
+        Ok(())
+    }
+
+    /// Creates a user (as cluster-admin) and logs them in.
+    pub async fn create_user(&self, name: &str, password: &str) -> Result<Api> {
+        let r = self
+            .post(
+                "/apis/user.openshift.io/v1/users",
+                &json!({"kind": "User", "apiVersion": "user.openshift.io/v1", "metadata": {"name": name}, "password": password}),
+            )
+            .await?;
+        if r.status != 201 {
+            bail!("creating user {name}: {} {}", r.status, r.text);
+        }
+        Self::login(&self.url, name, password).await
+    }
+
+    /// Binds `role` to `user` in `ns` (as a binding of its own).
+    pub async fn grant(&self, ns: &str, role: &str, user: &str) -> Result<()> {
+        let r = self
+            .post(
+                &format!("/apis/authorization.openshift.io/v1/namespaces/{ns}/rolebindings"),
+                &json!({"kind": "RoleBinding", "metadata": {"name": format!("{role}-{user}")}, "roleRef": {"name": role}, "subjects": [{"kind": "User", "name": user}]}),
+            )
+            .await?;
+        if r.status != 201 {
+            bail!("granting {role} to {user}: {} {}", r.status, r.text);
+        }
+        Ok(())
+    }
+}
+
+/// Runs `psc` with its own config file.
+pub struct Psc {
+    pub config: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Psc {
+    pub fn new() -> Result<Psc> {
+        let tmp = tempfile::tempdir()?;
+        Ok(Psc {
+            config: tmp.path().join("psc-config"),
+            _tmp: tmp,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        self._tmp.path()
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_stdin(args, None)
+    }
+
+    pub fn run_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(bin("psc"));
+        cmd.args(args)
+            .env("PSC_CONFIG", &self.config)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("psc runs");
+        if let Some(input) = stdin {
+            if let Some(mut s) = child.stdin.take() {
+                s.write_all(input.as_bytes()).expect("write stdin");
+            }
+        }
+        child.wait_with_output().expect("psc finishes")
+    }
+
+    /// Runs and expects success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "psc {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs and expects failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "psc {args:?} should have failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}

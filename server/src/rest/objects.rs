@@ -273,6 +273,7 @@ async fn create(
         },
         _ => None,
     };
+    podspace_api::defaults::apply(kind, &mut obj, target.legacy);
     validate_new(kind, &obj)?;
     let created = state.store.create(kind, obj).await?;
     if let Some(pw) = password {
@@ -301,7 +302,8 @@ async fn update(
     headers: &axum::http::HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let (obj, _) = object_body(state, target, headers, body).await?;
+    let (mut obj, _) = object_body(state, target, headers, body).await?;
+    podspace_api::defaults::apply(target.kind, &mut obj, target.legacy);
     validate(target.kind, &obj).map_err(ApiError)?;
     let updated = state.store.update(target.kind, obj, scope(target)).await?;
     Ok(ok_json(StatusCode::OK, &render(target, updated.to_value())))
@@ -360,6 +362,7 @@ async fn patch(
         _ => None,
     };
     let kind = target.kind;
+    let legacy = target.legacy;
     let updated = state
         .store
         .mutate(
@@ -379,12 +382,13 @@ async fn patch(
                     })?,
                     None => json_patch::merge(&mut value, &patch),
                 }
-                let next: Object = serde_json::from_value(value).map_err(|e| {
+                let mut next: Object = serde_json::from_value(value).map_err(|e| {
                     Status::new(
                         Reason::Invalid,
                         format!("the patched object is invalid: {e}"),
                     )
                 })?;
+                podspace_api::defaults::apply(kind, &mut next, legacy);
                 validate(kind, &next)?;
                 *cur = next;
                 Ok(())

@@ -1,0 +1,93 @@
+//! Defaulting, applied before validation on create and update, as
+//! OpenShift does: fields the user may leave out get their documented value.
+
+use serde_json::{json, Value};
+
+use crate::kinds::KindInfo;
+use crate::meta::Object;
+
+const STRATEGY_FIELDS: &[(&str, &str)] = &[
+    ("dockerStrategy", "Docker"),
+    ("sourceStrategy", "Source"),
+    ("customStrategy", "Custom"),
+    ("jenkinsPipelineStrategy", "JenkinsPipeline"),
+];
+
+/// `legacy`: the object came through `/oapi/v1` (no build history limits by
+/// default there, see spec/README.md).
+pub fn apply(kind: &KindInfo, obj: &mut Object, legacy: bool) {
+    match kind.kind {
+        "BuildConfig" => {
+            if let Some(spec) = obj.body.get_mut("spec").and_then(Value::as_object_mut) {
+                if let Some(strategy) = spec.get_mut("strategy") {
+                    infer_strategy_type(strategy);
+                }
+                spec.entry("runPolicy").or_insert_with(|| json!("Serial"));
+                if !legacy {
+                    spec.entry("successfulBuildsHistoryLimit")
+                        .or_insert_with(|| json!(5));
+                    spec.entry("failedBuildsHistoryLimit")
+                        .or_insert_with(|| json!(5));
+                }
+            }
+        }
+        "Build" => {
+            if let Some(strategy) = obj.body.get_mut("spec").and_then(|s| s.get_mut("strategy")) {
+                infer_strategy_type(strategy);
+            }
+        }
+        "DeploymentConfig" => {
+            if let Some(spec) = obj.body.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.entry("replicas").or_insert_with(|| json!(1));
+                let strategy = spec.entry("strategy").or_insert_with(|| json!({}));
+                if let Some(s) = strategy.as_object_mut() {
+                    s.entry("type").or_insert_with(|| json!("Rolling"));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A strategy written as `{sourceStrategy: {...}}` gets `type: Source`.
+fn infer_strategy_type(strategy: &mut Value) {
+    let Some(s) = strategy.as_object_mut() else {
+        return;
+    };
+    if s.get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| !t.is_empty())
+    {
+        return;
+    }
+    let set: Vec<&str> = STRATEGY_FIELDS
+        .iter()
+        .filter(|(field, _)| s.get(*field).is_some_and(|v| !v.is_null()))
+        .map(|(_, ty)| *ty)
+        .collect();
+    if let [only] = set.as_slice() {
+        s.insert("type".into(), json!(only));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kinds::by_kind;
+
+    #[test]
+    fn strategy_type_and_history_limits() {
+        let bc = by_kind("BuildConfig").unwrap();
+        let mut obj = Object::new("BuildConfig", "p", "b").with("spec", json!({"strategy": {"sourceStrategy": {"from": {"kind": "ImageStreamTag", "name": "x:1"}}}}));
+        apply(bc, &mut obj, false);
+        assert_eq!(obj.body["spec"]["strategy"]["type"], "Source");
+        assert_eq!(obj.body["spec"]["successfulBuildsHistoryLimit"], 5);
+        let mut legacy = Object::new("BuildConfig", "p", "b")
+            .with("spec", json!({"strategy": {"type": "Docker"}}));
+        apply(bc, &mut legacy, true);
+        assert!(legacy.body["spec"]
+            .get("successfulBuildsHistoryLimit")
+            .is_none());
+        assert_eq!(legacy.body["spec"]["runPolicy"], "Serial");
+    }
+}
