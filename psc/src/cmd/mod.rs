@@ -26,6 +26,8 @@ pub struct Session {
     pub config: Config,
     pub client: Client,
     namespace: String,
+    /// Whether -n named the project (objects in files must then agree).
+    pub explicit_namespace: bool,
 }
 
 impl Session {
@@ -41,6 +43,7 @@ impl Session {
             config,
             client,
             namespace,
+            explicit_namespace: g.namespace.is_some(),
         })
     }
 

@@ -264,6 +264,10 @@ fn resolve(session: &Session, m: manifest::Manifest) -> Result<Resolved> {
     let ns = if kind.namespaced {
         match s(&m.value, "/metadata/namespace") {
             "" => session.namespace()?.to_string(),
+            ns if session.explicit_namespace && ns != session.namespace()? => bail!(
+                "the namespace from the provided object {ns:?} does not match the namespace {:?}. You must pass '--namespace={ns}' to perform this operation.",
+                session.namespace()?
+            ),
             ns => ns.to_string(),
         }
     } else {
