@@ -40,35 +40,29 @@ impl LabelSelector {
             why: why.to_string(),
         };
         let mut requirements = Vec::new();
-        for term in split_terms(input).map_err(|w| err(w))? {
+        for term in split_terms(input).map_err(&err)? {
             let term = term.trim();
             if term.is_empty() {
                 continue;
             }
             let req = if let Some(key) = term.strip_prefix('!') {
-                Requirement::NotExists(check_key(key.trim()).map_err(|w| err(w))?)
+                Requirement::NotExists(check_key(key.trim()).map_err(&err)?)
             } else if let Some((k, v)) = term.split_once("!=") {
                 Requirement::NotEquals(
-                    check_key(k.trim()).map_err(|w| err(w))?,
-                    check_value(v.trim()).map_err(|w| err(w))?,
+                    check_key(k.trim()).map_err(&err)?,
+                    check_value(v.trim()).map_err(&err)?,
                 )
             } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
                 Requirement::Equals(
-                    check_key(k.trim()).map_err(|w| err(w))?,
-                    check_value(v.trim()).map_err(|w| err(w))?,
+                    check_key(k.trim()).map_err(&err)?,
+                    check_value(v.trim()).map_err(&err)?,
                 )
             } else if let Some((k, set)) = split_set(term, " notin ") {
-                Requirement::NotIn(
-                    check_key(k).map_err(|w| err(w))?,
-                    parse_set(set).map_err(|w| err(w))?,
-                )
+                Requirement::NotIn(check_key(k).map_err(&err)?, parse_set(set).map_err(&err)?)
             } else if let Some((k, set)) = split_set(term, " in ") {
-                Requirement::In(
-                    check_key(k).map_err(|w| err(w))?,
-                    parse_set(set).map_err(|w| err(w))?,
-                )
+                Requirement::In(check_key(k).map_err(&err)?, parse_set(set).map_err(&err)?)
             } else {
-                Requirement::Exists(check_key(term).map_err(|w| err(w))?)
+                Requirement::Exists(check_key(term).map_err(&err)?)
             };
             requirements.push(req);
         }

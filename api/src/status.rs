@@ -66,29 +66,51 @@ pub struct StatusCause {
     pub field: String,
 }
 
-/// A failed request, shaped as Kubernetes' `Status` object.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// A failed request, shaped as Kubernetes' `Status` object. `kind`,
+/// `apiVersion` and `status` are constants added on the wire, which keeps
+/// this small enough to travel in `Result`s.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Status {
-    pub kind: String,
-    pub api_version: String,
-    #[serde(default)]
-    pub metadata: serde_json::Map<String, serde_json::Value>,
-    pub status: String,
     pub message: String,
     pub reason: Reason,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub details: Option<StatusDetails>,
+    #[serde(default)]
+    pub details: Option<Box<StatusDetails>>,
     pub code: u16,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Wire<'a> {
+    kind: &'static str,
+    api_version: &'static str,
+    metadata: serde_json::Map<String, serde_json::Value>,
+    status: &'static str,
+    message: &'a str,
+    reason: Reason,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a StatusDetails>,
+    code: u16,
+}
+
+impl Serialize for Status {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Wire {
+            kind: "Status",
+            api_version: "v1",
+            metadata: serde_json::Map::new(),
+            status: "Failure",
+            message: &self.message,
+            reason: self.reason,
+            details: self.details.as_deref(),
+            code: self.code,
+        }
+        .serialize(serializer)
+    }
 }
 
 impl Status {
     pub fn new(reason: Reason, message: impl Into<String>) -> Self {
         Status {
-            kind: "Status".into(),
-            api_version: "v1".into(),
-            metadata: Default::default(),
-            status: "Failure".into(),
             message: message.into(),
             reason,
             details: None,
@@ -97,7 +119,7 @@ impl Status {
     }
 
     pub fn with_details(mut self, details: StatusDetails) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -121,3 +143,19 @@ impl std::fmt::Display for Status {
 }
 
 impl std::error::Error for Status {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_shape() {
+        let s = Status::new(Reason::NotFound, "x not found");
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "x not found", "reason": "NotFound", "code": 404})
+        );
+        assert_eq!(serde_json::from_value::<Status>(v).unwrap(), s);
+    }
+}

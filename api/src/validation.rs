@@ -190,7 +190,7 @@ impl KindInfo {
     }
 }
 
-fn array<'a>(v: Option<&'a Value>) -> &'a [Value] {
+fn array(v: Option<&Value>) -> &[Value] {
     v.and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or(&[])

@@ -103,6 +103,9 @@ suite!(
     namespace_delete_cascades,
     compaction_answers_gone,
     credentials_and_tokens,
+    one_process_owns_a_sqlite_file,
+    batched_creates_fail_one_by_one,
+    reads_never_go_back_in_time,
 );
 
 async fn create_get_list_delete(db: Db) {
@@ -507,4 +510,124 @@ async fn credentials_and_tokens(db: Db) {
         .verify_password("alice", "correct horse")
         .await
         .unwrap());
+}
+
+async fn batched_creates_fail_one_by_one(db: Db) {
+    let store = db.open().await;
+    project(&store, "p").await;
+    let is = kind("ImageStream");
+    store.create(is, stream("p", "taken")).await.unwrap();
+    let start = store.current_rv().await.unwrap();
+    // Fired together, so that they share batches.
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let (ns, name) = match i % 6 {
+                0 => ("p", "taken".to_string()),
+                1 => ("nowhere", format!("n{i}")),
+                2 => ("p", "twice".to_string()),
+                _ => ("p", format!("ok{i}")),
+            };
+            (i, store.create(is, stream(ns, &name)).await)
+        }));
+    }
+    let mut ok = 0;
+    let mut twice = 0;
+    for t in tasks {
+        let (i, r) = t.await.unwrap();
+        match (i % 6, r) {
+            (0, Err(StoreError::AlreadyExists { .. })) => {}
+            (1, Err(StoreError::NamespaceNotFound(_))) => {}
+            (2, Ok(_)) => twice += 1,
+            (2, Err(StoreError::AlreadyExists { .. })) => {}
+            (_, Ok(o)) => {
+                ok += 1;
+                assert_eq!(store.get(is, "p", &o.metadata.name).await.unwrap(), o);
+            }
+            (k, other) => panic!("case {k}: {other:?}"),
+        }
+    }
+    assert_eq!((ok, twice), (30, 1));
+    let events = store.events_since(start, None, None, 1000).await.unwrap();
+    assert_eq!(
+        events.len(),
+        31,
+        "one event per stored object, none for refused ones"
+    );
+    let (items, _) = store
+        .list(is, "p", &LabelSelector::everything())
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 32);
+}
+
+async fn reads_never_go_back_in_time(db: Db) {
+    let store = db.open().await;
+    project(&store, "p").await;
+    let is = kind("ImageStream");
+    store.create(is, stream("p", "hot")).await.unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Readers keep missing and filling while the writer writes.
+    let mut readers = Vec::new();
+    for _ in 0..4 {
+        let (store, stop) = (store.clone(), stop.clone());
+        readers.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = store.get_raw(is, "p", "hot").await;
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    for i in 0..200 {
+        let written = store
+            .mutate(is, "p", "hot", None, UpdateScope::Main, |o| {
+                o.metadata.labels.insert("n".into(), i.to_string());
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let read = store.get(is, "p", "hot").await.unwrap();
+        assert!(
+            read.resource_version() >= written.resource_version(),
+            "read {:?} after writing {:?}",
+            read.metadata.resource_version,
+            written.metadata.resource_version
+        );
+    }
+    store.delete(is, "p", "hot", None).await.unwrap();
+    assert!(matches!(
+        store.get(is, "p", "hot").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        r.await.unwrap();
+    }
+    assert!(matches!(
+        store.get(is, "p", "hot").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn one_process_owns_a_sqlite_file(db: Db) {
+    let store = db.open().await;
+    let second = Store::open(&db.url).await;
+    match store.backend() {
+        podspace_api::store::Backend::Sqlite => {
+            let err = second
+                .err()
+                .expect("a second open of the same SQLite file is refused")
+                .to_string();
+            assert!(err.contains("in use by another podspace process"), "{err}");
+            store.close().await;
+            drop(store);
+            Store::open(&db.url)
+                .await
+                .expect("free again once the first is gone");
+        }
+        podspace_api::store::Backend::Postgres => {
+            second.expect("PostgreSQL is shared by design");
+        }
+    }
 }

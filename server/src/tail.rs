@@ -13,7 +13,9 @@ use crate::metrics::Metrics;
 
 const POLL: Duration = Duration::from_millis(500);
 const BATCH: i64 = 1000;
-const CHANNEL: usize = 8192;
+/// Events kept for slow watchers; one that falls further behind re-reads
+/// the log, so this only trades memory for database reads.
+const CHANNEL: usize = 1024;
 
 #[derive(Clone)]
 pub struct EventTail {

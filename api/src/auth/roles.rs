@@ -99,8 +99,7 @@ impl Role {
                 _ => false,
             },
             Role::ImagePuller => {
-                resource == "imagestreams/layers" && verb == Verb::Get
-                    || resource == "projects" && verb == Verb::Get
+                verb == Verb::Get && matches!(resource, "imagestreams/layers" | "projects")
             }
             Role::Deployer => match base {
                 "replicationcontrollers" => true,

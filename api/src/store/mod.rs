@@ -8,6 +8,8 @@
 //! Watchers and controllers can therefore tail the log by `rv > last` and
 //! never miss an event, on either backend and across replicas.
 
+mod batch;
+mod cache;
 mod credentials;
 mod error;
 mod schema;
@@ -21,6 +23,7 @@ use serde_json::Value;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
 
+use cache::{Cached, ObjectCache};
 pub use credentials::TokenRecord;
 pub use error::StoreError;
 
@@ -102,6 +105,11 @@ struct Inner {
     read: AnyPool,
     committed: tokio::sync::watch::Sender<i64>,
     rbac_epoch: AtomicU64,
+    creates: tokio::sync::mpsc::Sender<batch::CreateRequest>,
+    cache: Option<ObjectCache>,
+    /// With SQLite, this process owns the database file (the object cache
+    /// depends on it); the lock is held as long as the store lives.
+    _owner: Option<std::fs::File>,
 }
 
 /// How long a DELETE of a row-heavy namespace or a large list may take.
@@ -122,9 +130,11 @@ impl Store {
                 redact_url(url)
             )));
         };
+        let mut owner = None;
         let (write, read) = match backend {
             Backend::Sqlite => {
                 let url = sqlite_url(url)?;
+                owner = Some(lock_owner(&url)?);
                 // SQLite allows one writer at a time; one writer connection
                 // avoids busy-waiting between our own connections, and WAL
                 // lets the readers run beside it.
@@ -149,15 +159,19 @@ impl Store {
             .fetch_one(&read)
             .await?;
         let (committed, _) = tokio::sync::watch::channel(current);
-        Ok(Store {
-            inner: Arc::new(Inner {
-                backend,
-                write,
-                read,
-                committed,
-                rbac_epoch: AtomicU64::new(1),
-            }),
-        })
+        let (creates, queue) = tokio::sync::mpsc::channel(1024);
+        let inner = Arc::new(Inner {
+            backend,
+            write,
+            read,
+            committed,
+            rbac_epoch: AtomicU64::new(1),
+            creates,
+            cache: (backend == Backend::Sqlite).then(ObjectCache::new),
+            _owner: owner,
+        });
+        batch::spawn(Arc::downgrade(&inner), queue);
+        Ok(Store { inner })
     }
 
     pub fn backend(&self) -> Backend {
@@ -196,6 +210,12 @@ impl Store {
         Ok(self.inner.write.begin().await?)
     }
 
+    fn cache_put(&self, kind: &'static str, ns: &str, name: &str, rv: i64, value: Cached) {
+        if let Some(cache) = &self.inner.cache {
+            cache.put(kind, ns, name, rv, value);
+        }
+    }
+
     async fn commit(
         &self,
         tx: Transaction<'static, Any>,
@@ -219,9 +239,17 @@ impl Store {
 
     /// Creates an object. Fills uid, resourceVersion, generation,
     /// creationTimestamp, and a name from `generateName` when needed.
+    /// Concurrent creates are committed together (see `batch.rs`).
     pub async fn create(&self, kind: &'static KindInfo, obj: Object) -> Result<Object, StoreError> {
-        let mut created = self.create_many(vec![(kind, obj)]).await?;
-        Ok(created.remove(0))
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.inner
+            .creates
+            .send(batch::CreateRequest { kind, obj, reply })
+            .await
+            .map_err(|_| StoreError::Config("the store is closed".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Config("the store is closed".into()))?
     }
 
     /// Creates several objects in one transaction: all or none.
@@ -232,43 +260,20 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let mut rv = next_rvs(&mut tx, objs.len() as i64).await?;
         let now = now_rfc3339();
+        // Checked inside the write transaction: a project deleted
+        // concurrently cannot end up with orphans. Projects created earlier
+        // in this same batch count.
+        let wanted: std::collections::BTreeSet<&str> = objs
+            .iter()
+            .filter(|(k, _)| k.namespaced)
+            .map(|(_, o)| o.metadata.namespace.as_str())
+            .collect();
+        let mut projects = batch::existing_projects(&mut tx, &wanted).await?;
         let mut out = Vec::with_capacity(objs.len());
         let mut kinds = Vec::with_capacity(objs.len());
-        let mut checked_namespaces: Vec<String> = Vec::new();
         for (kind, mut obj) in objs {
             rv += 1;
-            if obj.metadata.name.is_empty() && !obj.metadata.generate_name.is_empty() {
-                obj.metadata.name = format!("{}{}", obj.metadata.generate_name, random_suffix());
-            }
-            if obj.metadata.name.is_empty() {
-                return Err(StoreError::Rejected(Status::new(
-                    crate::status::Reason::Invalid,
-                    format!("{} is invalid: metadata.name: Required value: name or generateName is required", kind.qualified_plural()),
-                )));
-            }
-            if !kind.namespaced {
-                obj.metadata.namespace.clear();
-            } else if !checked_namespaces.contains(&obj.metadata.namespace) {
-                // Checked inside the write transaction: a project deleted
-                // concurrently cannot end up with orphans.
-                let exists = sqlx::query(
-                    "SELECT 1 FROM objects WHERE kind = 'Project' AND namespace = '' AND name = $1",
-                )
-                .bind(&obj.metadata.namespace)
-                .fetch_optional(&mut *tx)
-                .await?
-                .is_some();
-                if !exists {
-                    return Err(StoreError::NamespaceNotFound(obj.metadata.namespace));
-                }
-                checked_namespaces.push(obj.metadata.namespace.clone());
-            }
-            obj.api_version = kind.api_version();
-            obj.kind = kind.kind.to_string();
-            obj.metadata.uid = uuid::Uuid::new_v4().to_string();
-            obj.metadata.resource_version = rv.to_string();
-            obj.metadata.generation = 1;
-            obj.metadata.creation_timestamp = now.clone();
+            batch::prepare(kind, &mut obj, rv, &now, &projects)?;
             let body = serde_json::to_string(&obj)?;
             let inserted = sqlx::query(
                 "INSERT INTO objects (kind, namespace, name, rv, body) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
@@ -296,10 +301,23 @@ impl Store {
                 &body,
             )
             .await?;
-            kinds.push(kind.kind);
+            if kind.kind == "Project" {
+                projects.insert(obj.metadata.name.clone());
+            }
+            kinds.push((
+                kind.kind,
+                obj.metadata.namespace.clone(),
+                obj.metadata.name.clone(),
+                rv,
+                body,
+            ));
             out.push(obj);
         }
-        self.commit(tx, rv, &kinds).await?;
+        let names: Vec<&str> = kinds.iter().map(|k| k.0).collect();
+        self.commit(tx, rv, &names).await?;
+        for (kind, ns, name, rv, body) in kinds {
+            self.cache_put(kind, &ns, &name, rv, Cached::Present(Arc::from(body)));
+        }
         Ok(out)
     }
 
@@ -319,23 +337,37 @@ impl Store {
         kind: &'static KindInfo,
         ns: &str,
         name: &str,
-    ) -> Result<String, StoreError> {
+    ) -> Result<Arc<str>, StoreError> {
         let ns = if kind.namespaced { ns } else { "" };
+        let not_found = || StoreError::NotFound {
+            kind,
+            name: name.into(),
+        };
+        let generation = match &self.inner.cache {
+            Some(cache) => match cache.get(kind.kind, ns, name) {
+                Some(Cached::Present(body)) => return Ok(body),
+                Some(Cached::Deleted) => return Err(not_found()),
+                None => Some(cache.write_generation()),
+            },
+            None => None,
+        };
         let row = sqlx::query(
-            "SELECT body FROM objects WHERE kind = $1 AND namespace = $2 AND name = $3",
+            "SELECT rv, body FROM objects WHERE kind = $1 AND namespace = $2 AND name = $3",
         )
         .bind(kind.kind)
         .bind(ns)
         .bind(name)
         .fetch_optional(&self.inner.read)
         .await?;
-        match row {
-            Some(row) => Ok(row.try_get(0)?),
-            None => Err(StoreError::NotFound {
-                kind,
-                name: name.into(),
-            }),
+        let Some(row) = row else {
+            return Err(not_found());
+        };
+        let rv: i64 = row.try_get(0)?;
+        let body: Arc<str> = Arc::from(row.try_get::<String, _>(1)?);
+        if let (Some(cache), Some(generation)) = (&self.inner.cache, generation) {
+            cache.fill(kind.kind, ns, name, rv, body.clone(), generation);
         }
+        Ok(body)
     }
 
     /// Lists objects of a kind (`ns` empty: every namespace) and the
@@ -462,6 +494,7 @@ impl Store {
             .await?;
         insert_event(&mut tx, rv, kind.kind, ns, name, EventType::Modified, &body).await?;
         self.commit(tx, rv, &[kind.kind]).await?;
+        self.cache_put(kind.kind, ns, name, rv, Cached::Present(Arc::from(body)));
         Ok(new)
     }
 
@@ -486,6 +519,7 @@ impl Store {
         let body = serde_json::to_string(&obj)?;
         insert_event(&mut tx, rv, kind.kind, ns, name, EventType::Deleted, &body).await?;
         self.commit(tx, rv, &[kind.kind]).await?;
+        self.cache_put(kind.kind, ns, name, rv, Cached::Deleted);
         Ok(obj)
     }
 
@@ -542,6 +576,10 @@ impl Store {
         .await?;
         credentials::delete_namespace_tokens(&mut tx, ns).await?;
         self.commit(tx, rv, &kinds).await?;
+        if let Some(cache) = &self.inner.cache {
+            cache.drop_namespace(ns);
+        }
+        self.cache_put(project_kind.kind, "", ns, rv, Cached::Deleted);
         Ok(project)
     }
 
@@ -787,6 +825,11 @@ async fn sqlite_pool(url: &str, max: u32) -> Result<AnyPool, StoreError> {
                 sqlx::query("PRAGMA synchronous=NORMAL")
                     .execute(&mut *conn)
                     .await?;
+                // 1 MiB of page cache per connection (the default is 2):
+                // hot objects are served from the object cache anyway.
+                sqlx::query("PRAGMA cache_size=-1024")
+                    .execute(&mut *conn)
+                    .await?;
                 sqlx::query("PRAGMA busy_timeout=10000")
                     .execute(&mut *conn)
                     .await?;
@@ -816,6 +859,27 @@ fn sqlite_url(url: &str) -> Result<String, StoreError> {
     } else {
         format!("sqlite://{path}?mode=rwc")
     })
+}
+
+/// Takes `<database>.lock` exclusively, so that a second process cannot
+/// open the same SQLite database behind this one's cache.
+fn lock_owner(url: &str) -> Result<std::fs::File, StoreError> {
+    let path = url.trim_start_matches("sqlite://");
+    let path = path.split('?').next().unwrap_or(path);
+    let lock_path = format!("{path}.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| StoreError::Config(format!("cannot open {lock_path}: {e}")))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Config(format!(
+            "{path} is in use by another podspace process (SQLite is for one process; use PostgreSQL to run several)"
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Config(format!("cannot lock {lock_path}: {e}"))),
+    }
 }
 
 /// A database URL fit for a log line: the password replaced.

@@ -108,7 +108,10 @@ async fn get(state: &AppState, p: &Principal, target: &Target) -> ApiResult<Resp
     // The stored form carries the grouped apiVersion: sent as it is, unless
     // the legacy prefix asks for `v1`.
     if !target.legacy || target.kind.group.is_empty() {
-        return Ok(json_response(StatusCode::OK, raw));
+        return Ok(json_response(
+            StatusCode::OK,
+            bytes::Bytes::copy_from_slice(raw.as_bytes()),
+        ));
     }
     let value: Value = serde_json::from_str(&raw)
         .map_err(|e| ApiError::from(podspace_api::store::StoreError::from(e)))?;
