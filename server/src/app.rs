@@ -25,6 +25,7 @@ pub struct AppState {
     pub tail: EventTail,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
+    pub registry_tokens: Arc<podspace_registry::token::TokenService>,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(crate::metrics::render))
         .route("/oauth/token", post(rest::oauth::token))
         .route("/oauth/revoke", post(rest::oauth::revoke))
+        .route("/v2/token", get(registry_token))
         .route("/apis", any(rest::dispatch))
         .route("/oapi", any(rest::dispatch))
         .route("/api", any(rest::dispatch))
@@ -69,33 +71,77 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding the API address {}", config.listen))?;
-    let local = listener.local_addr()?;
-    tracing::info!(addr = %local, "API listening");
-    // The registry role arrives with the registry crate; the address is
-    // already part of the configuration so deployments need not change.
-    tracing::info!(addr = %config.registry_listen, "registry address configured (registry role not built into this version)");
+    let api_addr = listener.local_addr()?;
+    let registry_listener = tokio::net::TcpListener::bind(config.registry_listen)
+        .await
+        .with_context(|| format!("binding the registry address {}", config.registry_listen))?;
+    let registry_addr = registry_listener.local_addr()?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{api_addr}"));
+    let public_host = config
+        .registry_public_host
+        .clone()
+        .unwrap_or_else(|| registry_addr.to_string());
+
+    let authz = Authorizer::new(store.clone());
+    let key = store.server_key("registry-token", 32).await?;
+    let registry_tokens = Arc::new(podspace_registry::token::TokenService::new(
+        &key,
+        "podspace-registry",
+        &format!("{public_url}/v2/token"),
+        Duration::from_secs(300),
+    ));
+    let storage = podspace_registry::storage::fs::FsStorage::open(config.data_dir.join("registry"))
+        .await
+        .context("opening the registry's blob storage")?;
+    let registry = podspace_registry::Registry::new(
+        store.clone(),
+        authn.clone(),
+        authz.clone(),
+        Arc::new(storage),
+        registry_tokens.clone(),
+        podspace_registry::RegistryConfig {
+            public_host: public_host.clone(),
+            max_manifest_bytes: 4 << 20,
+            upload_ttl: config.upload_ttl,
+        },
+    );
+    spawn_upload_expiry(registry.clone(), shutdown.clone());
 
     let state = AppState {
         store: store.clone(),
-        authz: Authorizer::new(store.clone()),
+        authz,
         authn,
         tail,
         metrics,
         config: Arc::new(config),
+        registry_tokens,
         shutdown: shutdown.clone(),
     };
-    let mut wait_shutdown = shutdown.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down");
         let _ = shutdown_tx.send(true);
     });
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            let _ = wait_shutdown.wait_for(|stop| *stop).await;
-        })
-        .await
-        .context("serving the API")?;
+    let registry_app = registry
+        .router()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::log_and_measure,
+        ));
+    tracing::info!(addr = %api_addr, %public_url, "API listening");
+    tracing::info!(addr = %registry_addr, %public_host, "registry listening");
+    let mut api_stop = shutdown.clone();
+    let mut registry_stop = shutdown.clone();
+    let api = axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { stopped(&mut api_stop).await });
+    let reg = axum::serve(registry_listener, registry_app)
+        .with_graceful_shutdown(async move { stopped(&mut registry_stop).await });
+    let (a, r) = tokio::join!(api, reg);
+    a.context("serving the API")?;
+    r.context("serving the registry")?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -121,6 +167,41 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+async fn registry_token(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+) -> axum::response::Response {
+    let query = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
+        .map(|q| q.0)
+        .unwrap_or_default();
+    podspace_registry::token::endpoint(
+        &state.registry_tokens,
+        &state.authn,
+        &state.authz,
+        &headers,
+        &query,
+    )
+    .await
+}
+
+fn spawn_upload_expiry(registry: podspace_registry::Registry, mut shutdown: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stopped(&mut shutdown) => return,
+            }
+            match registry.expire_uploads().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "idle blob uploads removed"),
+                Err(e) => tracing::warn!(error = ?e, "expiring blob uploads failed"),
+            }
+        }
+    });
 }
 
 /// Expired tokens and the oldest events are removed in the background.

@@ -44,6 +44,15 @@ pub struct ServeArgs {
     /// Events kept in the durable event log before the oldest are compacted [default: 1000000]
     #[arg(long, env = "PODSPACE_EVENT_RETENTION", value_name = "COUNT")]
     pub event_retention: Option<i64>,
+    /// URL at which clients reach the API (the registry's token realm) [default: http://LISTEN]
+    #[arg(long, env = "PODSPACE_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// host:port in the registry's image pull specs [default: the registry's address]
+    #[arg(long, env = "PODSPACE_REGISTRY_PUBLIC_HOST", value_name = "HOST:PORT")]
+    pub registry_public_host: Option<String>,
+    /// Seconds an idle blob upload session is kept [default: 86400]
+    #[arg(long, env = "PODSPACE_UPLOAD_TTL", value_name = "SECONDS")]
+    pub upload_ttl: Option<u64>,
     /// Log format: text or json [default: text]
     #[arg(long, env = "PODSPACE_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -60,6 +69,9 @@ struct FileConfig {
     token_ttl: Option<u64>,
     max_body: Option<usize>,
     event_retention: Option<i64>,
+    public_url: Option<String>,
+    registry_public_host: Option<String>,
+    upload_ttl: Option<u64>,
     log_format: Option<String>,
 }
 
@@ -79,6 +91,9 @@ pub struct Config {
     pub token_ttl: Duration,
     pub max_body: usize,
     pub event_retention: i64,
+    pub public_url: Option<String>,
+    pub registry_public_host: Option<String>,
+    pub upload_ttl: Duration,
     pub log_format: LogFormat,
 }
 
@@ -144,6 +159,12 @@ impl Config {
                 .or(file.event_retention)
                 .unwrap_or(1_000_000)
                 .max(1000),
+            public_url: args
+                .public_url
+                .or(file.public_url)
+                .map(|u| u.trim_end_matches('/').to_string()),
+            registry_public_host: args.registry_public_host.or(file.registry_public_host),
+            upload_ttl: Duration::from_secs(args.upload_ttl.or(file.upload_ttl).unwrap_or(86_400)),
             log_format,
         })
     }

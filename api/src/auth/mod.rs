@@ -2,7 +2,7 @@
 //! (per-project roles bound by RoleBinding objects, cluster-admin bound by
 //! ClusterRoleBinding objects).
 
-mod authn;
+pub mod authn;
 mod authz;
 mod roles;
 

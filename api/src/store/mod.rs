@@ -12,6 +12,7 @@ mod batch;
 mod cache;
 mod credentials;
 mod error;
+mod registry;
 mod schema;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +27,7 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 use cache::{Cached, ObjectCache};
 pub use credentials::TokenRecord;
 pub use error::StoreError;
+pub use registry::{BlobRecord, ManifestRecord, UploadRecord};
 
 use crate::kinds::KindInfo;
 use crate::meta::Object;

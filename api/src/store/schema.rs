@@ -26,9 +26,38 @@ const TABLES: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS tokens_by_user ON tokens (username)",
 ];
 
-pub(super) async fn migrate(pool: &AnyPool, _backend: Backend) -> Result<(), StoreError> {
+/// Registry metadata. `{bytes}` is the binary column type of the backend.
+const REGISTRY_TABLES: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS registry_blobs (
+        digest TEXT PRIMARY KEY, size BIGINT NOT NULL, location TEXT NOT NULL, created_at BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS registry_links (
+        repo TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (repo, digest))",
+    "CREATE TABLE IF NOT EXISTS registry_manifests (
+        repo TEXT NOT NULL, digest TEXT NOT NULL, media_type TEXT NOT NULL, body {bytes} NOT NULL,
+        subject TEXT, artifact_type TEXT, created_at BIGINT NOT NULL,
+        PRIMARY KEY (repo, digest))",
+    "CREATE INDEX IF NOT EXISTS registry_manifests_by_subject ON registry_manifests (repo, subject)",
+    "CREATE TABLE IF NOT EXISTS registry_tags (
+        repo TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL, updated_at BIGINT NOT NULL,
+        PRIMARY KEY (repo, tag))",
+    "CREATE TABLE IF NOT EXISTS registry_uploads (
+        id TEXT PRIMARY KEY, repo TEXT NOT NULL, size BIGINT NOT NULL, hash_state {bytes} NOT NULL,
+        driver_state TEXT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS server_keys (name TEXT PRIMARY KEY, value {bytes} NOT NULL)",
+];
+
+pub(super) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
     for stmt in TABLES {
         sqlx::query(stmt).execute(pool).await?;
+    }
+    let bytes = match backend {
+        Backend::Sqlite => "BLOB",
+        Backend::Postgres => "BYTEA",
+    };
+    for stmt in REGISTRY_TABLES {
+        sqlx::query(&stmt.replace("{bytes}", bytes))
+            .execute(pool)
+            .await?;
     }
     Ok(())
 }

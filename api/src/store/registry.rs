@@ -1,0 +1,376 @@
+//! Registry metadata: blobs and where they lie, which repository may use
+//! which blob, manifests (their bytes too: at most 4 MiB, and a manifest
+//! GET never touches blob storage), tags, upload sessions, signing keys.
+//! Plain tables without events: registry bookkeeping is not an API object.
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRecord {
+    pub digest: String,
+    pub size: i64,
+    pub location: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestRecord {
+    pub repo: String,
+    pub digest: String,
+    pub media_type: String,
+    pub body: Vec<u8>,
+    pub subject: Option<String>,
+    pub artifact_type: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRecord {
+    pub id: String,
+    pub repo: String,
+    /// Bytes durably written so far.
+    pub size: i64,
+    /// The digest state at `size` bytes (see the registry's digest module).
+    pub hash_state: Vec<u8>,
+    /// The storage driver's own state (JSON).
+    pub driver_state: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn manifest_from(row: &sqlx::any::AnyRow) -> Result<ManifestRecord, StoreError> {
+    Ok(ManifestRecord {
+        repo: row.try_get(0)?,
+        digest: row.try_get(1)?,
+        media_type: row.try_get(2)?,
+        body: row.try_get(3)?,
+        subject: row.try_get(4)?,
+        artifact_type: row.try_get(5)?,
+    })
+}
+
+const MANIFEST_COLUMNS: &str = "m.repo, m.digest, m.media_type, m.body, m.subject, m.artifact_type";
+
+impl Store {
+    /// A blob that `repo` may use.
+    pub async fn repo_blob(
+        &self,
+        repo: &str,
+        digest: &str,
+    ) -> Result<Option<BlobRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT b.digest, b.size, b.location FROM registry_links l JOIN registry_blobs b ON b.digest = l.digest
+             WHERE l.repo = $1 AND l.digest = $2",
+        )
+        .bind(repo)
+        .bind(digest)
+        .fetch_optional(self.read_pool())
+        .await?;
+        row.map(|r| {
+            Ok(BlobRecord {
+                digest: r.try_get(0)?,
+                size: r.try_get(1)?,
+                location: r.try_get(2)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Records a verified blob and links it to `repo`. If the blob was
+    /// already known, the stored record wins and is returned, so the caller
+    /// can drop its now redundant copy.
+    pub async fn add_blob(&self, repo: &str, blob: &BlobRecord) -> Result<BlobRecord, StoreError> {
+        let mut tx = self.write_pool().begin().await?;
+        sqlx::query("INSERT INTO registry_blobs (digest, size, location, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+            .bind(&blob.digest)
+            .bind(blob.size)
+            .bind(&blob.location)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        let row =
+            sqlx::query("SELECT digest, size, location FROM registry_blobs WHERE digest = $1")
+                .bind(&blob.digest)
+                .fetch_one(&mut *tx)
+                .await?;
+        sqlx::query(
+            "INSERT INTO registry_links (repo, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(repo)
+        .bind(&blob.digest)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(BlobRecord {
+            digest: row.try_get(0)?,
+            size: row.try_get(1)?,
+            location: row.try_get(2)?,
+        })
+    }
+
+    /// Links an existing blob into another repository (a cross-repository
+    /// mount); false when the blob is not linked to `from`.
+    pub async fn mount_blob(
+        &self,
+        repo: &str,
+        from: &str,
+        digest: &str,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO registry_links (repo, digest) SELECT $1, digest FROM registry_links WHERE repo = $2 AND digest = $3
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(repo)
+        .bind(from)
+        .bind(digest)
+        .execute(self.write_pool())
+        .await?;
+        if r.rows_affected() > 0 {
+            return Ok(true);
+        }
+        Ok(self.repo_blob(repo, digest).await?.is_some()
+            && self.repo_blob(from, digest).await?.is_some())
+    }
+
+    pub async fn unlink_blob(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM registry_links WHERE repo = $1 AND digest = $2")
+            .bind(repo)
+            .bind(digest)
+            .execute(self.write_pool())
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Stores a manifest (a no-op if the same digest is there) and points
+    /// `tag` at it, in one transaction.
+    pub async fn put_manifest(
+        &self,
+        m: &ManifestRecord,
+        tag: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO registry_manifests (repo, digest, media_type, body, subject, artifact_type, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(&m.repo)
+        .bind(&m.digest)
+        .bind(&m.media_type)
+        .bind(&m.body)
+        .bind(&m.subject)
+        .bind(&m.artifact_type)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        if let Some(tag) = tag {
+            sqlx::query(
+                "INSERT INTO registry_tags (repo, tag, digest, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+            )
+            .bind(&m.repo)
+            .bind(tag)
+            .bind(&m.digest)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn manifest(
+        &self,
+        repo: &str,
+        digest: &str,
+    ) -> Result<Option<ManifestRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {MANIFEST_COLUMNS} FROM registry_manifests m WHERE m.repo = $1 AND m.digest = $2"))
+            .bind(repo)
+            .bind(digest)
+            .fetch_optional(self.read_pool())
+            .await?;
+        row.as_ref().map(manifest_from).transpose()
+    }
+
+    pub async fn tagged_manifest(
+        &self,
+        repo: &str,
+        tag: &str,
+    ) -> Result<Option<ManifestRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {MANIFEST_COLUMNS} FROM registry_tags t JOIN registry_manifests m ON m.repo = t.repo AND m.digest = t.digest
+             WHERE t.repo = $1 AND t.tag = $2"
+        ))
+        .bind(repo)
+        .bind(tag)
+        .fetch_optional(self.read_pool())
+        .await?;
+        row.as_ref().map(manifest_from).transpose()
+    }
+
+    /// Deletes a manifest and every tag pointing at it.
+    pub async fn delete_manifest(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
+        let mut tx = self.write_pool().begin().await?;
+        sqlx::query("DELETE FROM registry_tags WHERE repo = $1 AND digest = $2")
+            .bind(repo)
+            .bind(digest)
+            .execute(&mut *tx)
+            .await?;
+        let r = sqlx::query("DELETE FROM registry_manifests WHERE repo = $1 AND digest = $2")
+            .bind(repo)
+            .bind(digest)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    pub async fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM registry_tags WHERE repo = $1 AND tag = $2")
+            .bind(repo)
+            .bind(tag)
+            .execute(self.write_pool())
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Tags of `repo` in lexical order after `last`, at most `n`.
+    pub async fn tags(&self, repo: &str, last: &str, n: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT tag FROM registry_tags WHERE repo = $1 AND tag > $2 ORDER BY tag LIMIT $3",
+        )
+        .bind(repo)
+        .bind(last)
+        .bind(n)
+        .fetch_all(self.read_pool())
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get(0).map_err(StoreError::from))
+            .collect()
+    }
+
+    /// Repositories holding at least one manifest, in lexical order after `last`.
+    pub async fn repositories(&self, last: &str, n: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT repo FROM registry_manifests WHERE repo > $1 ORDER BY repo LIMIT $2",
+        )
+        .bind(last)
+        .bind(n)
+        .fetch_all(self.read_pool())
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get(0).map_err(StoreError::from))
+            .collect()
+    }
+
+    /// Whether `repo` holds any manifest.
+    pub async fn has_repository(&self, repo: &str) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query("SELECT 1 FROM registry_manifests WHERE repo = $1 LIMIT 1")
+                .bind(repo)
+                .fetch_optional(self.read_pool())
+                .await?
+                .is_some(),
+        )
+    }
+
+    /// Manifests of `repo` whose `subject` is `digest`.
+    pub async fn referrers(
+        &self,
+        repo: &str,
+        digest: &str,
+    ) -> Result<Vec<ManifestRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {MANIFEST_COLUMNS} FROM registry_manifests m WHERE m.repo = $1 AND m.subject = $2 ORDER BY m.digest"
+        ))
+        .bind(repo)
+        .bind(digest)
+        .fetch_all(self.read_pool())
+        .await?;
+        rows.iter().map(manifest_from).collect()
+    }
+
+    pub async fn save_upload(&self, u: &UploadRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO registry_uploads (id, repo, size, hash_state, driver_state, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (id) DO UPDATE SET size = excluded.size, hash_state = excluded.hash_state,
+               driver_state = excluded.driver_state, updated_at = excluded.updated_at",
+        )
+        .bind(&u.id)
+        .bind(&u.repo)
+        .bind(u.size)
+        .bind(&u.hash_state)
+        .bind(&u.driver_state)
+        .bind(u.created_at)
+        .bind(u.updated_at)
+        .execute(self.write_pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn upload(&self, id: &str) -> Result<Option<UploadRecord>, StoreError> {
+        let row = sqlx::query("SELECT id, repo, size, hash_state, driver_state, created_at, updated_at FROM registry_uploads WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.read_pool())
+            .await?;
+        row.map(|r| {
+            Ok(UploadRecord {
+                id: r.try_get(0)?,
+                repo: r.try_get(1)?,
+                size: r.try_get(2)?,
+                hash_state: r.try_get(3)?,
+                driver_state: r.try_get(4)?,
+                created_at: r.try_get(5)?,
+                updated_at: r.try_get(6)?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn delete_upload(&self, id: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM registry_uploads WHERE id = $1")
+            .bind(id)
+            .execute(self.write_pool())
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Uploads untouched since `before` (unix seconds).
+    pub async fn stale_uploads(&self, before: i64) -> Result<Vec<UploadRecord>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM registry_uploads WHERE updated_at < $1")
+            .bind(before)
+            .fetch_all(self.read_pool())
+            .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let id: String = r.try_get(0)?;
+            if let Some(u) = self.upload(&id).await? {
+                out.push(u);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A random secret shared by every replica (e.g. the registry token
+    /// signing key), created on first use.
+    pub async fn server_key(&self, name: &str, len: usize) -> Result<Vec<u8>, StoreError> {
+        use rand::RngCore;
+        let mut fresh = vec![0u8; len];
+        rand::rngs::OsRng.fill_bytes(&mut fresh);
+        sqlx::query("INSERT INTO server_keys (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(name)
+            .bind(&fresh)
+            .execute(self.write_pool())
+            .await?;
+        Ok(
+            sqlx::query_scalar("SELECT value FROM server_keys WHERE name = $1")
+                .bind(name)
+                .fetch_one(self.write_pool())
+                .await?,
+        )
+    }
+}
