@@ -37,6 +37,8 @@ pub fn bin(name: &str) -> PathBuf {
 pub struct Server {
     child: Option<Child>,
     pub url: String,
+    /// `127.0.0.1:PORT` of the registry.
+    pub registry: String,
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     pub log: PathBuf,
@@ -56,6 +58,7 @@ impl Server {
         let mut server = Server {
             child: None,
             url: String::new(),
+            registry: String::new(),
             data_dir,
             _tmp: Some(tmp),
             log,
@@ -98,26 +101,29 @@ impl Server {
                     let _ = writeln!(f, "{line}");
                 }
                 if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    if v.pointer("/fields/message").and_then(Value::as_str) == Some("API listening")
+                    let message = v.pointer("/fields/message").and_then(Value::as_str);
+                    let addr = v.pointer("/fields/addr").and_then(Value::as_str);
+                    if let (Some(m @ ("API listening" | "registry listening")), Some(addr)) =
+                        (message, addr)
                     {
-                        if let Some(addr) = v.pointer("/fields/addr").and_then(Value::as_str) {
-                            let _ = tx.send(addr.to_string());
-                        }
+                        let _ = tx.send((m == "API listening", addr.to_string()));
                     }
                 }
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                bail!(
-                    "podspace did not start; log:\n{}",
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                );
+        for _ in 0..2 {
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok((true, addr)) => self.url = format!("http://{addr}"),
+                Ok((false, addr)) => self.registry = addr,
+                Err(_) => {
+                    let _ = child.kill();
+                    bail!(
+                        "podspace did not start; log:\n{}",
+                        std::fs::read_to_string(&self.log).unwrap_or_default()
+                    );
+                }
             }
-        };
-        self.url = format!("http://{addr}");
+        }
         self.child = Some(child);
         Ok(())
     }
@@ -396,4 +402,113 @@ impl Psc {
         );
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
+}
+
+/// Debian's docker CLI (another one on PATH may lack the classic builder).
+pub const DOCKER: &str = "/usr/bin/docker";
+
+/// The docker CLI with a config directory of its own, so that `docker
+/// login` in a test touches nothing else.
+pub struct DockerCli {
+    config: tempfile::TempDir,
+}
+
+impl DockerCli {
+    pub fn new() -> Result<DockerCli> {
+        let cli = DockerCli {
+            config: tempfile::tempdir()?,
+        };
+        let out = cli.run(&["info", "--format", "{{.ServerVersion}}"]);
+        if !out.status.success() {
+            bail!(
+                "no Docker engine answers (scripts/setup/docker.sh starts one): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(cli)
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(DOCKER)
+            .args(args)
+            .env("DOCKER_CONFIG", self.config.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("docker runs")
+    }
+
+    /// `docker login` with the password on standard input.
+    pub fn login(&self, registry: &str, user: &str, password: &str) -> Output {
+        let mut child = Command::new(DOCKER)
+            .args(["login", "-u", user, "--password-stdin", registry])
+            .env("DOCKER_CONFIG", self.config.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("docker runs");
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(password.as_bytes());
+        }
+        child.wait_with_output().expect("docker login finishes")
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Builds a busybox image from Debian's busybox-static (nothing can be
+    /// pulled from the internet here) and names it `name`.
+    pub fn busybox_image(&self, name: &str) -> Result<()> {
+        let root = tempfile::tempdir()?;
+        let r = root.path();
+        for dir in ["bin", "etc", "tmp"] {
+            std::fs::create_dir_all(r.join(dir))?;
+        }
+        std::fs::copy("/bin/busybox", r.join("bin/busybox"))
+            .context("copying /bin/busybox (package busybox-static)")?;
+        for applet in ["sh", "echo", "cat", "ls", "sleep", "env", "id", "true"] {
+            std::os::unix::fs::symlink("busybox", r.join("bin").join(applet))?;
+        }
+        std::fs::write(
+            r.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+        )?;
+        let tar = Command::new("tar")
+            .arg("-C")
+            .arg(r)
+            .args(["-c", "."])
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let out = Command::new(DOCKER)
+            .args(["import", "-c", "CMD [\"/bin/sh\"]", "-", name])
+            .env("DOCKER_CONFIG", self.config.path())
+            .stdin(tar.stdout.ok_or_else(|| anyhow!("tar stdout"))?)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "docker import failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A name no other test run uses.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }

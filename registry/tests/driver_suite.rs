@@ -1,0 +1,144 @@
+//! The storage driver suite: every driver passes the same tests.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use podspace_registry::digest::Digest;
+use podspace_registry::storage::fs::FsStorage;
+use podspace_registry::storage::{BlobStorage, StorageError};
+
+async fn collect(s: podspace_registry::storage::ByteStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut s = s;
+    while let Some(c) = s.next().await {
+        out.extend_from_slice(&c.unwrap());
+    }
+    out
+}
+
+fn data(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// Writes `chunks`, finishes, and returns the location.
+async fn store(d: &dyn BlobStorage, id: &str, chunks: &[&[u8]]) -> (String, Digest) {
+    let whole: Vec<u8> = chunks.concat();
+    let digest = Digest::sha256_of(&whole);
+    let mut up = d.start_upload(id).await.unwrap();
+    for c in chunks {
+        d.write(&mut up, Bytes::copy_from_slice(c)).await.unwrap();
+    }
+    assert_eq!(up.written, whole.len() as u64);
+    (d.finish(up, &digest).await.unwrap(), digest)
+}
+
+async fn write_read_ranges(d: Arc<dyn BlobStorage>) {
+    let big = data(3 * 1024 * 1024 + 17, 1);
+    let (loc, _) = store(
+        d.as_ref(),
+        &uuid(),
+        &[&big[..1000], &big[1000..2_000_000], &big[2_000_000..]],
+    )
+    .await;
+    assert_eq!(collect(d.read(&loc, None).await.unwrap()).await, big);
+    assert_eq!(
+        collect(d.read(&loc, Some(10..20)).await.unwrap()).await,
+        &big[10..20]
+    );
+    let tail = big.len() as u64;
+    assert_eq!(
+        collect(d.read(&loc, Some(tail - 5..tail)).await.unwrap()).await,
+        &big[big.len() - 5..]
+    );
+    let (empty, _) = store(d.as_ref(), &uuid(), &[]).await;
+    assert!(collect(d.read(&empty, None).await.unwrap())
+        .await
+        .is_empty());
+}
+
+async fn abort_leaves_nothing(d: Arc<dyn BlobStorage>) {
+    let id = uuid();
+    let mut up = d.start_upload(&id).await.unwrap();
+    d.write(&mut up, Bytes::from(data(1000, 2))).await.unwrap();
+    d.abort(up).await.unwrap();
+    assert!(matches!(
+        d.resume_upload(&id, "{}", 0).await,
+        Err(StorageError::UploadLost(_))
+    ));
+}
+
+async fn resume_continues_from_the_saved_state(d: Arc<dyn BlobStorage>) {
+    let id = uuid();
+    let all = data(200_000, 3);
+    let mut up = d.start_upload(&id).await.unwrap();
+    d.write(&mut up, Bytes::copy_from_slice(&all[..120_000]))
+        .await
+        .unwrap();
+    let saved = d.saved_state(&up);
+    let durable = up.durable;
+    drop(up);
+    let mut up = d.resume_upload(&id, &saved, durable).await.unwrap();
+    assert_eq!(up.written, durable);
+    d.write(&mut up, Bytes::copy_from_slice(&all[durable as usize..]))
+        .await
+        .unwrap();
+    let digest = Digest::sha256_of(&all);
+    assert_eq!(
+        collect(d.read_upload(&mut up).await.unwrap()).await,
+        all,
+        "an unfinished upload reads back"
+    );
+    let loc = d.finish(up, &digest).await.unwrap();
+    assert_eq!(collect(d.read(&loc, None).await.unwrap()).await, all);
+}
+
+async fn same_content_twice_and_delete(d: Arc<dyn BlobStorage>) {
+    let content = data(5000, 4);
+    let (a, _) = store(d.as_ref(), &uuid(), &[&content]).await;
+    let (b, _) = store(d.as_ref(), &uuid(), &[&content]).await;
+    assert_eq!(collect(d.read(&a, None).await.unwrap()).await, content);
+    assert_eq!(collect(d.read(&b, None).await.unwrap()).await, content);
+    d.delete(&b).await.unwrap();
+    if a != b {
+        assert_eq!(
+            collect(d.read(&a, None).await.unwrap()).await,
+            content,
+            "deleting one copy keeps the other"
+        );
+    }
+    assert!(matches!(
+        d.read(&b, None).await,
+        Err(StorageError::NotFound(_))
+    ));
+    assert!(matches!(d.delete(&b).await, Err(StorageError::NotFound(_))));
+    assert!(
+        d.read("../../etc/passwd", None).await.is_err(),
+        "locations cannot leave the store"
+    );
+}
+
+fn uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+macro_rules! suite {
+    ($driver:ident: $($name:ident),* $(,)?) => {
+        mod $driver {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (d, _guard) = super::$driver().await;
+                super::$name(d).await
+            })*
+        }
+    };
+}
+
+async fn fs() -> (Arc<dyn BlobStorage>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    (Arc::new(FsStorage::open(dir.path()).await.unwrap()), dir)
+}
+
+suite!(fs: write_read_ranges, abort_leaves_nothing, resume_continues_from_the_saved_state, same_content_twice_and_delete);
