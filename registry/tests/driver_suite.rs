@@ -6,6 +6,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use podspace_registry::digest::Digest;
 use podspace_registry::storage::fs::FsStorage;
+use podspace_registry::storage::s3::{S3Config, S3Storage};
 use podspace_registry::storage::{BlobStorage, StorageError};
 
 async fn collect(s: podspace_registry::storage::ByteStream) -> Vec<u8> {
@@ -36,7 +37,8 @@ async fn store(d: &dyn BlobStorage, id: &str, chunks: &[&[u8]]) -> (String, Dige
 }
 
 async fn write_read_ranges(d: Arc<dyn BlobStorage>) {
-    let big = data(3 * 1024 * 1024 + 17, 1);
+    // Past two S3 parts, written in uneven chunks.
+    let big = data(11 * 1024 * 1024 + 17, 1);
     let (loc, _) = store(
         d.as_ref(),
         &uuid(),
@@ -142,3 +144,74 @@ async fn fs() -> (Arc<dyn BlobStorage>, tempfile::TempDir) {
 }
 
 suite!(fs: write_read_ranges, abort_leaves_nothing, resume_continues_from_the_saved_state, same_content_twice_and_delete);
+suite!(s3_moto: write_read_ranges, abort_leaves_nothing, resume_continues_from_the_saved_state, same_content_twice_and_delete);
+
+/// A moto S3 server on a free loopback port, killed with the test.
+struct Moto(std::process::Child);
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn moto_binary() -> Option<String> {
+    if let Ok(p) = std::env::var("PODSPACE_MOTO") {
+        return Some(p);
+    }
+    ["/opt/podspace/moto/bin/moto_server", "moto_server"]
+        .into_iter()
+        .find(|p| {
+            std::process::Command::new(p)
+                .arg("--help")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok()
+        })
+        .map(str::to_string)
+}
+
+async fn s3_moto() -> (Arc<dyn BlobStorage>, Moto) {
+    let bin = moto_binary().expect(
+        "moto_server not found: run scripts/setup/moto.sh (scripts/test does) or set PODSPACE_MOTO",
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("moto starts");
+    let moto = Moto(child);
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let storage = S3Storage::new(S3Config {
+        endpoint: Some(format!("http://127.0.0.1:{port}")),
+        region: "us-east-1".into(),
+        bucket: "podspace-suite".into(),
+        access_key: "test".into(),
+        secret_key: "test".into(),
+        prefix: "registry/".into(),
+    });
+    storage
+        .client()
+        .create_bucket()
+        .bucket("podspace-suite")
+        .send()
+        .await
+        .expect("create bucket");
+    (Arc::new(storage), moto)
+}

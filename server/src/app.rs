@@ -93,14 +93,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         &format!("{public_url}/v2/token"),
         Duration::from_secs(300),
     ));
-    let storage = podspace_registry::storage::fs::FsStorage::open(config.data_dir.join("registry"))
-        .await
-        .context("opening the registry's blob storage")?;
+    let storage: Arc<dyn podspace_registry::storage::BlobStorage> = match &config.storage {
+        crate::config::Storage::Fs => Arc::new(
+            podspace_registry::storage::fs::FsStorage::open(config.data_dir.join("registry"))
+                .await
+                .context("opening the registry's blob storage")?,
+        ),
+        crate::config::Storage::S3(s3) => {
+            Arc::new(podspace_registry::storage::s3::S3Storage::new(s3.clone()))
+        }
+    };
+    tracing::info!(driver = storage.name(), "registry storage");
     let registry = podspace_registry::Registry::new(
         store.clone(),
         authn.clone(),
         authz.clone(),
-        Arc::new(storage),
+        storage,
         registry_tokens.clone(),
         podspace_registry::RegistryConfig {
             public_host: public_host.clone(),

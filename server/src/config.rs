@@ -53,6 +53,37 @@ pub struct ServeArgs {
     /// Seconds an idle blob upload session is kept [default: 86400]
     #[arg(long, env = "PODSPACE_UPLOAD_TTL", value_name = "SECONDS")]
     pub upload_ttl: Option<u64>,
+    /// Where the registry keeps blobs: `fs` (under DATA_DIR/registry) or `s3` [default: fs]
+    #[arg(long, env = "PODSPACE_REGISTRY_STORAGE", value_name = "fs|s3")]
+    pub registry_storage: Option<String>,
+    /// S3 endpoint URL for S3-compatible servers (path-style addressing) [default: AWS]
+    #[arg(long, env = "PODSPACE_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// S3 bucket (it must exist)
+    #[arg(long, env = "PODSPACE_S3_BUCKET", value_name = "NAME")]
+    pub s3_bucket: Option<String>,
+    /// S3 region [default: us-east-1]
+    #[arg(long, env = "PODSPACE_S3_REGION", value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// Key prefix inside the bucket [default: registry/]
+    #[arg(long, env = "PODSPACE_S3_PREFIX", value_name = "PREFIX")]
+    pub s3_prefix: Option<String>,
+    /// S3 access key [default: $AWS_ACCESS_KEY_ID]
+    #[arg(
+        long,
+        env = "PODSPACE_S3_ACCESS_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub s3_access_key: Option<String>,
+    /// S3 secret key [default: $AWS_SECRET_ACCESS_KEY]
+    #[arg(
+        long,
+        env = "PODSPACE_S3_SECRET_KEY",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub s3_secret_key: Option<String>,
     /// Log format: text or json [default: text]
     #[arg(long, env = "PODSPACE_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -72,6 +103,13 @@ struct FileConfig {
     public_url: Option<String>,
     registry_public_host: Option<String>,
     upload_ttl: Option<u64>,
+    registry_storage: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_bucket: Option<String>,
+    s3_region: Option<String>,
+    s3_prefix: Option<String>,
+    s3_access_key: Option<String>,
+    s3_secret_key: Option<String>,
     log_format: Option<String>,
 }
 
@@ -94,7 +132,14 @@ pub struct Config {
     pub public_url: Option<String>,
     pub registry_public_host: Option<String>,
     pub upload_ttl: Duration,
+    pub storage: Storage,
     pub log_format: LogFormat,
+}
+
+#[derive(Clone)]
+pub enum Storage {
+    Fs,
+    S3(podspace_registry::storage::s3::S3Config),
 }
 
 impl std::fmt::Debug for Config {
@@ -165,6 +210,26 @@ impl Config {
                 .map(|u| u.trim_end_matches('/').to_string()),
             registry_public_host: args.registry_public_host.or(file.registry_public_host),
             upload_ttl: Duration::from_secs(args.upload_ttl.or(file.upload_ttl).unwrap_or(86_400)),
+            storage: match args.registry_storage.or(file.registry_storage).as_deref() {
+                None | Some("fs") => Storage::Fs,
+                Some("s3") => Storage::S3(podspace_registry::storage::s3::S3Config {
+                    endpoint: args.s3_endpoint.or(file.s3_endpoint),
+                    region: args.s3_region.or(file.s3_region).unwrap_or_else(|| "us-east-1".into()),
+                    bucket: args.s3_bucket.or(file.s3_bucket).context("--s3-bucket is required with --registry-storage s3")?,
+                    prefix: args.s3_prefix.or(file.s3_prefix).unwrap_or_else(|| "registry/".into()),
+                    access_key: args
+                        .s3_access_key
+                        .or(file.s3_access_key)
+                        .or_else(|| std::env::var("AWS_ACCESS_KEY_ID").ok())
+                        .context("an S3 access key is required (--s3-access-key or AWS_ACCESS_KEY_ID)")?,
+                    secret_key: args
+                        .s3_secret_key
+                        .or(file.s3_secret_key)
+                        .or_else(|| std::env::var("AWS_SECRET_ACCESS_KEY").ok())
+                        .context("an S3 secret key is required (--s3-secret-key or AWS_SECRET_ACCESS_KEY)")?,
+                }),
+                Some(other) => bail!("unknown registry storage {other:?}: use fs or s3"),
+            },
             log_format,
         })
     }

@@ -467,8 +467,25 @@ impl DockerCli {
     /// Builds a busybox image from Debian's busybox-static (nothing can be
     /// pulled from the internet here) and names it `name`.
     pub fn busybox_image(&self, name: &str) -> Result<()> {
+        self.busybox_image_with(name, 0)
+    }
+
+    /// The same with an incompressible `/filler` of `filler` bytes.
+    pub fn busybox_image_with(&self, name: &str, filler: usize) -> Result<()> {
         let root = tempfile::tempdir()?;
         let r = root.path();
+        if filler > 0 {
+            let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+            let bytes: Vec<u8> = (0..filler)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            std::fs::write(r.join("filler"), bytes)?;
+        }
         for dir in ["bin", "etc", "tmp"] {
             std::fs::create_dir_all(r.join(dir))?;
         }
@@ -511,4 +528,73 @@ pub fn unique(prefix: &str) -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// A moto S3 server on a free loopback port with one bucket; killed on drop.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+    pub bucket: String,
+}
+
+impl Moto {
+    pub async fn start() -> Result<Moto> {
+        let bin = std::env::var("PODSPACE_MOTO")
+            .unwrap_or_else(|_| "/opt/podspace/moto/bin/moto_server".into());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {bin} (scripts/setup/moto.sh installs it)"))?;
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let moto = Moto {
+            child,
+            endpoint,
+            bucket: "podspace-e2e".into(),
+        };
+        let http = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(r) = http
+                .put(format!("{}/{}", moto.endpoint, moto.bucket))
+                .send()
+                .await
+            {
+                if r.status().is_success() {
+                    return Ok(moto);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("moto did not start")
+    }
+
+    /// `podspace serve` flags for a registry on this bucket.
+    pub fn serve_args(&self) -> Vec<String> {
+        [
+            "--registry-storage",
+            "s3",
+            "--s3-endpoint",
+            &self.endpoint,
+            "--s3-bucket",
+            &self.bucket,
+            "--s3-access-key",
+            "test",
+            "--s3-secret-key",
+            "test",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

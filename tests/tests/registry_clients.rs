@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use podspace_e2e::{unique, Api, DockerCli, Server};
+use podspace_e2e::{unique, Api, DockerCli, Moto, Server};
 
 fn skopeo(args: &[&str]) -> String {
     let out = Command::new("skopeo")
@@ -170,4 +170,45 @@ async fn docker_login_push_pull_run_and_skopeo_round_trips() -> anyhow::Result<(
 fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(data))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_push_and_pull_on_s3_storage() -> anyhow::Result<()> {
+    let moto = Moto::start().await?;
+    let args = moto.serve_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start_with(&args)?;
+    assert!(
+        server.log_text().contains("\"driver\":\"s3\""),
+        "the registry runs on S3"
+    );
+    let admin = Api::admin(&server.url).await?;
+    admin.new_project("s3").await?;
+    let docker = DockerCli::new()?;
+    let reg = server.registry.clone();
+    let local = unique("podspace-test/big");
+    // 12 MiB that gzip cannot shrink: a multipart upload of three parts.
+    docker.busybox_image_with(&local, 12 << 20)?;
+    let remote = format!("{reg}/s3/big:v1");
+    assert!(docker
+        .login(&reg, "admin", podspace_e2e::ADMIN_PASSWORD)
+        .status
+        .success());
+    docker.ok(&["tag", &local, &remote]);
+    docker.ok(&["push", &remote]);
+    docker.ok(&["rmi", &remote, &local]);
+    docker.ok(&["pull", &remote]);
+    let size = docker.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &remote,
+        "sh",
+        "-c",
+        "wc -c < /filler",
+    ]);
+    assert_eq!(size.trim(), (12 << 20).to_string());
+    docker.ok(&["rmi", &remote]);
+    Ok(())
 }

@@ -19,23 +19,43 @@ const LAYER: usize = 4 << 20;
 const CHUNK: usize = 256 << 10;
 
 /// One docker-style push: layer in chunks, config, manifest by tag.
-async fn push(http: reqwest::Client, base: String, auth: String, i: usize, done: Arc<AtomicUsize>) -> anyhow::Result<()> {
+async fn push(
+    http: reqwest::Client,
+    base: String,
+    auth: String,
+    i: usize,
+    done: Arc<AtomicUsize>,
+) -> anyhow::Result<()> {
     let repo = format!("crash/app{}", i % 4);
     let layer: Vec<u8> = (0..LAYER).map(|b| ((b * (i + 7)) % 251) as u8).collect();
-    let config = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux", "config": {"Labels": {"push": i.to_string()}}}))?;
+    let config = serde_json::to_vec(
+        &json!({"architecture": "amd64", "os": "linux", "config": {"Labels": {"push": i.to_string()}}}),
+    )?;
     let send = |rb: reqwest::RequestBuilder| rb.header("authorization", &auth).send();
     let start = send(http.post(format!("{base}/v2/{repo}/blobs/uploads/"))).await?;
     let mut loc = format!("{base}{}", start.headers()["location"].to_str()?);
     for (n, chunk) in layer.chunks(CHUNK).enumerate() {
         let range = format!("{}-{}", n * CHUNK, n * CHUNK + chunk.len() - 1);
-        let r = send(http.patch(&loc).header("content-range", range).body(chunk.to_vec())).await?;
+        let r = send(
+            http.patch(&loc)
+                .header("content-range", range)
+                .body(chunk.to_vec()),
+        )
+        .await?;
         anyhow::ensure!(r.status() == 202, "patch: {}", r.status());
         loc = format!("{base}{}", r.headers()["location"].to_str()?);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let r = send(http.put(format!("{loc}?digest={}", sha256(&layer)))).await?;
     anyhow::ensure!(r.status() == 201, "put layer: {}", r.status());
-    let r = send(http.post(format!("{base}/v2/{repo}/blobs/uploads/?digest={}", sha256(&config))).body(config.clone())).await?;
+    let r = send(
+        http.post(format!(
+            "{base}/v2/{repo}/blobs/uploads/?digest={}",
+            sha256(&config)
+        ))
+        .body(config.clone()),
+    )
+    .await?;
     anyhow::ensure!(r.status() == 201, "config: {}", r.status());
     let manifest = json!({
         "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -68,7 +88,15 @@ async fn sigkill_during_twenty_pushes_leaves_only_complete_content() -> anyhow::
     let base = format!("http://{}", server.registry);
     let done = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..PUSHES)
-        .map(|i| tokio::spawn(push(http.clone(), base.clone(), auth.clone(), i, done.clone())))
+        .map(|i| {
+            tokio::spawn(push(
+                http.clone(),
+                base.clone(),
+                auth.clone(),
+                i,
+                done.clone(),
+            ))
+        })
         .collect();
     // Kill once some pushes have finished and the others are mid-way.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -100,28 +128,49 @@ async fn sigkill_during_twenty_pushes_leaves_only_complete_content() -> anyhow::
         let tags: Value = serde_json::from_slice(&body)?;
         for tag in tags["tags"].as_array().cloned().unwrap_or_default() {
             tags_seen += 1;
-            let (status, manifest) = fetch(&http, &auth, &format!("{base}/v2/{repo}/manifests/{}", tag.as_str().unwrap())).await?;
+            let (status, manifest) = fetch(
+                &http,
+                &auth,
+                &format!("{base}/v2/{repo}/manifests/{}", tag.as_str().unwrap()),
+            )
+            .await?;
             assert_eq!(status, 200, "tag {tag} of {repo} points at nothing");
             let m: Value = serde_json::from_slice(&manifest)?;
             let mut refs = vec![m["config"].clone()];
             refs.extend(m["layers"].as_array().cloned().unwrap_or_default());
             for r in refs {
                 let digest = r["digest"].as_str().unwrap();
-                let (status, blob) = fetch(&http, &auth, &format!("{base}/v2/{repo}/blobs/{digest}")).await?;
-                assert_eq!(status, 200, "{repo}:{tag} references a missing blob {digest}");
-                assert_eq!(sha256(&blob), digest, "a visible blob has the wrong content");
+                let (status, blob) =
+                    fetch(&http, &auth, &format!("{base}/v2/{repo}/blobs/{digest}")).await?;
+                assert_eq!(
+                    status, 200,
+                    "{repo}:{tag} references a missing blob {digest}"
+                );
+                assert_eq!(
+                    sha256(&blob),
+                    digest,
+                    "a visible blob has the wrong content"
+                );
                 assert_eq!(blob.len() as i64, r["size"].as_i64().unwrap());
                 blobs_checked += 1;
             }
         }
     }
-    assert!(tags_seen >= finished_before_kill, "a push that had answered 201 was lost: {tags_seen} < {finished_before_kill}");
+    assert!(
+        tags_seen >= finished_before_kill,
+        "a push that had answered 201 was lost: {tags_seen} < {finished_before_kill}"
+    );
     assert!(blobs_checked > 0);
     // Every layer blob that is visible at all is whole.
     for i in 0..PUSHES {
         let layer: Vec<u8> = (0..LAYER).map(|b| ((b * (i + 7)) % 251) as u8).collect();
         let digest = sha256(&layer);
-        let (status, blob) = fetch(&http, &auth, &format!("{base}/v2/crash/app{}/blobs/{digest}", i % 4)).await?;
+        let (status, blob) = fetch(
+            &http,
+            &auth,
+            &format!("{base}/v2/crash/app{}/blobs/{digest}", i % 4),
+        )
+        .await?;
         if status == 200 {
             assert_eq!(sha256(&blob), digest);
         } else {

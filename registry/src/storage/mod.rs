@@ -5,6 +5,7 @@
 //! is metadata in the store; a driver never lists anything on a request.
 
 pub mod fs;
+pub mod s3;
 
 use std::ops::Range;
 use std::pin::Pin;
