@@ -21,6 +21,7 @@ pub enum Code {
     Denied,
     Unsupported,
     RangeInvalid,
+    PaginationInvalid,
     TooLarge,
     Internal,
 }
@@ -42,6 +43,7 @@ impl Code {
             Code::Denied => "DENIED",
             Code::Unsupported => "UNSUPPORTED",
             Code::RangeInvalid => "RANGE_INVALID",
+            Code::PaginationInvalid => "PAGINATION_NUMBER_INVALID",
             Code::TooLarge => "SIZE_INVALID",
             Code::Internal => "UNKNOWN",
         }

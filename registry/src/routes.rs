@@ -410,7 +410,7 @@ async fn upload_start(
     if let Some(d) = param(&q, "digest") {
         let digest = parse_digest(d, Code::DigestInvalid)?;
         let body = req.into_body().into_data_stream();
-        if let Err(e) = r.uploads.append(&name, &id, None, body).await {
+        if let Err(e) = r.uploads.append(&name, &id, None, body, false).await {
             let _ = r.uploads.cancel(&name, &id).await;
             return Err(e);
         }
@@ -479,7 +479,7 @@ async fn upload(
             let start = content_range(req.headers())?;
             let size = r
                 .uploads
-                .append(repo, id, start, req.into_body().into_data_stream())
+                .append(repo, id, start, req.into_body().into_data_stream(), true)
                 .await?;
             Ok(empty(StatusCode::ACCEPTED, &upload_headers(repo, id, size)))
         }
@@ -490,7 +490,7 @@ async fn upload(
             let digest = parse_digest(d, Code::DigestInvalid)?;
             let start = content_range(req.headers())?;
             r.uploads
-                .append(repo, id, start, req.into_body().into_data_stream())
+                .append(repo, id, start, req.into_body().into_data_stream(), false)
                 .await?;
             let blob = r.uploads.finish(repo, id, &digest).await?;
             Ok(blob_created(repo, &blob.digest))
@@ -732,14 +732,15 @@ async fn read_small_blob(reg: &Registry, repo: &str, digest: &str) -> Option<Val
 
 fn page_size(q: &[(String, String)]) -> Result<i64> {
     match param(q, "n") {
-        None => Ok(1000),
+        // No `n`: everything, as distribution answers.
+        None => Ok(100_000),
         Some(n) => n
             .parse::<i64>()
             .ok()
             .filter(|n| *n >= 0)
-            .map(|n| n.min(10_000))
+            .map(|n| n.min(100_000))
             .ok_or_else(|| {
-                RegistryError::new(Code::Unsupported, "n must be a non-negative integer")
+                RegistryError::new(Code::PaginationInvalid, "n must be a non-negative integer")
             }),
     }
 }

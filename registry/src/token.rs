@@ -150,7 +150,12 @@ pub struct TokenService {
     pub service: String,
     pub realm: String,
     ttl: Duration,
+    /// Tokens already verified, until they expire: a client sends the same
+    /// token with every request of a push or pull.
+    verified: std::sync::RwLock<std::collections::HashMap<String, (Caller, i64)>>,
 }
+
+const VERIFIED_MAX: usize = 10_000;
 
 const ISSUER: &str = "podspace";
 
@@ -162,6 +167,7 @@ impl TokenService {
             service: service.to_string(),
             realm: realm.to_string(),
             ttl,
+            verified: Default::default(),
         }
     }
 
@@ -227,6 +233,28 @@ impl TokenService {
     }
 
     fn verify(&self, token: &str) -> Option<Caller> {
+        let now = chrono::Utc::now().timestamp();
+        if let Ok(cache) = self.verified.read() {
+            if let Some((caller, exp)) = cache.get(token) {
+                if *exp > now {
+                    return Some(caller.clone());
+                }
+            }
+        }
+        let (caller, exp) = self.decode(token)?;
+        if let Ok(mut cache) = self.verified.write() {
+            if cache.len() >= VERIFIED_MAX {
+                cache.retain(|_, (_, e)| *e > now);
+                if cache.len() >= VERIFIED_MAX {
+                    cache.clear();
+                }
+            }
+            cache.insert(token.to_string(), (caller.clone(), exp));
+        }
+        Some(caller)
+    }
+
+    fn decode(&self, token: &str) -> Option<(Caller, i64)> {
         let mut v = Validation::new(Algorithm::HS256);
         v.set_audience(&[&self.service]);
         v.set_issuer(&[ISSUER]);
@@ -245,11 +273,14 @@ impl TokenService {
                 _ => {}
             }
         }
-        Some(Caller::Token {
-            subject: claims.sub,
-            access,
-            catalog,
-        })
+        Some((
+            Caller::Token {
+                subject: claims.sub,
+                access,
+                catalog,
+            },
+            claims.exp,
+        ))
     }
 
     /// Who is calling the registry: `None` for anonymous requests; an

@@ -19,6 +19,12 @@ pub struct Session {
     hasher: ResumableSha256,
     upload: Option<DriverUpload>,
     created_at: i64,
+    /// Whether the store has a record of this session. A session is saved
+    /// only once a PATCH leaves bytes in it: a blob sent whole (POST, then
+    /// PUT with the body) never needs one, and a session that was never
+    /// saved answers BLOB_UPLOAD_UNKNOWN after a restart, as the spec allows.
+    persisted: bool,
+    touched: std::time::Instant,
 }
 
 impl Session {
@@ -65,8 +71,9 @@ impl Uploads {
             hasher: ResumableSha256::new(),
             upload: Some(upload),
             created_at: now(),
+            persisted: false,
+            touched: std::time::Instant::now(),
         };
-        self.save(&id, &session).await?;
         self.live
             .lock()
             .map_err(RegistryError::internal)?
@@ -74,7 +81,7 @@ impl Uploads {
         Ok(id)
     }
 
-    async fn save(&self, id: &str, s: &Session) -> Result<()> {
+    async fn save(&self, id: &str, s: &mut Session) -> Result<()> {
         let Some(up) = &s.upload else { return Ok(()) };
         // Only a state where every accepted byte is durable is worth saving:
         // the digest state must describe exactly the stored bytes.
@@ -92,6 +99,7 @@ impl Uploads {
                 updated_at: now(),
             })
             .await?;
+        s.persisted = true;
         Ok(())
     }
 
@@ -126,14 +134,25 @@ impl Uploads {
             hasher,
             upload: Some(upload),
             created_at: record.created_at,
+            persisted: true,
+            touched: std::time::Instant::now(),
         }));
         let mut live = self.live.lock().map_err(RegistryError::internal)?;
         Ok(live.entry(id.to_string()).or_insert(session).clone())
     }
 
     /// Appends a request body. `start`, when the client sent a
-    /// Content-Range, must be where the session stands (else 416).
-    pub async fn append<S>(&self, repo: &str, id: &str, start: Option<u64>, body: S) -> Result<u64>
+    /// Content-Range, must be where the session stands (else 416). `keep`
+    /// saves the session for a later request (a PATCH); a body that is
+    /// finished right away (PUT) needs no saving.
+    pub async fn append<S>(
+        &self,
+        repo: &str,
+        id: &str,
+        start: Option<u64>,
+        body: S,
+        keep: bool,
+    ) -> Result<u64>
     where
         S: Stream<Item = std::result::Result<Bytes, axum::Error>> + Unpin,
     {
@@ -154,7 +173,13 @@ impl Uploads {
             }
         }
         let result = self.pump(&mut s, body).await;
-        self.save(id, &s).await?;
+        s.touched = std::time::Instant::now();
+        if keep {
+            if let Some(up) = s.upload.as_mut() {
+                self.storage.flush(up).await?;
+            }
+            self.save(id, &mut s).await?;
+        }
         result?;
         Ok(s.size())
     }
@@ -212,7 +237,7 @@ impl Uploads {
             }
         };
         let size = upload.written;
-        self.forget(id).await;
+        self.forget(id, s.persisted).await;
         if &actual != digest {
             self.storage.abort(upload).await?;
             return Err(RegistryError::new(
@@ -244,26 +269,53 @@ impl Uploads {
             return Err(unknown());
         }
         let upload = s.upload.take();
-        self.forget(id).await;
+        self.forget(id, s.persisted).await;
         if let Some(u) = upload {
             self.storage.abort(u).await?;
         }
         Ok(())
     }
 
-    async fn forget(&self, id: &str) {
+    async fn forget(&self, id: &str, persisted: bool) {
         if let Ok(mut live) = self.live.lock() {
             live.remove(id);
         }
-        if let Err(e) = self.store.delete_upload(id).await {
-            tracing::warn!(error = %e, "forgetting an upload failed");
+        if persisted {
+            if let Err(e) = self.store.delete_upload(id).await {
+                tracing::warn!(error = %e, "forgetting an upload failed");
+            }
         }
     }
 
-    /// Aborts sessions untouched for `ttl_secs`.
+    /// Aborts sessions untouched for `ttl_secs`: saved ones, and ones only
+    /// this process knows.
     pub async fn expire(&self, ttl_secs: i64) -> Result<usize> {
+        let ttl = std::time::Duration::from_secs(ttl_secs.max(0) as u64);
+        let live: Vec<(String, Shared)> = self
+            .live
+            .lock()
+            .map_err(RegistryError::internal)?
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut idle = 0;
+        for (id, shared) in live {
+            let Ok(mut s) = shared.try_lock() else {
+                continue;
+            };
+            if s.persisted || s.touched.elapsed() < ttl {
+                continue;
+            }
+            if let Some(u) = s.upload.take() {
+                let _ = self.storage.abort(u).await;
+            }
+            if let Ok(mut map) = self.live.lock() {
+                map.remove(&id);
+            }
+            idle += 1;
+        }
         let stale = self.store.stale_uploads(now() - ttl_secs).await?;
-        let n = stale.len();
+        let n = stale.len() + idle;
         for record in stale {
             let live = self
                 .live

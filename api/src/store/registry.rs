@@ -38,6 +38,42 @@ pub struct UploadRecord {
     pub updated_at: i64,
 }
 
+/// Adds and removes tags in the repository's sorted tag list, inside the
+/// transaction that changes `registry_tags`.
+async fn edit_tag_list(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    repo: &str,
+    add: &[&str],
+    remove: &[String],
+) -> Result<(), StoreError> {
+    let current: Option<String> =
+        sqlx::query_scalar("SELECT tags FROM registry_tag_lists WHERE repo = $1")
+            .bind(repo)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let mut tags: Vec<String> = current
+        .as_deref()
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    for t in add {
+        if let Err(i) = tags.binary_search_by(|x| x.as_str().cmp(t)) {
+            tags.insert(i, t.to_string());
+        }
+    }
+    tags.retain(|t| !remove.contains(t));
+    sqlx::query(
+        "INSERT INTO registry_tag_lists (repo, tags) VALUES ($1, $2)
+         ON CONFLICT (repo) DO UPDATE SET tags = excluded.tags",
+    )
+    .bind(repo)
+    .bind(tags.join("\n"))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -177,6 +213,7 @@ impl Store {
             .bind(now())
             .execute(&mut *tx)
             .await?;
+            edit_tag_list(&mut tx, &m.repo, &[tag], &[]).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -214,6 +251,15 @@ impl Store {
     /// Deletes a manifest and every tag pointing at it.
     pub async fn delete_manifest(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
         let mut tx = self.write_pool().begin().await?;
+        let gone: Vec<String> =
+            sqlx::query_scalar("SELECT tag FROM registry_tags WHERE repo = $1 AND digest = $2")
+                .bind(repo)
+                .bind(digest)
+                .fetch_all(&mut *tx)
+                .await?;
+        if !gone.is_empty() {
+            edit_tag_list(&mut tx, repo, &[], &gone).await?;
+        }
         sqlx::query("DELETE FROM registry_tags WHERE repo = $1 AND digest = $2")
             .bind(repo)
             .bind(digest)
@@ -229,27 +275,32 @@ impl Store {
     }
 
     pub async fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool, StoreError> {
+        let mut tx = self.write_pool().begin().await?;
         let r = sqlx::query("DELETE FROM registry_tags WHERE repo = $1 AND tag = $2")
             .bind(repo)
             .bind(tag)
-            .execute(self.write_pool())
+            .execute(&mut *tx)
             .await?;
+        edit_tag_list(&mut tx, repo, &[], &[tag.to_string()]).await?;
+        tx.commit().await?;
         Ok(r.rows_affected() > 0)
     }
 
     /// Tags of `repo` in lexical order after `last`, at most `n`.
     pub async fn tags(&self, repo: &str, last: &str, n: i64) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT tag FROM registry_tags WHERE repo = $1 AND tag > $2 ORDER BY tag LIMIT $3",
-        )
-        .bind(repo)
-        .bind(last)
-        .bind(n)
-        .fetch_all(self.read_pool())
-        .await?;
-        rows.iter()
-            .map(|r| r.try_get(0).map_err(StoreError::from))
-            .collect()
+        let list: Option<String> =
+            sqlx::query_scalar("SELECT tags FROM registry_tag_lists WHERE repo = $1")
+                .bind(repo)
+                .fetch_optional(self.read_pool())
+                .await?;
+        Ok(list
+            .as_deref()
+            .unwrap_or_default()
+            .lines()
+            .filter(|t| *t > last)
+            .take(n.max(0) as usize)
+            .map(str::to_string)
+            .collect())
     }
 
     /// Repositories holding at least one manifest, in lexical order after `last`.

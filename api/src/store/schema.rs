@@ -43,6 +43,8 @@ const REGISTRY_TABLES: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS registry_uploads (
         id TEXT PRIMARY KEY, repo TEXT NOT NULL, size BIGINT NOT NULL, hash_state {bytes} NOT NULL,
         driver_state TEXT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
+    // Each repository's tags, sorted, one per line: a tag list is one row.
+    "CREATE TABLE IF NOT EXISTS registry_tag_lists (repo TEXT PRIMARY KEY, tags TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS server_keys (name TEXT PRIMARY KEY, value {bytes} NOT NULL)",
 ];
 

@@ -56,6 +56,9 @@ pub trait BlobStorage: Send + Sync + 'static {
         durable: u64,
     ) -> Result<DriverUpload, StorageError>;
     async fn write(&self, upload: &mut DriverUpload, data: Bytes) -> Result<(), StorageError>;
+    /// Makes what was written as durable as the driver can before the
+    /// session's state is saved (`upload.durable` says how far).
+    async fn flush(&self, upload: &mut DriverUpload) -> Result<(), StorageError>;
     /// Makes every byte durable and puts the blob where it will be read
     /// from; returns that location. The caller has verified `digest`.
     async fn finish(&self, upload: DriverUpload, digest: &Digest) -> Result<String, StorageError>;

@@ -302,6 +302,11 @@ impl BlobStorage for S3Storage {
         Ok(())
     }
 
+    /// Only whole parts can be made durable; they already are.
+    async fn flush(&self, _upload: &mut DriverUpload) -> Result<(), StorageError> {
+        Ok(())
+    }
+
     async fn finish(
         &self,
         mut upload: DriverUpload,
