@@ -25,6 +25,219 @@ struct Args {
     /// Only our registry (skip docker-registry)
     #[arg(long)]
     ours_only: bool,
+    /// moto_server for the S3 request counts [default: /opt/podspace/moto/bin/moto_server]
+    #[arg(long, env = "PODSPACE_MOTO")]
+    moto: Option<String>,
+}
+
+/// moto with its access log counted: one line per S3 request.
+struct CountedMoto {
+    child: std::process::Child,
+    endpoint: String,
+    requests: Arc<AtomicUsize>,
+    copies: Arc<AtomicUsize>,
+}
+
+impl Drop for CountedMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn counted_moto(bin: &str) -> Result<CountedMoto> {
+    use std::io::BufRead;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut child = std::process::Command::new(bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {bin}"))?;
+    let requests = Arc::new(AtomicUsize::new(0));
+    let copies = Arc::new(AtomicUsize::new(0));
+    let stderr = child.stderr.take().context("moto stderr")?;
+    let (r, c) = (requests.clone(), copies.clone());
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if ["\"GET ", "\"PUT ", "\"POST ", "\"DELETE ", "\"HEAD "]
+                .iter()
+                .any(|m| line.contains(m))
+            {
+                r.fetch_add(1, Ordering::SeqCst);
+                if line.contains("x-amz-copy-source") || line.contains("?uploadPartCopy") {
+                    c.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+    });
+    let endpoint = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if let Ok(resp) = reqwest::Client::new()
+            .put(format!("{endpoint}/bench"))
+            .send()
+            .await
+        {
+            if resp.status().is_success() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                return Ok(CountedMoto {
+                    child,
+                    endpoint,
+                    requests,
+                    copies,
+                });
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("moto did not start")
+}
+
+/// Pushes in the docker way and counts the S3 requests each operation makes.
+async fn s3_requests(bin: &str) -> Result<()> {
+    let moto = counted_moto(bin).await?;
+    let server = Server::start_with(&[
+        "--registry-storage",
+        "s3",
+        "--s3-endpoint",
+        &moto.endpoint,
+        "--s3-bucket",
+        "bench",
+        "--s3-access-key",
+        "test",
+        "--s3-secret-key",
+        "test",
+    ])?;
+    let admin = Api::admin(&server.url).await?;
+    admin.new_project("bench").await?;
+    let t = Target {
+        name: "podspace-s3",
+        base: format!("http://{}", server.registry),
+        auth: Some(format!("Bearer {}", admin.token.clone().context("token")?)),
+        pid: server.pid(),
+        http: reqwest::Client::new(),
+    };
+    let count = |label: &str, ops: usize, before: usize| {
+        tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(300)));
+        let n = moto.requests.load(Ordering::SeqCst) - before;
+        println!(
+            "{:<16} {label:<40} {:>6.2} S3 requests per operation ({n} for {ops})",
+            t.name,
+            n as f64 / ops as f64
+        );
+    };
+    let before = moto.requests.load(Ordering::SeqCst);
+    for i in 0..50u32 {
+        let mut data = format!("small blob {i} ").into_bytes();
+        data.resize(4096, b'.');
+        t.push_blob("bench/s3", data).await?;
+    }
+    count("push of a 4 KiB blob (POST + PUT)", 50, before);
+    // Chunked as docker sends a big layer: PATCH of 1 MiB pieces, then PUT.
+    let before = moto.requests.load(Ordering::SeqCst);
+    let mut digests = Vec::new();
+    for i in 0..4u8 {
+        let data: Vec<u8> = (0..(12 << 20))
+            .map(|b: u32| (b as u8) ^ i.wrapping_mul(37))
+            .collect();
+        let digest = sha256(&data);
+        let r = t
+            .req(
+                reqwest::Method::POST,
+                &format!("{}/v2/bench/s3/blobs/uploads/", t.base),
+            )
+            .send()
+            .await?;
+        let mut loc = format!("{}{}", t.base, r.headers()["location"].to_str()?);
+        for chunk in data.chunks(1 << 20) {
+            let r = t
+                .req(reqwest::Method::PATCH, &loc)
+                .body(chunk.to_vec())
+                .send()
+                .await?;
+            loc = format!("{}{}", t.base, r.headers()["location"].to_str()?);
+        }
+        let r = t
+            .req(reqwest::Method::PUT, &format!("{loc}?digest={digest}"))
+            .send()
+            .await?;
+        if r.status() != 201 {
+            bail!("12 MiB push: {}", r.status());
+        }
+        digests.push(digest);
+    }
+    count("push of a 12 MiB blob (3 parts of 5 MiB)", 4, before);
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    t.push_blob("bench/s3", config.clone()).await?;
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digests[0], "size": 12 << 20}],
+    }))?;
+    let r = t
+        .req(
+            reqwest::Method::PUT,
+            &format!("{}/v2/bench/s3/manifests/v1", t.base),
+        )
+        .header("content-type", MANIFEST)
+        .body(manifest)
+        .send()
+        .await?;
+    if r.status() != 201 {
+        bail!("manifest: {}", r.status());
+    }
+    t.req(
+        reqwest::Method::GET,
+        &format!("{}/v2/bench/s3/manifests/v1", t.base),
+    )
+    .send()
+    .await?;
+    let before = moto.requests.load(Ordering::SeqCst);
+    for _ in 0..200 {
+        t.req(
+            reqwest::Method::GET,
+            &format!("{}/v2/bench/s3/manifests/v1", t.base),
+        )
+        .header("accept", MANIFEST)
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    }
+    count("manifest GET by tag (warm)", 200, before);
+    let before = moto.requests.load(Ordering::SeqCst);
+    for _ in 0..200 {
+        t.req(
+            reqwest::Method::HEAD,
+            &format!("{}/v2/bench/s3/blobs/{}", t.base, digests[0]),
+        )
+        .send()
+        .await?;
+    }
+    count("blob HEAD (warm)", 200, before);
+    let before = moto.requests.load(Ordering::SeqCst);
+    for _ in 0..10 {
+        t.req(
+            reqwest::Method::GET,
+            &format!("{}/v2/bench/s3/blobs/{}", t.base, digests[1]),
+        )
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    }
+    count("blob GET of 12 MiB", 10, before);
+    println!(
+        "{:<16} server-side copies: {}",
+        t.name,
+        moto.copies.load(Ordering::SeqCst)
+    );
+    Ok(())
 }
 
 fn sha256(data: &[u8]) -> String {
@@ -405,6 +618,12 @@ async fn main() -> Result<()> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()?;
+
+    let moto = args
+        .moto
+        .clone()
+        .unwrap_or_else(|| "/opt/podspace/moto/bin/moto_server".into());
+    s3_requests(&moto).await?;
 
     let server = Server::start()?;
     let admin = Api::admin(&server.url).await?;

@@ -116,6 +116,12 @@ impl IntoResponse for RegistryError {
         if let Some(ch) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, ch);
         }
+        // The rest of an oversized body is not read: the connection cannot
+        // carry another request.
+        if self.code == Code::TooLarge {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         resp
     }
 }

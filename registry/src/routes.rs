@@ -536,6 +536,15 @@ async fn manifest(
                     format!("manifest {reference} is unknown to the repository"),
                 )
             })?;
+            if !accepts(req_headers(&req), &m.media_type) {
+                return Err(RegistryError::new(
+                    Code::ManifestUnknown,
+                    format!(
+                        "manifest {reference} is a {}, which the Accept header does not allow",
+                        m.media_type
+                    ),
+                ));
+            }
             let len = m.body.len();
             let body = if *method == Method::HEAD {
                 Body::empty()
@@ -728,6 +737,30 @@ async fn read_small_blob(reg: &Registry, repo: &str, digest: &str) -> Option<Val
         buf.extend_from_slice(&chunk.ok()?);
     }
     serde_json::from_slice(&buf).ok()
+}
+
+fn req_headers(req: &Request) -> &HeaderMap {
+    req.headers()
+}
+
+/// Content negotiation: without an Accept header anything goes; with one,
+/// the manifest's type (or a wildcard) must be listed.
+fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
+    let mut any = false;
+    for value in headers.get_all(header::ACCEPT) {
+        let Ok(value) = value.to_str() else { continue };
+        for item in value.split(',') {
+            let mime = item.split(';').next().unwrap_or(item).trim();
+            if mime.is_empty() {
+                continue;
+            }
+            any = true;
+            if mime == media_type || mime == "*/*" || mime == "application/*" {
+                return true;
+            }
+        }
+    }
+    !any
 }
 
 fn page_size(q: &[(String, String)]) -> Result<i64> {

@@ -62,6 +62,11 @@ impl IntoResponse for ApiError {
 pub fn status_response(status: &Status) -> Response {
     let code = StatusCode::from_u16(status.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = json_response(code, serde_json::to_vec(status).unwrap_or_default());
+    if code == StatusCode::PAYLOAD_TOO_LARGE {
+        // The rest of the body was not read; the connection is done.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if code == StatusCode::UNAUTHORIZED {
         resp.headers_mut().insert(
             header::WWW_AUTHENTICATE,

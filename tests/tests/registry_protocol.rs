@@ -529,6 +529,36 @@ async fn manifests_tags_catalog_and_referrers() -> anyhow::Result<()> {
             (StatusCode::OK, body.len().to_string())
         );
     }
+    // Content negotiation on Accept.
+    let docker_only = reg
+        .send(
+            Method::GET,
+            "/v2/p/app/manifests/v1",
+            &[(
+                "accept",
+                "application/vnd.docker.distribution.manifest.v2+json",
+            )],
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        docker_only.code(),
+        "MANIFEST_UNKNOWN",
+        "an OCI manifest is not a Docker schema 2 one"
+    );
+    let both = reg.send(Method::GET, "/v2/p/app/manifests/v1", &[("accept", "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json")], vec![]).await;
+    assert_eq!(both.status, 200);
+    assert_eq!(
+        reg.send(
+            Method::GET,
+            "/v2/p/app/manifests/v1",
+            &[("accept", "*/*")],
+            vec![]
+        )
+        .await
+        .status,
+        200
+    );
     // The push made an image stream tag.
     let is = admin
         .get("/apis/image.openshift.io/v1/namespaces/p/imagestreams/app")

@@ -1,6 +1,8 @@
 //! The filesystem driver: uploads are files under `uploads/`; a finished
-//! blob is fsynced and renamed to `blobs/<algorithm>/<xx>/<hex>`, so a blob
-//! file is either complete or absent.
+//! blob is fsynced and renamed to `blobs/<algorithm>/<hex>`, so a blob file
+//! is either complete or absent. The rename is made durable by an fsync of
+//! the directory, which concurrent finishes share (one directory per
+//! algorithm makes that possible; ext4 and xfs index large directories).
 
 use std::io::SeekFrom;
 use std::ops::Range;
@@ -14,6 +16,30 @@ use crate::digest::Digest;
 
 pub struct FsStorage {
     root: PathBuf,
+    dir_syncs: DirSyncs,
+}
+
+/// Group fsync of a directory: a finish that renamed a file asks for a sync
+/// and is satisfied by any sync that started after its request.
+#[derive(Default)]
+struct DirSyncs {
+    requested: std::sync::atomic::AtomicU64,
+    done: tokio::sync::Mutex<u64>,
+}
+
+impl DirSyncs {
+    async fn sync(&self, dir: &Path) -> Result<(), StorageError> {
+        use std::sync::atomic::Ordering;
+        let mine = self.requested.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut done = self.done.lock().await;
+        if *done >= mine {
+            return Ok(());
+        }
+        let covers = self.requested.load(Ordering::Acquire);
+        sync_dir(dir).await?;
+        *done = covers;
+        Ok(())
+    }
 }
 
 /// Chunks from the network are small; writing them through a buffer saves
@@ -29,7 +55,10 @@ impl FsStorage {
         let root = root.into();
         tokio::fs::create_dir_all(root.join("uploads")).await?;
         tokio::fs::create_dir_all(root.join("blobs")).await?;
-        Ok(FsStorage { root })
+        Ok(FsStorage {
+            root,
+            dir_syncs: DirSyncs::default(),
+        })
     }
 
     fn upload_path(&self, id: &str) -> Result<PathBuf, StorageError> {
@@ -162,13 +191,8 @@ impl BlobStorage for FsStorage {
     ) -> Result<String, StorageError> {
         let file = Self::file_of(&mut upload)?;
         file.flush().await?;
-        file.get_ref().sync_all().await?;
-        let location = format!(
-            "blobs/{}/{}/{}",
-            digest.algorithm.name(),
-            &digest.hex[..2],
-            digest.hex
-        );
+        file.get_ref().sync_data().await?;
+        let location = format!("blobs/{}/{}", digest.algorithm.name(), digest.hex);
         let target = self.location_path(&location)?;
         let dir = target
             .parent()
@@ -182,7 +206,7 @@ impl BlobStorage for FsStorage {
             tokio::fs::remove_file(&from).await?;
         } else {
             tokio::fs::rename(&from, &target).await?;
-            sync_dir(&dir).await?;
+            self.dir_syncs.sync(&dir).await?;
         }
         Ok(location)
     }
