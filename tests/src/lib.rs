@@ -531,10 +531,13 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// A moto S3 server on a free loopback port with one bucket; killed on drop.
+/// `requests` counts the S3 requests it served (its access log has a line
+/// per request).
 pub struct Moto {
     child: Child,
     pub endpoint: String,
     pub bucket: String,
+    pub requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Moto {
@@ -544,17 +547,31 @@ impl Moto {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let child = Command::new(&bin)
+        let mut child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("starting {bin} (scripts/setup/moto.sh installs it)"))?;
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stderr = child.stderr.take().ok_or_else(|| anyhow!("moto stderr"))?;
+        let counter = requests.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if ["\"GET ", "\"PUT ", "\"POST ", "\"DELETE ", "\"HEAD "]
+                    .iter()
+                    .any(|m| line.contains(m))
+                {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        });
         let endpoint = format!("http://127.0.0.1:{port}");
         let moto = Moto {
             child,
             endpoint,
             bucket: "podspace-e2e".into(),
+            requests,
         };
         let http = reqwest::Client::new();
         for _ in 0..200 {
