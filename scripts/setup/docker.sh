@@ -7,10 +7,10 @@ set -euo pipefail
 log() { echo "[docker] $*" >&2; }
 
 pkgs=()
-command -v dockerd >/dev/null || pkgs+=(docker.io)
-[ -x /usr/bin/docker ] || pkgs+=(docker.io)
+{ command -v dockerd >/dev/null && [ -x /usr/bin/docker ]; } || pkgs+=(docker.io)
 command -v skopeo >/dev/null || pkgs+=(skopeo)
-[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx wget || pkgs+=(busybox-static)
+# Test images are a statically linked busybox copied into an empty rootfs.
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || pkgs+=(busybox-static)
 if [ ${#pkgs[@]} -gt 0 ]; then
   log "installing ${pkgs[*]}"
   # Keep the package from starting its own daemon (with a bridge) at install.
