@@ -66,7 +66,8 @@ pub async fn record_push(
     )))
 }
 
-/// Prepends a history entry for `tag` unless it already points at `digest`.
+/// Records an event for `tag` (see [`add_event`]) with the stream's current
+/// generation, as a push does, and sets the stream's repository.
 pub fn add_tag_event(
     stream: &mut Object,
     tag: &str,
@@ -80,46 +81,203 @@ pub fn add_tag_event(
         *status = json!({});
     }
     status["dockerImageRepository"] = json!(repository);
-    if !status.get("tags").is_some_and(Value::is_array) {
-        status["tags"] = json!([]);
-    }
-    let Some(tags) = status.get_mut("tags").and_then(Value::as_array_mut) else {
-        return;
-    };
     let event = json!({
         "created": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "dockerImageReference": reference,
         "image": digest,
         "generation": generation,
     });
-    match tags
-        .iter_mut()
-        .find(|t| t.get("tag").and_then(Value::as_str) == Some(tag))
-    {
-        Some(t) => {
-            let items = t
-                .as_object_mut()
-                .map(|m| m.entry("items").or_insert_with(|| json!([])));
-            let Some(items) = items.and_then(Value::as_array_mut) else {
-                return;
-            };
-            if items
-                .first()
-                .and_then(|i| i.get("image"))
-                .and_then(Value::as_str)
-                == Some(digest)
-            {
-                return;
+    add_event(stream, tag, event);
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// Adds a tag event to `tag`'s history by the rules of OpenShift's image
+/// streams: the same image, reference and generation change nothing; the
+/// same image and reference only update the generation; a change of only one
+/// of image or reference patches the newest entry; anything else becomes
+/// the new newest entry. Tags that track `tag` (`from.kind: ImageStreamTag`
+/// in the same stream) get the event too. Returns whether anything changed.
+pub fn add_event(stream: &mut Object, tag: &str, event: Value) -> bool {
+    let mut changed = add_one(stream, tag, &event);
+    // Tracking tags, followed transitively; `seen` stops alias loops.
+    let mut queue = vec![tag.to_string()];
+    let mut seen = vec![tag.to_string()];
+    while let Some(source) = queue.pop() {
+        for follower in trackers(stream, &source) {
+            if seen.contains(&follower) {
+                continue;
             }
-            items.insert(0, event);
+            seen.push(follower.clone());
+            changed |= add_one(stream, &follower, &event);
+            queue.push(follower);
         }
-        None => tags.push(json!({"tag": tag, "items": [event]})),
+    }
+    changed
+}
+
+/// Spec tags of the same stream whose `from` is `<source>` as an ImageStreamTag.
+pub fn trackers(stream: &Object, source: &str) -> Vec<String> {
+    let own = &stream.metadata.name;
+    let tags = stream
+        .body
+        .get("spec")
+        .and_then(|s| s.get("tags"))
+        .and_then(Value::as_array);
+    tags.into_iter()
+        .flatten()
+        .filter(|t| {
+            let from = t.get("from");
+            let kind = from.and_then(|f| str_of(f, "kind"));
+            let name = from.and_then(|f| str_of(f, "name")).unwrap_or_default();
+            let other_ns = from
+                .and_then(|f| str_of(f, "namespace"))
+                .is_some_and(|n| !n.is_empty() && n != stream.metadata.namespace);
+            let target = match name.split_once(':') {
+                Some((is, t)) if is == own => t,
+                Some(_) => return false,
+                None => name,
+            };
+            kind == Some("ImageStreamTag") && !other_ns && target == source
+        })
+        .filter_map(|t| str_of(t, "name").map(str::to_string))
+        .collect()
+}
+
+fn add_one(stream: &mut Object, tag: &str, event: &Value) -> bool {
+    let status = stream.body.entry("status").or_insert_with(|| json!({}));
+    if !status.is_object() {
+        *status = json!({});
+    }
+    if !status.get("tags").is_some_and(Value::is_array) {
+        status["tags"] = json!([]);
+    }
+    let Some(tags) = status.get_mut("tags").and_then(Value::as_array_mut) else {
+        return false;
+    };
+    let entry = match tags.iter().position(|t| str_of(t, "tag") == Some(tag)) {
+        Some(i) => &mut tags[i],
+        None => {
+            tags.push(json!({"tag": tag, "items": [event.clone()]}));
+            return true;
+        }
+    };
+    if !entry.get("items").is_some_and(Value::is_array) {
+        entry["items"] = json!([]);
+    }
+    let Some(items) = entry.get_mut("items").and_then(Value::as_array_mut) else {
+        return false;
+    };
+    let Some(newest) = items.first_mut() else {
+        items.push(event.clone());
+        return true;
+    };
+    let same_image = str_of(newest, "image") == str_of(event, "image");
+    let same_ref = str_of(newest, "dockerImageReference") == str_of(event, "dockerImageReference");
+    let same_gen = newest.get("generation") == event.get("generation");
+    match (same_image, same_ref) {
+        (true, true) if same_gen => false,
+        (true, true) => {
+            newest["generation"] = event["generation"].clone();
+            true
+        }
+        (true, false) | (false, true) => {
+            *newest = event.clone();
+            true
+        }
+        (false, false) => {
+            items.insert(0, event.clone());
+            if let Some(conditions) = entry.get_mut("conditions") {
+                *conditions = json!([]);
+            }
+            true
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(image: &str, reference: &str, generation: i64) -> Value {
+        json!({"created": "2026-01-01T00:00:00Z", "image": image, "dockerImageReference": reference, "generation": generation})
+    }
+
+    fn images(s: &Object, tag: &str) -> Vec<(String, i64)> {
+        s.body["status"]["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["tag"] == tag)
+            .map(|t| {
+                t["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| {
+                        (
+                            i["image"].as_str().unwrap().to_string(),
+                            i["generation"].as_i64().unwrap(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn generation_rules() {
+        let mut s = Object::new("ImageStream", "p", "web");
+        assert!(add_event(&mut s, "t", event("a", "r@a", 1)));
+        assert!(
+            !add_event(&mut s, "t", event("a", "r@a", 1)),
+            "identical: no change"
+        );
+        assert!(
+            add_event(&mut s, "t", event("a", "r@a", 2)),
+            "same image and reference: generation in place"
+        );
+        assert_eq!(images(&s, "t"), [("a".to_string(), 2)]);
+        assert!(
+            add_event(&mut s, "t", event("a", "mirror@a", 2)),
+            "only the reference differs: patched in place"
+        );
+        assert_eq!(images(&s, "t").len(), 1);
+        assert!(add_event(&mut s, "t", event("b", "r@b", 3)));
+        assert_eq!(
+            images(&s, "t"),
+            [("b".to_string(), 3), ("a".to_string(), 2)]
+        );
+    }
+
+    #[test]
+    fn tracking_tags_follow_their_source() {
+        let mut s = Object::new("ImageStream", "p", "web").with(
+            "spec",
+            json!({"tags": [
+                {"name": "latest", "from": {"kind": "ImageStreamTag", "name": "v2"}},
+                {"name": "stable", "from": {"kind": "ImageStreamTag", "name": "web:latest"}},
+                {"name": "other", "from": {"kind": "ImageStreamTag", "name": "v2", "namespace": "elsewhere"}},
+                {"name": "loop-a", "from": {"kind": "ImageStreamTag", "name": "loop-b"}},
+                {"name": "loop-b", "from": {"kind": "ImageStreamTag", "name": "loop-a"}}
+            ]}),
+        );
+        add_event(&mut s, "v2", event("x", "r@x", 1));
+        assert_eq!(images(&s, "latest"), [("x".to_string(), 1)]);
+        assert_eq!(
+            images(&s, "stable"),
+            [("x".to_string(), 1)],
+            "followed transitively"
+        );
+        assert!(
+            images(&s, "other").is_empty(),
+            "another namespace's tag is not tracked"
+        );
+        add_event(&mut s, "loop-a", event("y", "r@y", 1));
+        assert_eq!(images(&s, "loop-b"), [("y".to_string(), 1)], "a loop ends");
+    }
 
     #[test]
     fn history_grows_newest_first_and_repeats_are_ignored() {
