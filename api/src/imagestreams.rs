@@ -197,6 +197,134 @@ fn add_one(stream: &mut Object, tag: &str, event: &Value) -> bool {
     }
 }
 
+/// `is:tag` → (`is`, `tag`).
+pub fn split_istag(name: &str) -> Option<(&str, &str)> {
+    let (is, tag) = name.split_once(':')?;
+    (!is.is_empty() && crate::validation::tag_name(tag)).then_some((is, tag))
+}
+
+/// `is@id` → (`is`, `id`).
+pub fn split_isimage(name: &str) -> Option<(&str, &str)> {
+    let (is, id) = name.split_once('@')?;
+    (!is.is_empty() && !id.is_empty()).then_some((is, id))
+}
+
+pub fn spec_tag<'a>(stream: &'a Object, tag: &str) -> Option<&'a Value> {
+    stream
+        .body
+        .get("spec")?
+        .get("tags")?
+        .as_array()?
+        .iter()
+        .find(|t| str_of(t, "name") == Some(tag))
+}
+
+/// The newest event of `tag`, if any.
+pub fn current_event<'a>(stream: &'a Object, tag: &str) -> Option<&'a Value> {
+    stream
+        .body
+        .get("status")?
+        .get("tags")?
+        .as_array()?
+        .iter()
+        .find(|t| str_of(t, "tag") == Some(tag))?
+        .get("items")?
+        .as_array()?
+        .first()
+}
+
+/// Sets (or adds) the spec tag `tag`; its generation becomes the stream's
+/// next generation, which the store assigns for this spec change.
+pub fn set_spec_tag(stream: &mut Object, tag: &str, mut value: Value) {
+    let generation = stream.metadata.generation + 1;
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("name".into(), json!(tag));
+        obj.insert("generation".into(), json!(generation));
+    }
+    let spec = stream.body.entry("spec").or_insert_with(|| json!({}));
+    if !spec.is_object() {
+        *spec = json!({});
+    }
+    if !spec.get("tags").is_some_and(Value::is_array) {
+        spec["tags"] = json!([]);
+    }
+    if let Some(tags) = spec.get_mut("tags").and_then(Value::as_array_mut) {
+        match tags.iter_mut().find(|t| str_of(t, "name") == Some(tag)) {
+            Some(t) => *t = value,
+            None => tags.push(value),
+        }
+    }
+}
+
+/// Removes the spec tag and the history of `tag`; false when neither was there.
+pub fn remove_tag(stream: &mut Object, tag: &str) -> bool {
+    let mut removed = false;
+    for (field, key) in [("spec", "name"), ("status", "tag")] {
+        if let Some(tags) = stream
+            .body
+            .get_mut(field)
+            .and_then(|s| s.get_mut("tags"))
+            .and_then(Value::as_array_mut)
+        {
+            let before = tags.len();
+            tags.retain(|t| str_of(t, key) != Some(tag));
+            removed |= tags.len() != before;
+        }
+    }
+    removed
+}
+
+/// The event whose image id is `id` or starts with it (a unique prefix).
+pub fn find_image(stream: &Object, id: &str) -> Result<Option<Value>, String> {
+    let mut found: Option<&Value> = None;
+    let tags = stream
+        .body
+        .get("status")
+        .and_then(|s| s.get("tags"))
+        .and_then(Value::as_array);
+    for event in tags
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("items")?.as_array())
+        .flatten()
+    {
+        let Some(image) = str_of(event, "image") else {
+            continue;
+        };
+        let matches = image == id
+            || image
+                .strip_prefix("sha256:")
+                .is_some_and(|h| h.starts_with(id.trim_start_matches("sha256:")))
+                && id.len() >= 7;
+        if matches {
+            if found.is_some_and(|f| str_of(f, "image") != Some(image)) {
+                return Err(format!("{id:?} matches more than one image"));
+            }
+            found = Some(event);
+        }
+    }
+    Ok(found.cloned())
+}
+
+/// The pull spec a consumer should use for an event, by the spec tag's
+/// reference policy: `Local` pulls through our registry.
+pub fn resolved_reference(stream: &Object, tag: &str, event: &Value) -> String {
+    let local = spec_tag(stream, tag)
+        .and_then(|t| t.get("referencePolicy"))
+        .and_then(|p| str_of(p, "type"))
+        == Some("Local");
+    let repo = stream
+        .body
+        .get("status")
+        .and_then(|s| str_of(s, "dockerImageRepository"));
+    match (local, repo, str_of(event, "image")) {
+        (true, Some(repo), Some(image)) => format!("{repo}@{image}"),
+        _ => str_of(event, "dockerImageReference")
+            .unwrap_or_default()
+            .to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

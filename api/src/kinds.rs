@@ -19,6 +19,10 @@ pub struct KindInfo {
     /// that are only ever created through a dedicated flow (projects through
     /// projectrequests) say false.
     pub plain_create: bool,
+    /// False for views computed from other objects (ImageStreamTag is a
+    /// tag of an ImageStream): the REST layer serves them, the store never
+    /// holds them.
+    pub stored: bool,
 }
 
 pub const VERSION: &str = "v1";
@@ -92,6 +96,28 @@ const fn k(
         short,
         has_status,
         plain_create: true,
+        stored: true,
+    }
+}
+
+const fn view(
+    kind: &'static str,
+    plural: &'static str,
+    singular: &'static str,
+    short: &'static [&'static str],
+) -> KindInfo {
+    KindInfo {
+        plain_create: false,
+        stored: false,
+        ..k(
+            kind,
+            plural,
+            singular,
+            "image.openshift.io",
+            true,
+            short,
+            false,
+        )
     }
 }
 
@@ -127,6 +153,24 @@ pub static KINDS: &[KindInfo] = &[
         false,
         &[],
         false,
+    ),
+    view(
+        "ImageStreamTag",
+        "imagestreamtags",
+        "imagestreamtag",
+        &["istag"],
+    ),
+    view(
+        "ImageStreamImage",
+        "imagestreamimages",
+        "imagestreamimage",
+        &["isimage"],
+    ),
+    view(
+        "ImageStreamMapping",
+        "imagestreammappings",
+        "imagestreammapping",
+        &[],
     ),
     k(
         "BuildConfig",

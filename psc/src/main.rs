@@ -55,6 +55,8 @@ enum Command {
     Apply(cmd::objects::FileArgs),
     /// Delete objects: psc delete KIND NAME... | -f FILE
     Delete(cmd::objects::DeleteArgs),
+    /// Point image stream tags at images: psc tag SOURCE DEST... | -d DEST...
+    Tag(cmd::tag::TagArgs),
     /// Manage who may do what in a project
     Policy {
         #[command(subcommand)]
@@ -104,5 +106,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apply(args) => cmd::objects::apply(&g, args).await,
         Command::Delete(args) => cmd::objects::delete(&g, args).await,
         Command::Policy { command } => cmd::policy::run(&g, command).await,
+        Command::Tag(args) => cmd::tag::run(&g, args).await,
     }
 }

@@ -101,6 +101,7 @@ fn columns(kind: &KindInfo, wide: bool) -> Vec<&'static str> {
         "RoleBinding" | "ClusterRoleBinding" => vec!["NAME", "ROLE", "USERS", "SERVICE ACCOUNTS"],
         "User" => vec!["NAME", "UID", "FULL NAME"],
         "ServiceAccount" => vec!["NAME", "AGE"],
+        "ImageStreamTag" => vec!["NAME", "IMAGE REFERENCE", "UPDATED"],
         "ReplicationController" => vec!["NAME", "DESIRED", "CURRENT", "AGE"],
         _ => vec!["NAME", "AGE"],
     };

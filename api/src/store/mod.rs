@@ -85,6 +85,9 @@ pub struct Event {
 pub enum UpdateScope {
     Main,
     Status,
+    /// Spec and status together: for server-side writers that own both
+    /// (an ImageStreamTag update sets a spec tag and its first event).
+    All,
 }
 
 /// Kinds whose changes can alter who may do what.
@@ -773,7 +776,7 @@ fn merge_update(
             Some(s) => new.body.insert("status".into(), s),
             None => new.body.remove("status"),
         };
-    } else if kind.has_status {
+    } else if kind.has_status && scope == UpdateScope::Main {
         match old.body.get("status") {
             Some(s) => new.body.insert("status".into(), s.clone()),
             None => new.body.remove("status"),

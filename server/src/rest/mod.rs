@@ -2,6 +2,7 @@
 //! `/oapi/v1/...` (OpenShift kinds) and `/api/v1/...` (core kinds) aliases.
 
 pub mod discovery;
+mod images;
 pub mod oauth;
 mod objects;
 mod path;
@@ -39,6 +40,9 @@ async fn handle(state: AppState, req: Request) -> ApiResult<Response> {
     match route {
         Route::Discovery(d) => discovery::serve(d, req.method()),
         Route::ProjectRequests => projects::request(&state, &principal, req).await,
+        Route::Object(target) if !target.kind.stored => {
+            images::handle(&state, &principal, target, req).await
+        }
         Route::Object(target) => objects::handle(&state, &principal, target, query, req).await,
     }
 }
