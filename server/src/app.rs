@@ -117,6 +117,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         },
     );
     spawn_upload_expiry(registry.clone(), shutdown.clone());
+    tokio::spawn(podspace_deployments::controller::run(
+        store.clone(),
+        shutdown.clone(),
+    ));
 
     let state = AppState {
         store: store.clone(),

@@ -455,6 +455,29 @@ impl Store {
     where
         F: FnOnce(&mut Object) -> Result<(), Status> + Send,
     {
+        let (updated, _) = self
+            .mutate_spawning(kind, ns, name, precondition, scope, |o| {
+                f(o).map(|()| Vec::new())
+            })
+            .await?;
+        Ok(updated)
+    }
+
+    /// Like [`Store::mutate`], and `f` may also return new objects, created
+    /// in the same transaction: a controller's "update this and record that"
+    /// happens entirely or not at all.
+    pub async fn mutate_spawning<F>(
+        &self,
+        kind: &'static KindInfo,
+        ns: &str,
+        name: &str,
+        precondition: Option<i64>,
+        scope: UpdateScope,
+        f: F,
+    ) -> Result<(Object, Vec<Object>), StoreError>
+    where
+        F: FnOnce(&mut Object) -> Result<Vec<(&'static KindInfo, Object)>, Status> + Send,
+    {
         let ns = if kind.namespaced { ns } else { "" };
         let mut tx = self.begin_write().await?;
         let rv = next_rvs(&mut tx, 1).await? + 1;
@@ -481,26 +504,111 @@ impl Store {
         }
         let old: Object = serde_json::from_str(&row.try_get::<String, _>(1)?)?;
         let mut new = old.clone();
-        f(&mut new).map_err(StoreError::Rejected)?;
+        let children = f(&mut new).map_err(StoreError::Rejected)?;
         let new = merge_update(kind, &old, new, scope, rv);
-        if merge_update(kind, &old, new.clone(), scope, stored_rv) == old {
+        let unchanged = merge_update(kind, &old, new.clone(), scope, stored_rv) == old;
+        if unchanged && children.is_empty() {
             // Nothing changed: no new resourceVersion, no event.
             tx.rollback().await?;
-            return Ok(old);
+            return Ok((old, Vec::new()));
         }
-        let body = serde_json::to_string(&new)?;
-        sqlx::query("UPDATE objects SET rv = $1, body = $2 WHERE kind = $3 AND namespace = $4 AND name = $5")
-            .bind(rv)
-            .bind(&body)
-            .bind(kind.kind)
-            .bind(ns)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        insert_event(&mut tx, rv, kind.kind, ns, name, EventType::Modified, &body).await?;
-        self.commit(tx, rv, &[kind.kind]).await?;
-        self.cache_put(kind.kind, ns, name, rv, Cached::Present(Arc::from(body)));
-        Ok(new)
+        let mut last = rv;
+        let mut written: Vec<(&'static str, String, String, i64, String)> = Vec::new();
+        let result = if unchanged {
+            old
+        } else {
+            let body = serde_json::to_string(&new)?;
+            sqlx::query("UPDATE objects SET rv = $1, body = $2 WHERE kind = $3 AND namespace = $4 AND name = $5")
+                .bind(rv)
+                .bind(&body)
+                .bind(kind.kind)
+                .bind(ns)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            insert_event(&mut tx, rv, kind.kind, ns, name, EventType::Modified, &body).await?;
+            written.push((kind.kind, ns.to_string(), name.to_string(), rv, body));
+            new
+        };
+        let mut created = Vec::with_capacity(children.len());
+        if !children.is_empty() {
+            let now = now_rfc3339();
+            let wanted: std::collections::BTreeSet<&str> = children
+                .iter()
+                .filter(|(k, _)| k.namespaced)
+                .map(|(_, o)| o.metadata.namespace.as_str())
+                .collect();
+            let projects = batch::existing_projects(&mut tx, &wanted).await?;
+            let mut child_rv = next_rvs(&mut tx, children.len() as i64).await?;
+            for (child_kind, mut obj) in children {
+                child_rv += 1;
+                batch::prepare(child_kind, &mut obj, child_rv, &now, &projects)?;
+                let body = serde_json::to_string(&obj)?;
+                let inserted = sqlx::query(
+                    "INSERT INTO objects (kind, namespace, name, rv, body) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                )
+                .bind(child_kind.kind)
+                .bind(&obj.metadata.namespace)
+                .bind(&obj.metadata.name)
+                .bind(child_rv)
+                .bind(&body)
+                .execute(&mut *tx)
+                .await?;
+                if inserted.rows_affected() == 0 {
+                    return Err(StoreError::AlreadyExists {
+                        kind: child_kind,
+                        name: obj.metadata.name,
+                    });
+                }
+                insert_event(
+                    &mut tx,
+                    child_rv,
+                    child_kind.kind,
+                    &obj.metadata.namespace,
+                    &obj.metadata.name,
+                    EventType::Added,
+                    &body,
+                )
+                .await?;
+                written.push((
+                    child_kind.kind,
+                    obj.metadata.namespace.clone(),
+                    obj.metadata.name.clone(),
+                    child_rv,
+                    body,
+                ));
+                created.push(obj);
+            }
+            last = child_rv;
+        }
+        let kinds: Vec<&str> = written.iter().map(|w| w.0).collect();
+        self.commit(tx, last, &kinds).await?;
+        for (k, ns, name, rv, body) in written {
+            self.cache_put(k, &ns, &name, rv, Cached::Present(Arc::from(body)));
+        }
+        Ok((result, created))
+    }
+
+    /// Where a durable consumer of the event log stands (0 if new).
+    pub async fn consumer_position(&self, consumer: &str) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM store_meta WHERE name = $1")
+                .bind(format!("consumer:{consumer}"))
+                .fetch_optional(self.read_pool())
+                .await?
+                .unwrap_or(0),
+        )
+    }
+
+    pub async fn set_consumer_position(&self, consumer: &str, rv: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO store_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(format!("consumer:{consumer}"))
+        .bind(rv)
+        .execute(self.write_pool())
+        .await?;
+        Ok(())
     }
 
     /// Deletes an object; `precondition` is an optional resourceVersion.

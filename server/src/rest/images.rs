@@ -47,12 +47,14 @@ pub async fn handle(
             (&Method::POST, false) => Verb::Create,
             (&Method::PUT, true) => Verb::Update,
             (&Method::DELETE, true) => Verb::Delete,
-            _ => return Err(ApiError(Status::new(
-                Reason::MethodNotAllowed,
-                format!(
+            _ => {
+                return Err(ApiError(Status::new(
+                    Reason::MethodNotAllowed,
+                    format!(
                     "the server does not allow this method on the requested resource ({method})"
                 ),
-            ))),
+                )))
+            }
         },
         target.kind.kind,
     );

@@ -1,0 +1,284 @@
+//! The trigger controller: follows the store's durable event log and keeps
+//! every DeploymentConfig deployed at the images its ImageChange triggers
+//! name and the template its ConfigChange trigger watches.
+//!
+//! Exactly once, across crashes and replicas: the log is read from a
+//! cursor saved in the store (so an event may be seen twice, never missed),
+//! and a firing is one transaction that re-checks, under the store's writer
+//! lock, that the trigger's `lastTriggeredImage` differs from the stream's
+//! *current* image before it records the new version and its deployment.
+//! Replaying an event finds the firing already done and does nothing.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use podspace_api::kinds::by_kind;
+use podspace_api::selector::LabelSelector;
+use podspace_api::store::{Store, StoreError, UpdateScope};
+use podspace_api::{imagestreams, KindInfo, Object, Status};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use crate::rollout::{self, image_source};
+
+const CONSUMER: &str = "deployments";
+const BATCH: i64 = 500;
+const POLL: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("kind {0} is not registered")]
+    Kind(&'static str),
+}
+
+fn kind(name: &'static str) -> Result<&'static KindInfo, ControllerError> {
+    by_kind(name).ok_or(ControllerError::Kind(name))
+}
+
+/// Runs until `shutdown` turns true.
+pub async fn run(store: Store, mut shutdown: watch::Receiver<bool>) {
+    let mut commits = store.subscribe_commits();
+    loop {
+        if let Err(e) = pass(&store).await {
+            tracing::warn!(error = %e, "deployment controller pass failed; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        tokio::select! {
+            _ = commits.changed() => {}
+            _ = tokio::time::sleep(POLL) => {}
+            _ = stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+/// (`wait_for`'s guard must not live across an await of a spawned task.)
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Handles every event after the cursor, then moves the cursor.
+pub async fn pass(store: &Store) -> Result<(), ControllerError> {
+    let mut cursor = store.consumer_position(CONSUMER).await?;
+    loop {
+        let events = match store.events_since(cursor, None, None, BATCH).await {
+            Ok(e) => e,
+            Err(StoreError::Gone { .. }) => {
+                // Fell behind the compacted log: look at everything once.
+                let now = store.current_rv().await?;
+                resync(store).await?;
+                store.set_consumer_position(CONSUMER, now).await?;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let Some(last) = events.last().map(|e| e.rv) else {
+            return Ok(());
+        };
+        // Several events about one object need one look at its current state.
+        let mut streams = BTreeSet::new();
+        let mut configs = BTreeSet::new();
+        for e in &events {
+            match e.kind.as_str() {
+                "ImageStream" => {
+                    streams.insert((e.namespace.clone(), e.name.clone()));
+                }
+                "DeploymentConfig" => {
+                    configs.insert((e.namespace.clone(), e.name.clone()));
+                }
+                _ => {}
+            }
+        }
+        for (ns, stream) in &streams {
+            for dc in watching(store, ns, stream).await? {
+                configs.insert((ns.clone(), dc));
+            }
+        }
+        for (ns, dc) in &configs {
+            reconcile(store, ns, dc).await?;
+        }
+        store.set_consumer_position(CONSUMER, last).await?;
+        cursor = last;
+        if (events.len() as i64) < BATCH {
+            return Ok(());
+        }
+    }
+}
+
+async fn resync(store: &Store) -> Result<(), ControllerError> {
+    let (dcs, _) = store
+        .list(kind("DeploymentConfig")?, "", &LabelSelector::everything())
+        .await?;
+    for dc in dcs {
+        reconcile(store, &dc.metadata.namespace, &dc.metadata.name).await?;
+    }
+    Ok(())
+}
+
+/// DeploymentConfigs of `ns` with an ImageChange trigger on `stream`.
+async fn watching(store: &Store, ns: &str, stream: &str) -> Result<Vec<String>, ControllerError> {
+    let (dcs, _) = store
+        .list(kind("DeploymentConfig")?, ns, &LabelSelector::everything())
+        .await?;
+    Ok(dcs
+        .into_iter()
+        .filter(|dc| {
+            rollout::triggers(dc)
+                .iter()
+                .filter_map(|t| image_source(t, ns))
+                .any(|(is, _, from_ns)| is == stream && from_ns == ns)
+        })
+        .map(|dc| dc.metadata.name)
+        .collect())
+}
+
+/// The current pull spec of every ImageChange trigger's tag (None: no image yet).
+async fn current_images(
+    store: &Store,
+    dc: &Object,
+) -> Result<Vec<Option<String>>, ControllerError> {
+    let is_kind = kind("ImageStream")?;
+    let mut out = Vec::new();
+    for t in rollout::triggers(dc) {
+        let Some((is, tag, ns)) = image_source(&t, &dc.metadata.namespace) else {
+            out.push(None);
+            continue;
+        };
+        // Another project's stream is not followed (yet); see the notes.
+        if ns != dc.metadata.namespace {
+            out.push(None);
+            continue;
+        }
+        let image = match store.get(is_kind, &ns, &is).await {
+            Ok(stream) => imagestreams::current_event(&stream, &tag)
+                .filter(|e| {
+                    e.get("image")
+                        .and_then(Value::as_str)
+                        .is_some_and(|i| !i.is_empty())
+                })
+                .map(|e| imagestreams::resolved_reference(&stream, &tag, e)),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        out.push(image);
+    }
+    Ok(out)
+}
+
+/// Brings one DeploymentConfig up to date; a no-op when it is.
+pub async fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), ControllerError> {
+    let dc_kind = kind("DeploymentConfig")?;
+    let rc_kind = kind("ReplicationController")?;
+    let dc = match store.get(dc_kind, ns, name).await {
+        Ok(dc) => dc,
+        Err(StoreError::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let images = current_images(store, &dc).await?;
+    let seen_version = rollout::latest_version(&dc);
+    let deployed_hash = if seen_version > 0 {
+        match store
+            .get(rc_kind, ns, &format!("{name}-{seen_version}"))
+            .await
+        {
+            Ok(rc) => rc.metadata.annotations.get(rollout::TEMPLATE_HASH).cloned(),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        None
+    };
+    let result = store
+        .mutate_spawning(dc_kind, ns, name, None, UpdateScope::All, |dc| {
+            // Another writer deployed since we looked: its events bring us back.
+            if rollout::latest_version(dc) != seen_version {
+                return Ok(Vec::new());
+            }
+            fire(dc, &images, deployed_hash.as_deref())
+        })
+        .await;
+    match result {
+        Ok((_, created)) => {
+            for rc in created {
+                tracing::info!(namespace = ns, deploymentconfig = name, deployment = %rc.metadata.name, "deployed");
+            }
+            Ok(())
+        }
+        Err(StoreError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Pull specs name the same image when their digests agree, wherever the
+/// image is pulled from: a new reference alone does not redeploy.
+fn same_image(a: &str, b: &str) -> bool {
+    match (a.rsplit_once('@'), b.rsplit_once('@')) {
+        (Some((_, da)), Some((_, db))) => da == db,
+        _ => a == b,
+    }
+}
+
+/// Decides, on the stored config, whether a new version is due.
+fn fire(
+    dc: &mut Object,
+    images: &[Option<String>],
+    deployed_hash: Option<&str>,
+) -> Result<Vec<(&'static KindInfo, Object)>, Status> {
+    let mut changed_by: Option<(String, String)> = None;
+    let mut all_resolved = true;
+    let ns = dc.metadata.namespace.clone();
+    if let Some(triggers) = dc
+        .body
+        .get_mut("spec")
+        .and_then(|s| s.get_mut("triggers"))
+        .and_then(Value::as_array_mut)
+    {
+        for (t, image) in triggers.iter_mut().zip(images) {
+            let Some((is, tag, _)) = image_source(t, &ns) else {
+                continue;
+            };
+            if !rollout::automatic(t) {
+                continue;
+            }
+            let last = t
+                .pointer("/imageChangeParams/lastTriggeredImage")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            match image {
+                Some(img) if !same_image(img, &last) => {
+                    t["imageChangeParams"]["lastTriggeredImage"] = json!(img);
+                    changed_by = Some((format!("{is}:{tag}"), img.clone()));
+                }
+                Some(_) => {}
+                None if last.is_empty() => all_resolved = false,
+                None => {}
+            }
+        }
+    }
+    if !all_resolved {
+        // A deployment waits for every image it needs; the triggers that
+        // did resolve are remembered.
+        return Ok(Vec::new());
+    }
+    let config_change = rollout::triggers(dc)
+        .iter()
+        .any(|t| t.get("type").and_then(Value::as_str) == Some("ConfigChange"));
+    let cause = match changed_by {
+        Some((istag, image)) => {
+            json!({"type": "ImageChange", "imageTrigger": {"from": {"kind": "ImageStreamTag", "name": istag}}, "message": format!("image change: {image}")})
+        }
+        None if config_change
+            && deployed_hash
+                != Some(rollout::template_hash(&rollout::resolved_template(dc)).as_str()) =>
+        {
+            json!({"type": "ConfigChange", "message": "config change"})
+        }
+        None => return Ok(Vec::new()),
+    };
+    let rc = rollout::deploy(dc, cause);
+    let rc_kind = by_kind("ReplicationController")
+        .ok_or_else(|| Status::internal("ReplicationController kind missing"))?;
+    Ok(vec![(rc_kind, rc)])
+}
