@@ -177,7 +177,10 @@ pub async fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), Contro
     };
     let images = current_images(store, &dc).await?;
     let seen_version = rollout::latest_version(&dc);
-    let deployed_hash = if seen_version > 0 {
+    let config_change = rollout::triggers(&dc)
+        .iter()
+        .any(|t| t.get("type").and_then(Value::as_str) == Some("ConfigChange"));
+    let deployed_hash = if seen_version > 0 && config_change {
         match store
             .get(rc_kind, ns, &format!("{name}-{seen_version}"))
             .await
