@@ -62,7 +62,9 @@ pub fn resolved_template(dc: &Object) -> Value {
         .and_then(|s| s.get("template"))
         .cloned()
         .unwrap_or(json!({}));
-    for t in triggers(dc) {
+    // A trigger that is not automatic (after `rollout undo`) leaves the
+    // template as it is.
+    for t in triggers(dc).into_iter().filter(|t| automatic(t)) {
         let Some(image) = t
             .pointer("/imageChangeParams/lastTriggeredImage")
             .and_then(Value::as_str)

@@ -57,6 +57,11 @@ enum Command {
     Delete(cmd::objects::DeleteArgs),
     /// Point image stream tags at images: psc tag SOURCE DEST... | -d DEST...
     Tag(cmd::tag::TagArgs),
+    /// Deployments of a DeploymentConfig: latest, history, undo
+    Rollout {
+        #[command(subcommand)]
+        command: cmd::rollout::RolloutCommand,
+    },
     /// Manage who may do what in a project
     Policy {
         #[command(subcommand)]
@@ -107,5 +112,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Delete(args) => cmd::objects::delete(&g, args).await,
         Command::Policy { command } => cmd::policy::run(&g, command).await,
         Command::Tag(args) => cmd::tag::run(&g, args).await,
+        Command::Rollout { command } => cmd::rollout::run(&g, command).await,
     }
 }

@@ -333,3 +333,70 @@ async fn triggers_fire_exactly_once_across_a_controller_crash() -> anyhow::Resul
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psc_rollout_latest_history_and_undo() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    let admin = Api::admin(&server.url).await?;
+    let psc = podspace_e2e::Psc::new()?;
+    psc.ok(&["login", &server.url, "-u", "admin", "-p", ADMIN_PASSWORD]);
+    psc.ok(&["new-project", "roll"]);
+    admin
+        .post(
+            "/apis/image.openshift.io/v1/namespaces/roll/imagestreams",
+            &json!({"kind": "ImageStream", "metadata": {"name": "web"}}),
+        )
+        .await?;
+    admin
+        .post(
+            "/apis/apps.openshift.io/v1/namespaces/roll/deploymentconfigs",
+            &dc("web", "web:live", true),
+        )
+        .await?;
+    map(&admin, "roll", "web", "live", &digest(1)).await?;
+    wait_for("version 1", async || {
+        Ok(latest(&admin, "roll", "web").await? == 1)
+    })
+    .await?;
+    map(&admin, "roll", "web", "live", &digest(2)).await?;
+    wait_for("version 2", async || {
+        Ok(latest(&admin, "roll", "web").await? == 2)
+    })
+    .await?;
+
+    let out = psc.ok(&["rollout", "latest", "dc/web"]);
+    assert!(out.contains("rolled out (version 3)"), "{out}");
+    let history = psc.ok(&["rollout", "history", "dc/web"]);
+    let rows: Vec<&str> = history.lines().skip(2).collect();
+    assert_eq!(rows.len(), 3, "{history}");
+    assert!(
+        rows[0].starts_with("1") && rows[0].contains("image change"),
+        "{history}"
+    );
+    assert!(
+        rows[2].starts_with("3") && rows[2].contains("manual change"),
+        "{history}"
+    );
+
+    // Back to revision 1: its image comes back, and image triggers stop.
+    let out = psc.ok(&["rollout", "undo", "dc/web", "--to-revision=1"]);
+    assert!(out.contains("rolled back to revision 1"), "{out}");
+    wait_for("version 4", async || {
+        Ok(latest(&admin, "roll", "web").await? == 4)
+    })
+    .await?;
+    let deps = deployments(&admin, "roll", "web").await?;
+    assert_eq!(deps[&4], deps[&1], "revision 4 runs revision 1's image");
+    map(&admin, "roll", "web", "live", &digest(3)).await?;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        latest(&admin, "roll", "web").await?,
+        4,
+        "the disabled image trigger did not fire"
+    );
+    let err = psc.fails(&["rollout", "undo", "dc/web", "--to-revision=9"]);
+    assert!(err.contains("no revision 9"), "{err}");
+    let err = psc.fails(&["rollout", "latest", "dc/nope"]);
+    assert!(err.contains("(NotFound)"), "{err}");
+    Ok(())
+}

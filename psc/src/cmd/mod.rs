@@ -2,6 +2,7 @@ pub mod auth;
 pub mod objects;
 pub mod policy;
 pub mod projects;
+pub mod rollout;
 pub mod tag;
 
 use anyhow::{anyhow, bail, Result};

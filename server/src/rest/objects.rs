@@ -38,6 +38,9 @@ pub async fn handle(
         (&Method::PUT, true, None | Some("status")) => Verb::Update,
         (&Method::PATCH, true, None | Some("status")) => Verb::Patch,
         (&Method::DELETE, true, None) => Verb::Delete,
+        (&Method::POST, true, Some("instantiate")) if target.kind.kind == "DeploymentConfig" => {
+            Verb::Create
+        }
         (_, true, Some(sub)) if !matches!(sub, "status" | "token") => {
             return Err(ApiError(Status::new(
                 Reason::NotFound,
@@ -82,6 +85,9 @@ pub async fn handle(
         Verb::Watch => super::watch::serve(state, p, target, &query, selector).await,
         Verb::List => list(state, p, &target, &selector).await,
         Verb::Get => get(state, p, &target).await,
+        Verb::Create if target.sub.as_deref() == Some("instantiate") => {
+            instantiate_dc(state, &target, &parts.headers, body).await
+        }
         Verb::Create if target.sub.as_deref() == Some("token") => {
             token_request(state, &target, &parts.headers, body).await
         }
@@ -527,4 +533,53 @@ async fn token_request(
             "status": {"token": issued.token, "expirationTimestamp": expires},
         }),
     ))
+}
+
+/// `POST deploymentconfigs/NAME/instantiate` with a DeploymentRequest:
+/// a new version now (`psc rollout latest`), recorded like a triggered one.
+async fn instantiate_dc(
+    state: &AppState,
+    target: &Target,
+    headers: &axum::http::HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let bytes = read_body(body, state.config.max_body).await?;
+    if !bytes.is_empty() {
+        let ty = body_type(headers).ok_or_else(|| {
+            ApiError(Status::new(
+                Reason::UnsupportedMediaType,
+                "a DeploymentRequest must be application/json",
+            ))
+        })?;
+        let req = decode_object(&bytes, ty)?;
+        if req
+            .get("kind")
+            .and_then(Value::as_str)
+            .is_some_and(|k| k != "DeploymentRequest")
+        {
+            return Err(ApiError(Status::bad_request(
+                "the body must be a DeploymentRequest",
+            )));
+        }
+    }
+    let rc_kind = by_kind("ReplicationController")
+        .ok_or_else(|| ApiError(Status::internal("ReplicationController kind missing")))?;
+    let (dc, _) = state
+        .store
+        .mutate_spawning(
+            target.kind,
+            target.ns_or_empty(),
+            name_of(target),
+            None,
+            UpdateScope::All,
+            |dc| {
+                let rc = podspace_deployments::rollout::deploy(
+                    dc,
+                    json!({"type": "Manual", "message": "manual change"}),
+                );
+                Ok(vec![(rc_kind, rc)])
+            },
+        )
+        .await?;
+    Ok(ok_json(StatusCode::CREATED, &render(target, dc.to_value())))
 }
