@@ -64,7 +64,7 @@ pub fn resolved_template(dc: &Object) -> Value {
         .unwrap_or(json!({}));
     // A trigger that is not automatic (after `rollout undo`) leaves the
     // template as it is.
-    for t in triggers(dc).into_iter().filter(|t| automatic(t)) {
+    for t in triggers(dc).into_iter().filter(automatic) {
         let Some(image) = t
             .pointer("/imageChangeParams/lastTriggeredImage")
             .and_then(Value::as_str)

@@ -108,7 +108,7 @@ pub async fn run(g: &Global, cmd: RolloutCommand) -> Result<()> {
             let dc = session.client.get(&dc_path(name)).await?;
             let latest = dc["status"]["latestVersion"].as_i64().unwrap_or(0);
             let to = to_revision.unwrap_or(latest - 1);
-            if to < 1 || to >= latest.max(1) + 1 {
+            if to < 1 || to > latest {
                 bail!("no revision {to} to roll back to (latest is {latest})");
             }
             let rc = session
