@@ -39,6 +39,10 @@ pub fn apply(kind: &KindInfo, obj: &mut Object, legacy: bool) {
         "DeploymentConfig" => {
             if let Some(spec) = obj.body.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.entry("replicas").or_insert_with(|| json!(1));
+                // Absent triggers mean a ConfigChange trigger; `[]` means none.
+                if spec.get("triggers").is_none_or(Value::is_null) {
+                    spec.insert("triggers".into(), json!([{"type": "ConfigChange"}]));
+                }
                 let strategy = spec.entry("strategy").or_insert_with(|| json!({}));
                 if let Some(s) = strategy.as_object_mut() {
                     s.entry("type").or_insert_with(|| json!("Rolling"));
@@ -74,6 +78,20 @@ fn infer_strategy_type(strategy: &mut Value) {
 mod tests {
     use super::*;
     use crate::kinds::by_kind;
+
+    #[test]
+    fn deployment_configs_get_a_config_change_trigger_unless_told_otherwise() {
+        let dc = by_kind("DeploymentConfig").unwrap();
+        let mut a = Object::new("DeploymentConfig", "p", "a").with("spec", json!({}));
+        apply(dc, &mut a, false);
+        assert_eq!(
+            a.body["spec"]["triggers"],
+            json!([{"type": "ConfigChange"}])
+        );
+        let mut b = Object::new("DeploymentConfig", "p", "b").with("spec", json!({"triggers": []}));
+        apply(dc, &mut b, false);
+        assert_eq!(b.body["spec"]["triggers"], json!([]));
+    }
 
     #[test]
     fn strategy_type_and_history_limits() {

@@ -265,6 +265,21 @@ fn fire(
         // did resolve are remembered.
         return Ok(Vec::new());
     }
+    // A container without an image cannot run: postpone.
+    let template = rollout::resolved_template(dc);
+    let blank = template
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.get("image")
+                    .and_then(Value::as_str)
+                    .is_none_or(|i| i.trim().is_empty())
+            })
+        });
+    if blank {
+        return Ok(Vec::new());
+    }
     let config_change = rollout::triggers(dc)
         .iter()
         .any(|t| t.get("type").and_then(Value::as_str) == Some("ConfigChange"));

@@ -400,3 +400,57 @@ async fn psc_rollout_latest_history_and_undo() -> anyhow::Result<()> {
     assert!(err.contains("(NotFound)"), "{err}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_change_by_default_and_no_rollout_without_an_image() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    let admin = Api::admin(&server.url).await?;
+    admin.new_project("cfg").await?;
+    let mut with_image = dc("ready", "unused:tag", false);
+    with_image["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("triggers");
+    with_image["spec"]["template"]["spec"]["containers"][0]["image"] =
+        json!("registry.test/cfg/app:1");
+    let mut blank = with_image.clone();
+    blank["metadata"]["name"] = json!("blank");
+    blank["spec"]["template"]["spec"]["containers"][0]["image"] = json!(" ");
+    let mut none = with_image.clone();
+    none["metadata"]["name"] = json!("manual-only");
+    none["spec"]["triggers"] = json!([]);
+    for body in [&with_image, &blank, &none] {
+        let r = admin
+            .post(
+                "/apis/apps.openshift.io/v1/namespaces/cfg/deploymentconfigs",
+                body,
+            )
+            .await?;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let stored = admin
+        .get("/apis/apps.openshift.io/v1/namespaces/cfg/deploymentconfigs/ready")
+        .await?
+        .body;
+    assert_eq!(
+        stored["spec"]["triggers"],
+        json!([{"type": "ConfigChange"}]),
+        "absent triggers default to ConfigChange"
+    );
+    wait_for("the initial rollout", async || {
+        Ok(latest(&admin, "cfg", "ready").await? == 1)
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        latest(&admin, "cfg", "blank").await?,
+        0,
+        "a blank image postpones the rollout"
+    );
+    assert_eq!(
+        latest(&admin, "cfg", "manual-only").await?,
+        0,
+        "no triggers, no rollout"
+    );
+    Ok(())
+}
