@@ -1,4 +1,5 @@
 pub mod auth;
+pub mod describe;
 pub mod objects;
 pub mod policy;
 pub mod projects;

@@ -157,8 +157,19 @@ pub async fn describe(g: &Global, kind: &str, name: &str) -> Result<()> {
         _ => (kind_of(kind)?, name.to_string()),
     };
     let ns = namespace_for(&session, kind)?;
+    // `istag/IS` means IS:latest.
+    let name = if kind.kind == "ImageStreamTag" && !name.contains(':') {
+        format!("{name}:latest")
+    } else {
+        name
+    };
     let obj = session.client.get(&kind.object_path(ns, &name)).await?;
-    print!("{}", describe_text(kind, &obj));
+    let text = match kind.kind {
+        "ImageStream" => super::describe::image_stream(&obj),
+        "ImageStreamTag" => super::describe::image_stream_tag(&obj),
+        _ => describe_text(kind, &obj),
+    };
+    print!("{text}");
     Ok(())
 }
 
