@@ -480,54 +480,6 @@ async fn run(t: &Target, args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// Debian's docker-registry on a temp dir and a free port.
-struct Distribution {
-    child: std::process::Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Distribution {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn distribution() -> Result<Distribution> {
-    let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let config = dir.path().join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display()
-        ),
-    )?;
-    let child = std::process::Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .context("starting docker-registry (apt-get install docker-registry)")?;
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..100 {
-        if reqwest::get(format!("{base}/v2/")).await.is_ok() {
-            return Ok(Distribution {
-                child,
-                base,
-                _dir: dir,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("docker-registry did not start")
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
@@ -571,10 +523,10 @@ async fn main() -> Result<()> {
     drop(server);
 
     if !args.ours_only {
-        let d = distribution().await?;
+        let d = podspace_e2e::Distribution::start().await?;
         let theirs = Target {
             name: "distribution-2.8",
-            base: d.base.clone(),
+            base: format!("http://{}", d.addr),
             auth: None,
             pid: d.child.id(),
             http,

@@ -117,6 +117,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         },
     );
     spawn_upload_expiry(registry.clone(), shutdown.clone());
+    tokio::spawn(podspace_imagestreams::controller::run(
+        store.clone(),
+        config.import_interval,
+        shutdown.clone(),
+    ));
     tokio::spawn(podspace_deployments::controller::run(
         store.clone(),
         shutdown.clone(),

@@ -53,6 +53,9 @@ pub struct ServeArgs {
     /// Seconds an idle blob upload session is kept [default: 86400]
     #[arg(long, env = "PODSPACE_UPLOAD_TTL", value_name = "SECONDS")]
     pub upload_ttl: Option<u64>,
+    /// Seconds between re-imports of scheduled image stream tags [default: 900]
+    #[arg(long, env = "PODSPACE_IMPORT_INTERVAL", value_name = "SECONDS")]
+    pub import_interval: Option<u64>,
     /// Where the registry keeps blobs: `fs` (under DATA_DIR/registry) or `s3` [default: fs]
     #[arg(long, env = "PODSPACE_REGISTRY_STORAGE", value_name = "fs|s3")]
     pub registry_storage: Option<String>,
@@ -103,6 +106,7 @@ struct FileConfig {
     public_url: Option<String>,
     registry_public_host: Option<String>,
     upload_ttl: Option<u64>,
+    import_interval: Option<u64>,
     registry_storage: Option<String>,
     s3_endpoint: Option<String>,
     s3_bucket: Option<String>,
@@ -132,6 +136,7 @@ pub struct Config {
     pub public_url: Option<String>,
     pub registry_public_host: Option<String>,
     pub upload_ttl: Duration,
+    pub import_interval: Duration,
     pub storage: Storage,
     pub log_format: LogFormat,
 }
@@ -210,6 +215,7 @@ impl Config {
                 .map(|u| u.trim_end_matches('/').to_string()),
             registry_public_host: args.registry_public_host.or(file.registry_public_host),
             upload_ttl: Duration::from_secs(args.upload_ttl.or(file.upload_ttl).unwrap_or(86_400)),
+            import_interval: Duration::from_secs(args.import_interval.or(file.import_interval).unwrap_or(900).max(1)),
             storage: match args.registry_storage.or(file.registry_storage).as_deref() {
                 None | Some("fs") => Storage::Fs,
                 Some("s3") => Storage::S3(podspace_registry::storage::s3::S3Config {

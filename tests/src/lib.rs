@@ -615,3 +615,55 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// Debian's docker-registry (CNCF distribution 2.8) on a temp dir and a
+/// free loopback port, without auth; killed on drop.
+pub struct Distribution {
+    pub child: Child,
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Distribution {
+    pub async fn start() -> Result<Distribution> {
+        let dir = tempfile::tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )?;
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting docker-registry (scripts/setup/docker.sh installs it)")?;
+        let addr = format!("127.0.0.1:{port}");
+        for _ in 0..100 {
+            if reqwest::get(format!("http://{addr}/v2/")).await.is_ok() {
+                return Ok(Distribution {
+                    child,
+                    addr,
+                    _dir: dir,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("docker-registry did not start")
+    }
+}
+
+impl Drop for Distribution {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -157,11 +157,23 @@ async fn tags_history_tracking_and_rollback() -> anyhow::Result<()> {
 
     // describe folds the tracking tag into its source and marks the current entry.
     let described = psc.ok(&["describe", "is", "web"]);
-    assert!(described.contains("v2 (latest)\n  no spec tag\n"), "{described}");
-    assert!(described.contains(&format!("  * registry.example:5000/img/web@{}", digest(3))), "{described}");
-    assert!(described.contains("prod\n  tagged from web@"), "{described}");
+    assert!(
+        described.contains("v2 (latest)\n  no spec tag\n"),
+        "{described}"
+    );
+    assert!(
+        described.contains(&format!("  * registry.example:5000/img/web@{}", digest(3))),
+        "{described}"
+    );
+    assert!(
+        described.contains("prod\n  tagged from web@"),
+        "{described}"
+    );
     let istag = psc.ok(&["describe", "istag", "web:v2"]);
-    assert!(istag.contains(&format!("Name:\t\t{}", digest(3))), "{istag}");
+    assert!(
+        istag.contains(&format!("Name:\t\t{}", digest(3))),
+        "{istag}"
+    );
 
     // Across projects.
     assert_eq!(

@@ -1,0 +1,137 @@
+//! Importing from another registry (Debian's docker-registry on loopback):
+//! a tag set from an external image is imported, a scheduled one follows
+//! the source when it moves, and a failure is reported on the tag.
+
+use std::time::{Duration, Instant};
+
+use podspace_e2e::{unique, Api, Distribution, DockerCli, Psc, Server, ADMIN_PASSWORD};
+use serde_json::Value;
+
+async fn history(admin: &Api, tag: &str) -> anyhow::Result<Vec<String>> {
+    let s = admin
+        .get("/apis/image.openshift.io/v1/namespaces/imp/imagestreams/web")
+        .await?
+        .body;
+    Ok(s["status"]["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["tag"] == tag)
+        .map(|t| {
+            t["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["image"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+async fn eventually(
+    what: &str,
+    mut check: impl AsyncFnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if check().await? {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("timed out waiting for {what}")
+}
+
+/// Pushes a fresh busybox image to the other registry; returns its digest.
+fn push_other(docker: &DockerCli, remote: &str, filler: usize) -> anyhow::Result<String> {
+    let local = unique("podspace-test/imp");
+    docker.busybox_image_with(&local, filler)?;
+    docker.ok(&["tag", &local, remote]);
+    let out = docker.ok(&["push", remote]);
+    docker.ok(&["rmi", &local, remote]);
+    Ok(out
+        .split_whitespace()
+        .find(|w| w.starts_with("sha256:"))
+        .unwrap()
+        .to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_and_scheduled_import_from_another_registry() -> anyhow::Result<()> {
+    let other = Distribution::start().await?;
+    let docker = DockerCli::new()?;
+    let remote = format!("{}/library/app:1", other.addr);
+    let first = push_other(&docker, &remote, 500)?;
+
+    let server = Server::start_with(&["--import-interval", "1"])?;
+    let admin = Api::admin(&server.url).await?;
+    let psc = Psc::new()?;
+    psc.ok(&["login", &server.url, "-u", "admin", "-p", ADMIN_PASSWORD]);
+    psc.ok(&["new-project", "imp"]);
+    psc.ok(&["tag", "--scheduled", &remote, "web:ext"]);
+    eventually("the first import", async || {
+        Ok(history(&admin, "ext").await? == [first.clone()])
+    })
+    .await?;
+    let istag = admin
+        .get("/apis/image.openshift.io/v1/namespaces/imp/imagestreamtags/web:ext")
+        .await?
+        .body;
+    assert_eq!(
+        istag["image"]["dockerImageReference"],
+        format!("{}/library/app@{first}", other.addr)
+    );
+    assert_eq!(
+        istag["image"]["dockerImageMetadata"]["Config"]["Cmd"][0], "/bin/sh",
+        "metadata came along"
+    );
+
+    // Unchanged source: the history does not grow.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(history(&admin, "ext").await?, [first.clone()]);
+
+    // The source moves: the scheduled tag follows.
+    let second = push_other(&docker, &remote, 900)?;
+    eventually("the scheduled re-import", async || {
+        Ok(history(&admin, "ext").await? == [second.clone(), first.clone()])
+    })
+    .await?;
+
+    // A one-time import (not scheduled) does not follow.
+    psc.ok(&["tag", &remote, "web:once"]);
+    eventually("the one-time import", async || {
+        Ok(history(&admin, "once").await? == [second.clone()])
+    })
+    .await?;
+    let third = push_other(&docker, &remote, 1300)?;
+    eventually("the scheduled tag to move", async || {
+        Ok(history(&admin, "ext").await?.first() == Some(&third))
+    })
+    .await?;
+    assert_eq!(history(&admin, "once").await?, [second.clone()]);
+
+    // A missing image: an ImportSuccess=False condition, no history.
+    psc.ok(&[
+        "tag",
+        &format!("{}/library/missing:9", other.addr),
+        "web:gone",
+    ]);
+    eventually("the failure condition", async || {
+        let s = admin
+            .get("/apis/image.openshift.io/v1/namespaces/imp/imagestreams/web")
+            .await?
+            .body;
+        let gone = s["status"]["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["tag"] == "gone")
+            .cloned()
+            .unwrap_or(Value::Null);
+        Ok(gone["conditions"][0]["type"] == "ImportSuccess"
+            && gone["conditions"][0]["status"] == "False")
+    })
+    .await?;
+    assert!(history(&admin, "gone").await?.is_empty());
+    Ok(())
+}
