@@ -88,7 +88,7 @@ async fn import_and_scheduled_import_from_another_registry() -> anyhow::Result<(
 
     // Unchanged source: the history does not grow.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(history(&admin, "ext").await?, [first.clone()]);
+    assert_eq!(history(&admin, "ext").await?, std::slice::from_ref(&first));
 
     // The source moves: the scheduled tag follows.
     let second = push_other(&docker, &remote, 900)?;
@@ -108,7 +108,7 @@ async fn import_and_scheduled_import_from_another_registry() -> anyhow::Result<(
         Ok(history(&admin, "ext").await?.first() == Some(&third))
     })
     .await?;
-    assert_eq!(history(&admin, "once").await?, [second.clone()]);
+    assert_eq!(history(&admin, "once").await?, std::slice::from_ref(&second));
 
     // A missing image: an ImportSuccess=False condition, no history.
     psc.ok(&[
