@@ -57,6 +57,8 @@ enum Command {
     Delete(cmd::objects::DeleteArgs),
     /// Point image stream tags at images: psc tag SOURCE DEST... | -d DEST...
     Tag(cmd::tag::TagArgs),
+    /// Import an image from another registry into an image stream tag
+    ImportImage(cmd::import::ImportArgs),
     /// Deployments of a DeploymentConfig: latest, history, undo
     Rollout {
         #[command(subcommand)]
@@ -113,5 +115,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy { command } => cmd::policy::run(&g, command).await,
         Command::Tag(args) => cmd::tag::run(&g, args).await,
         Command::Rollout { command } => cmd::rollout::run(&g, command).await,
+        Command::ImportImage(args) => cmd::import::run(&g, args).await,
     }
 }

@@ -108,7 +108,10 @@ async fn import_and_scheduled_import_from_another_registry() -> anyhow::Result<(
         Ok(history(&admin, "ext").await?.first() == Some(&third))
     })
     .await?;
-    assert_eq!(history(&admin, "once").await?, std::slice::from_ref(&second));
+    assert_eq!(
+        history(&admin, "once").await?,
+        std::slice::from_ref(&second)
+    );
 
     // A missing image: an ImportSuccess=False condition, no history.
     psc.ok(&[
@@ -133,5 +136,42 @@ async fn import_and_scheduled_import_from_another_registry() -> anyhow::Result<(
     })
     .await?;
     assert!(history(&admin, "gone").await?.is_empty());
+    let described = psc.ok(&["describe", "is", "web"]);
+    assert!(
+        described.contains("  ! error: Import failed (ImportFailed): "),
+        "{described}"
+    );
+    assert!(
+        described.contains(&format!("  updates automatically from registry {remote}")),
+        "{described}"
+    );
+
+    // psc import-image: a new stream needs --confirm; the result is printed.
+    let err = psc.fails(&["import-image", "fresh:v1", "--from", &remote]);
+    assert!(err.contains("--confirm"), "{err}");
+    let out = psc.ok(&["import-image", "fresh:v1", "--from", &remote, "--confirm"]);
+    assert!(
+        out.starts_with("imagestream.image.openshift.io/fresh imported\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("  * {}/library/app@{third}", other.addr)),
+        "{out}"
+    );
+    // Re-import of an existing tag without --from.
+    psc.ok(&["import-image", "fresh:v1"]);
+    let out = psc.run(&[
+        "import-image",
+        "broken",
+        "--from",
+        &format!("{}/library/missing:1", other.addr),
+        "--confirm",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("error: tag latest failed: "),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(())
 }

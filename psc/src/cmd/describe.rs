@@ -177,10 +177,23 @@ pub fn image_stream(is: &Value) -> String {
                 }
             }
         }
+        let entry = status_tags.iter().find(|t| s(t, "/tag") == tag);
+        for c in entry
+            .and_then(|e| e["conditions"].as_array())
+            .into_iter()
+            .flatten()
+        {
+            if s(c, "/type") == "ImportSuccess" && s(c, "/status") == "False" {
+                out.push_str(&format!(
+                    "  ! error: Import failed ({}): {}\n      {}\n",
+                    s(c, "/reason"),
+                    s(c, "/message"),
+                    ago(s(c, "/lastTransitionTime"))
+                ));
+            }
+        }
         out.push('\n');
-        let items = status_tags
-            .iter()
-            .find(|t| s(t, "/tag") == tag)
+        let items = entry
             .and_then(|t| t["items"].as_array().cloned())
             .unwrap_or_default();
         for (i, item) in items.iter().enumerate() {

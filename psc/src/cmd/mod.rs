@@ -1,5 +1,6 @@
 pub mod auth;
 pub mod describe;
+pub mod import;
 pub mod objects;
 pub mod policy;
 pub mod projects;
