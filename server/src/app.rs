@@ -122,6 +122,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config.import_interval,
         shutdown.clone(),
     ));
+    tokio::spawn(podspace_builder::triggers::run(
+        store.clone(),
+        shutdown.clone(),
+    ));
     tokio::spawn(podspace_deployments::controller::run(
         store.clone(),
         shutdown.clone(),

@@ -1,0 +1,323 @@
+//! BuildConfig triggers (triggers.md §2, §4, §5): an ImageChange trigger
+//! whose tag now resolves to another pull spec than its
+//! `lastTriggeredImageID` requests a build; a ConfigChange trigger requests
+//! the first one. At most one build per evaluation, with every firing
+//! trigger as a cause. Exactly once like the deployment triggers: the
+//! check, the config update and the Build are one transaction on the
+//! stored config, and the event log is read from a saved cursor.
+//!
+//! (psc) loop guard: an image that a build of this same config produced
+//! (labels `io.openshift.build.name` = `<bc>-<n>` and
+//! `io.openshift.build.namespace` = its project) is recorded, not built.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use podspace_api::kinds::by_kind;
+use podspace_api::selector::LabelSelector;
+use podspace_api::store::{Store, StoreError, UpdateScope};
+use podspace_api::{imagestreams, KindInfo, Object, Status};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use crate::instantiate::{self, strategy_from};
+
+const CONSUMER: &str = "build-triggers";
+
+fn kind(name: &'static str) -> Result<&'static KindInfo, StoreError> {
+    by_kind(name).ok_or_else(|| StoreError::Config(format!("kind {name} missing")))
+}
+
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+pub async fn run(store: Store, mut shutdown: watch::Receiver<bool>) {
+    let mut commits = store.subscribe_commits();
+    loop {
+        if let Err(e) = pass(&store).await {
+            tracing::warn!(error = %e, "build trigger pass failed; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        tokio::select! {
+            _ = commits.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+pub async fn pass(store: &Store) -> Result<(), StoreError> {
+    let cursor = store.consumer_position(CONSUMER).await?;
+    let events = match store.events_since(cursor, None, None, 500).await {
+        Ok(e) => e,
+        Err(StoreError::Gone { .. }) => {
+            let now = store.current_rv().await?;
+            let (all, _) = store
+                .list(kind("BuildConfig")?, "", &LabelSelector::everything())
+                .await?;
+            for bc in all {
+                reconcile(store, &bc.metadata.namespace, &bc.metadata.name).await?;
+            }
+            return store.set_consumer_position(CONSUMER, now).await;
+        }
+        Err(e) => return Err(e),
+    };
+    let Some(last) = events.last().map(|e| e.rv) else {
+        return Ok(());
+    };
+    let mut streams = BTreeSet::new();
+    let mut configs = BTreeSet::new();
+    for e in &events {
+        match e.kind.as_str() {
+            "ImageStream" => {
+                streams.insert(e.namespace.clone());
+            }
+            "BuildConfig" => {
+                configs.insert((e.namespace.clone(), e.name.clone()));
+            }
+            _ => {}
+        }
+    }
+    for ns in streams {
+        let (bcs, _) = store
+            .list(kind("BuildConfig")?, &ns, &LabelSelector::everything())
+            .await?;
+        for bc in bcs.into_iter().filter(|bc| !image_refs(bc).is_empty()) {
+            configs.insert((ns.clone(), bc.metadata.name));
+        }
+    }
+    for (ns, name) in configs {
+        reconcile(store, &ns, &name).await?;
+    }
+    store.set_consumer_position(CONSUMER, last).await
+}
+
+/// `(stream, tag)` watched by each ImageChange trigger (None: not an image trigger).
+fn image_refs(bc: &Object) -> Vec<Option<(String, String)>> {
+    let spec = bc.body.get("spec").cloned().unwrap_or(Value::Null);
+    let triggers = spec
+        .get("triggers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let strategy = strategy_from(&spec).cloned();
+    triggers
+        .iter()
+        .map(|t| {
+            if t.get("type").and_then(Value::as_str) != Some("ImageChange")
+                || t.pointer("/imageChange/paused") == Some(&json!(true))
+            {
+                return None;
+            }
+            let from = t
+                .pointer("/imageChange/from")
+                .cloned()
+                .filter(|f| !f.is_null())
+                .or(strategy.clone())?;
+            if from.get("kind").and_then(Value::as_str) != Some("ImageStreamTag") {
+                return None;
+            }
+            // Another project's stream is not followed yet.
+            if from
+                .get("namespace")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty() && n != bc.metadata.namespace)
+            {
+                return None;
+            }
+            let (is, tag) = imagestreams::split_istag(from.get("name")?.as_str()?)?;
+            Some((is.to_string(), tag.to_string()))
+        })
+        .collect()
+}
+
+struct Resolved {
+    pull_spec: String,
+    produced_by_self: bool,
+}
+
+async fn resolve(
+    store: &Store,
+    bc: &Object,
+    is: &str,
+    tag: &str,
+) -> Result<Option<Resolved>, StoreError> {
+    let ns = &bc.metadata.namespace;
+    let stream = match store.get(kind("ImageStream")?, ns, is).await {
+        Ok(s) => s,
+        Err(StoreError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Some(event) = imagestreams::current_event(&stream, tag).filter(|e| {
+        e.get("image")
+            .and_then(Value::as_str)
+            .is_some_and(|i| !i.is_empty())
+    }) else {
+        return Ok(None);
+    };
+    let digest = event
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let labels = match store.get(kind("Image")?, "", digest).await {
+        Ok(img) => img
+            .body
+            .get("dockerImageMetadata")
+            .and_then(|m| m.pointer("/Config/Labels"))
+            .cloned()
+            .unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    };
+    let built_by = labels
+        .get("io.openshift.build.name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let built_in = labels
+        .get("io.openshift.build.namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let produced_by_self = built_in == ns.as_str()
+        && built_by
+            .strip_prefix(&format!("{}-", bc.metadata.name))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    Ok(Some(Resolved {
+        pull_spec: imagestreams::resolved_reference(&stream, tag, event),
+        produced_by_self,
+    }))
+}
+
+pub async fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), StoreError> {
+    let bc_kind = kind("BuildConfig")?;
+    let build_kind = kind("Build")?;
+    let bc = match store.get(bc_kind, ns, name).await {
+        Ok(bc) => bc,
+        Err(StoreError::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let refs = image_refs(&bc);
+    let mut resolved = Vec::with_capacity(refs.len());
+    for r in &refs {
+        resolved.push(match r {
+            Some((is, tag)) => resolve(store, &bc, is, tag).await?,
+            None => None,
+        });
+    }
+    let strategy_image = match bc.body.get("spec").and_then(strategy_from) {
+        Some(f) if f.get("kind").and_then(Value::as_str) == Some("ImageStreamTag") => {
+            match f
+                .get("name")
+                .and_then(Value::as_str)
+                .and_then(imagestreams::split_istag)
+            {
+                Some((is, tag)) => resolve(store, &bc, is, tag).await?.map(|r| r.pull_spec),
+                None => None,
+            }
+        }
+        _ => None,
+    };
+    let result = store
+        .mutate_spawning(bc_kind, ns, name, None, UpdateScope::All, |bc| {
+            evaluate(bc, &refs, &resolved, strategy_image.as_deref(), build_kind)
+        })
+        .await;
+    match result {
+        Ok((_, builds)) => {
+            for b in builds {
+                tracing::info!(namespace = ns, buildconfig = name, build = %b.metadata.name, "build requested");
+            }
+            Ok(())
+        }
+        Err(StoreError::NotFound { .. }) => Ok(()),
+        Err(StoreError::Rejected(status)) => {
+            tracing::info!(namespace = ns, buildconfig = name, reason = %status.message, "no build");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn evaluate(
+    bc: &mut Object,
+    refs: &[Option<(String, String)>],
+    resolved: &[Option<Resolved>],
+    strategy_image: Option<&str>,
+    build_kind: &'static KindInfo,
+) -> Result<Vec<(&'static KindInfo, Object)>, Status> {
+    let mut causes = Vec::new();
+    let mut fired: Vec<(usize, String)> = Vec::new();
+    let mut recorded_only = false;
+    let triggers = bc
+        .body
+        .get("spec")
+        .and_then(|s| s.get("triggers"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for (i, t) in triggers.iter().enumerate() {
+        let (Some(Some((is, tag))), Some(Some(latest))) = (refs.get(i), resolved.get(i)) else {
+            continue;
+        };
+        let last = t
+            .pointer("/imageChange/lastTriggeredImageID")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if latest.pull_spec == last {
+            continue;
+        }
+        if latest.produced_by_self {
+            fired.push((i, latest.pull_spec.clone()));
+            recorded_only = true;
+            continue;
+        }
+        if !causes.iter().any(|c: &Value| {
+            c.pointer("/imageChangeBuild/fromRef/name") == Some(&json!(format!("{is}:{tag}")))
+        }) {
+            causes.push(json!({"message": "Image change", "imageChangeBuild": {"imageID": latest.pull_spec, "fromRef": {"kind": "ImageStreamTag", "name": format!("{is}:{tag}")}}}));
+        }
+        fired.push((i, latest.pull_spec.clone()));
+    }
+    let config_change = triggers
+        .iter()
+        .any(|t| t.get("type").and_then(Value::as_str) == Some("ConfigChange"));
+    if causes.is_empty() && config_change && instantiate::last_version(bc) == 0 {
+        causes.push(json!({"message": "Build configuration change"}));
+    }
+    let record = |bc: &mut Object, all: bool| {
+        if let Some(ts) = bc
+            .body
+            .get_mut("spec")
+            .and_then(|s| s.get_mut("triggers"))
+            .and_then(Value::as_array_mut)
+        {
+            for (i, t) in ts.iter_mut().enumerate() {
+                let newest = fired
+                    .iter()
+                    .find(|(j, _)| *j == i)
+                    .map(|(_, p)| p.clone())
+                    .or_else(|| {
+                        all.then(|| {
+                            resolved
+                                .get(i)
+                                .and_then(|r| r.as_ref())
+                                .map(|r| r.pull_spec.clone())
+                        })
+                        .flatten()
+                    });
+                if let (Some(p), Some(ic)) = (newest, t.get_mut("imageChange")) {
+                    ic["lastTriggeredImageID"] = json!(p);
+                }
+            }
+        }
+    };
+    if causes.is_empty() {
+        if recorded_only {
+            record(bc, false);
+        }
+        return Ok(Vec::new());
+    }
+    // Every image trigger now records where its tag stands.
+    record(bc, true);
+    let build = instantiate::new_build(bc, causes, strategy_image)?;
+    Ok(vec![(build_kind, build)])
+}
