@@ -26,6 +26,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
     pub registry_tokens: Arc<podspace_registry::token::TokenService>,
+    /// `host:port` of the registry as clients see it.
+    pub registry_host: String,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -139,6 +141,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         metrics,
         config: Arc::new(config),
         registry_tokens,
+        registry_host: public_host.clone(),
         shutdown: shutdown.clone(),
     };
     tokio::spawn(async move {

@@ -59,12 +59,17 @@ async fn tags_history_tracking_and_rollback() -> anyhow::Result<()> {
     // A mapping needs the stream.
     let r = admin.post("/apis/image.openshift.io/v1/namespaces/img/imagestreammappings", &json!({"metadata": {"name": "web"}, "tag": "v1", "image": {"metadata": {"name": digest(1)}, "dockerImageReference": "x@y"}})).await?;
     assert_eq!(r.status, 404, "{}", r.text);
-    admin
+    let created = admin
         .post(
             "/apis/image.openshift.io/v1/namespaces/img/imagestreams",
             &json!({"kind": "ImageStream", "metadata": {"name": "web"}}),
         )
         .await?;
+    assert_eq!(
+        created.body["status"]["dockerImageRepository"],
+        format!("{}/img/web", server.registry),
+        "a new stream knows its repository"
+    );
     map(&admin, "img", "web", "v1", 1).await?;
     map(&admin, "img", "web", "v2", 2).await?;
     assert!(

@@ -267,6 +267,17 @@ async fn create(
     if kind.has_status {
         obj.body.remove("status");
     }
+    if kind.kind == "ImageStream" {
+        // Where the stream's images are pushed and pulled.
+        let repository = format!(
+            "{}/{}/{}",
+            state.registry_host, obj.metadata.namespace, obj.metadata.name
+        );
+        obj.body.insert(
+            "status".into(),
+            json!({"dockerImageRepository": repository}),
+        );
+    }
     // A user's password travels in the create body and is never stored in
     // the object.
     let password = match kind.kind {
