@@ -172,6 +172,12 @@ pub static KINDS: &[KindInfo] = &[
         "imagestreammapping",
         &[],
     ),
+    view(
+        "ImageStreamImport",
+        "imagestreamimports",
+        "imagestreamimport",
+        &[],
+    ),
     k(
         "BuildConfig",
         "buildconfigs",

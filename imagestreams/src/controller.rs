@@ -260,7 +260,8 @@ fn fail(s: &mut Object, tag: &str, generation: i64, message: &str, now: &str) {
     }
 }
 
-fn image_object(imported: &Imported) -> Object {
+/// The Image record of an import.
+pub fn image_object(imported: &Imported) -> Object {
     let mut image = Object::new("Image", "", &imported.digest);
     let mut size = imported.manifest_size as i64;
     if let Kind::Image { config, layers } = &imported.manifest.kind {

@@ -146,6 +146,60 @@ async fn import_and_scheduled_import_from_another_registry() -> anyhow::Result<(
         "{described}"
     );
 
+    // The ImageStreamImport resource: a dry run, then a real import.
+    let request = |import: bool| {
+        serde_json::json!({
+            "apiVersion": "image.openshift.io/v1", "kind": "ImageStreamImport", "metadata": {"name": "oneshot"},
+            "spec": {"import": import, "images": [
+                {"from": {"kind": "DockerImage", "name": remote}, "to": {"name": "v1"}},
+                {"from": {"kind": "DockerImage", "name": format!("{}/library/missing:1", other.addr)}, "to": {"name": "v2"}}
+            ]}
+        })
+    };
+    let dry = admin
+        .post(
+            "/apis/image.openshift.io/v1/namespaces/imp/imagestreamimports",
+            &request(false),
+        )
+        .await?;
+    assert_eq!(dry.status, 201, "{}", dry.text);
+    assert_eq!(
+        dry.body["status"]["images"][0]["status"]["status"],
+        "Success"
+    );
+    assert_eq!(
+        dry.body["status"]["images"][0]["image"]["metadata"]["name"],
+        third.as_str()
+    );
+    assert_eq!(
+        dry.body["status"]["images"][1]["status"]["status"],
+        "Failure"
+    );
+    assert_eq!(
+        admin
+            .get("/apis/image.openshift.io/v1/namespaces/imp/imagestreams/oneshot")
+            .await?
+            .status,
+        404,
+        "a dry run stores nothing"
+    );
+    let real = admin
+        .post(
+            "/apis/image.openshift.io/v1/namespaces/imp/imagestreamimports",
+            &request(true),
+        )
+        .await?;
+    assert_eq!(real.status, 201, "{}", real.text);
+    let istag = admin
+        .get("/apis/image.openshift.io/v1/namespaces/imp/imagestreamtags/oneshot:v1")
+        .await?;
+    assert_eq!(
+        istag.body["image"]["metadata"]["name"],
+        third.as_str(),
+        "{}",
+        istag.text
+    );
+
     // psc import-image: a new stream needs --confirm; the result is printed.
     let err = psc.fails(&["import-image", "fresh:v1", "--from", &remote]);
     assert!(err.contains("--confirm"), "{err}");

@@ -67,7 +67,7 @@ pub async fn handle(
     let allowed = match kind {
         "ImageStreamTag" => true,
         "ImageStreamImage" => matches!(verb, Verb::Get),
-        "ImageStreamMapping" => matches!(verb, Verb::Create),
+        "ImageStreamMapping" | "ImageStreamImport" => matches!(verb, Verb::Create),
         _ => false,
     };
     if !allowed {
@@ -89,6 +89,7 @@ pub async fn handle(
         }
         ("ImageStreamTag", Verb::Delete) => delete_istag(state, &target).await,
         ("ImageStreamImage", _) => get_isimage(state, &target).await,
+        ("ImageStreamImport", _) => import(state, &target, req).await,
         _ => mapping(state, &target, req).await,
     }
 }
@@ -558,4 +559,144 @@ async fn mapping(state: &AppState, target: &Target, req: Request) -> ApiResult<R
         StatusCode::CREATED,
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
     ))
+}
+
+/// `POST imagestreamimports`: imports the listed external images now and,
+/// unless `spec.import` is false (a dry run), tags them into the stream,
+/// creating it if needed. Each image answers with its own status.
+async fn import(state: &AppState, target: &Target, req: Request) -> ApiResult<Response> {
+    let ty = body_type(req.headers()).ok_or_else(|| {
+        ApiError(Status::new(
+            Reason::UnsupportedMediaType,
+            "the body must be application/json or application/yaml",
+        ))
+    })?;
+    let bytes = read_body(req.into_body(), state.config.max_body).await?;
+    let mut body = decode_object(&bytes, ty)?;
+    let is_name = body
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    podspace_api::validation::dns1123_subdomain(&is_name).map_err(|e| {
+        ApiError(Status::new(
+            Reason::Invalid,
+            format!("metadata.name: Invalid value: {is_name:?}: {e}"),
+        ))
+    })?;
+    let do_import = body
+        .pointer("/spec/import")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let wanted = body
+        .pointer("/spec/images")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if wanted.is_empty() {
+        return Err(ApiError(Status::new(
+            Reason::Invalid,
+            "spec.images: Required value: at least one image to import",
+        )));
+    }
+    let client = podspace_imagestreams::remote::Client::new();
+    let mut results = Vec::new();
+    let mut tags = Vec::new();
+    for (i, w) in wanted.iter().enumerate() {
+        let from = w
+            .pointer("/from/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let tag = w
+            .pointer("/to/name")
+            .and_then(Value::as_str)
+            .unwrap_or("latest")
+            .to_string();
+        if w.pointer("/from/kind").and_then(Value::as_str) != Some("DockerImage")
+            || !podspace_api::validation::tag_name(&tag)
+        {
+            return Err(ApiError(Status::new(
+                Reason::Invalid,
+                format!("spec.images[{i}]: from must be a DockerImage and to.name a tag"),
+            )));
+        }
+        let insecure = w.pointer("/importPolicy/insecure").and_then(Value::as_bool) == Some(true);
+        let outcome = match podspace_imagestreams::remote::RemoteRef::parse(from) {
+            Err(e) => Err(e.to_string()),
+            Ok(r) => client
+                .import(&r, insecure, None)
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        match outcome {
+            Ok(imported) => {
+                let image = podspace_imagestreams::controller::image_object(&imported);
+                results.push(json!({"tag": tag, "status": {"status": "Success", "code": 200}, "image": image.to_value()}));
+                tags.push((
+                    tag,
+                    w.clone(),
+                    Some((image, imported.reference.clone(), imported.digest.clone())),
+                ));
+            }
+            Err(message) => {
+                results.push(json!({"tag": tag, "status": {"status": "Failure", "reason": "InternalError", "message": message, "code": 500}}));
+                tags.push((tag, w.clone(), None));
+            }
+        }
+    }
+    if do_import {
+        for (_, _, found) in &tags {
+            if let Some((image, _, _)) = found {
+                match state.store.create(kind("Image")?, image.clone()).await {
+                    Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        let ns = target.ns_or_empty().to_string();
+        let is_kind = kind("ImageStream")?;
+        let repository = format!("{}/{ns}/{is_name}", state.registry_host);
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let apply = |s: &mut Object| -> Result<(), Status> {
+            for (tag, w, found) in &tags {
+                let mut spec = json!({"from": w["from"].clone()});
+                for k in ["importPolicy", "referencePolicy"] {
+                    if let Some(v) = w.get(k).filter(|v| !v.is_null()) {
+                        spec[k] = v.clone();
+                    }
+                }
+                is::set_spec_tag(s, tag, spec);
+                if let Some((_, reference, digest)) = found {
+                    let generation = s.metadata.generation + 1;
+                    is::add_event(
+                        s,
+                        tag,
+                        json!({"created": now, "dockerImageReference": reference, "image": digest, "generation": generation}),
+                    );
+                }
+            }
+            let status = s.body.entry("status").or_insert_with(|| json!({}));
+            status["dockerImageRepository"] = json!(repository);
+            Ok(())
+        };
+        let stream = match state
+            .store
+            .mutate(is_kind, &ns, &is_name, None, UpdateScope::All, apply)
+            .await
+        {
+            Err(StoreError::NotFound { .. }) => {
+                let mut fresh = Object::new("ImageStream", &ns, &is_name).with("spec", json!({}));
+                fresh.metadata.generation = 0;
+                apply(&mut fresh).map_err(ApiError)?;
+                state.store.create(is_kind, fresh).await?
+            }
+            other => other?,
+        };
+        body["status"] = json!({"images": results, "import": stream.to_value()});
+    } else {
+        body["status"] = json!({"images": results});
+    }
+    body["kind"] = json!("ImageStreamImport");
+    body["apiVersion"] = json!(target.api_version());
+    Ok(ok_json(StatusCode::CREATED, &body))
 }
