@@ -178,7 +178,14 @@ async fn import_stream(
         let insecure = t.pointer("/importPolicy/insecure").and_then(Value::as_bool) == Some(true);
         let outcome = match RemoteRef::parse(from) {
             Err(e) => Outcome::Failed(e.to_string()),
-            Ok(r) => match client.import(&r, insecure, None).await {
+            Ok(r) => match client
+                .import(
+                    &r,
+                    insecure,
+                    pull_secret(store, ns, &r.registry).await?.as_ref(),
+                )
+                .await
+            {
                 Ok(imported) => Outcome::Done(Box::new(imported)),
                 Err(e) => Outcome::Failed(e.to_string()),
             },
@@ -222,6 +229,76 @@ async fn import_stream(
         Ok(_) | Err(StoreError::NotFound { .. }) => Ok(checked_scheduled),
         Err(e) => Err(e),
     }
+}
+
+/// Credentials for `registry` from the project's pull secrets: Secrets of
+/// type `kubernetes.io/dockerconfigjson` (`.dockerconfigjson`) or
+/// `kubernetes.io/dockercfg` (`.dockercfg`) whose `auths` name the host.
+pub async fn pull_secret(
+    store: &Store,
+    ns: &str,
+    registry: &str,
+) -> Result<Option<(String, String)>, StoreError> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let (secrets, _) = store
+        .list(kind("Secret")?, ns, &LabelSelector::everything())
+        .await?;
+    for secret in secrets {
+        let ty = secret
+            .body
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let field = match ty {
+            "kubernetes.io/dockerconfigjson" => ".dockerconfigjson",
+            "kubernetes.io/dockercfg" => ".dockercfg",
+            _ => continue,
+        };
+        let Some(raw) = secret
+            .body
+            .get("data")
+            .and_then(|d| d.get(field))
+            .and_then(Value::as_str)
+        else {
+            continue;
+        };
+        let Ok(config) = b64
+            .decode(raw)
+            .map_err(|_| ())
+            .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|_| ()))
+        else {
+            continue;
+        };
+        let auths = config.get("auths").unwrap_or(&config);
+        let Some(entries) = auths.as_object() else {
+            continue;
+        };
+        for (host, entry) in entries {
+            let host = host
+                .trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .trim_end_matches('/');
+            if host != registry {
+                continue;
+            }
+            if let (Some(u), Some(p)) = (
+                entry.get("username").and_then(Value::as_str),
+                entry.get("password").and_then(Value::as_str),
+            ) {
+                return Ok(Some((u.to_string(), p.to_string())));
+            }
+            let decoded = entry
+                .get("auth")
+                .and_then(Value::as_str)
+                .and_then(|a| b64.decode(a).ok())
+                .and_then(|b| String::from_utf8(b).ok());
+            if let Some((u, p)) = decoded.as_deref().and_then(|d| d.split_once(':')) {
+                return Ok(Some((u.to_string(), p.to_string())));
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn status_entry<'a>(s: &'a mut Object, tag: &str) -> Option<&'a mut Value> {

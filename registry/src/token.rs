@@ -316,7 +316,9 @@ impl TokenService {
         }
         if scheme.eq_ignore_ascii_case("basic") {
             // Only an API token as the password: hashing a password on every
-            // registry request would make every request slow.
+            // registry request would make every request slow. A password
+            // gets the challenge, with the scope, so the client fetches a
+            // token with it instead.
             let (_, secret) = basic(cred).ok_or_else(refused)?;
             if secret.starts_with(podspace_api::auth::authn::TOKEN_PREFIX) {
                 let p = authn
@@ -326,6 +328,7 @@ impl TokenService {
                     .ok_or_else(refused)?;
                 return Ok(Some(Caller::Principal(p)));
             }
+            return Ok(None);
         }
         Err(refused())
     }

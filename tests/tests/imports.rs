@@ -229,3 +229,100 @@ async fn import_and_scheduled_import_from_another_registry() -> anyhow::Result<(
     );
     Ok(())
 }
+
+/// Pushes a small image into a podspace registry over HTTP; returns its digest.
+async fn push_into(server: &Server, token: &str, repo: &str, tag: &str) -> anyhow::Result<String> {
+    use sha2::Digest;
+    let sha = |d: &[u8]| format!("sha256:{}", hex::encode(sha2::Sha256::digest(d)));
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", server.registry);
+    let config = br#"{"architecture":"amd64","os":"linux","config":{"Cmd":["/app"]}}"#.to_vec();
+    let layer = b"private layer".to_vec();
+    for blob in [&config, &layer] {
+        let r = http
+            .post(format!(
+                "{base}/v2/{repo}/blobs/uploads/?digest={}",
+                sha(blob)
+            ))
+            .bearer_auth(token)
+            .body(blob.clone())
+            .send()
+            .await?;
+        anyhow::ensure!(r.status() == 201, "blob: {}", r.status());
+    }
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha(&layer), "size": layer.len()}],
+    }))?;
+    let r = http
+        .put(format!("{base}/v2/{repo}/manifests/{tag}"))
+        .bearer_auth(token)
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest.clone())
+        .send()
+        .await?;
+    anyhow::ensure!(r.status() == 201, "manifest: {}", r.status());
+    Ok(sha(&manifest))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_from_a_registry_that_needs_a_pull_secret() -> anyhow::Result<()> {
+    use base64::Engine;
+    let source = Server::start()?;
+    let source_admin = Api::admin(&source.url).await?;
+    source_admin.new_project("src").await?;
+    let pushed = push_into(
+        &source,
+        source_admin.token.as_deref().unwrap(),
+        "src/app",
+        "v1",
+    )
+    .await?;
+
+    let server = Server::start_with(&["--import-interval", "1"])?;
+    let admin = Api::admin(&server.url).await?;
+    let psc = Psc::new()?;
+    psc.ok(&["login", &server.url, "-u", "admin", "-p", ADMIN_PASSWORD]);
+    psc.ok(&["new-project", "imp"]);
+    let from = format!("{}/src/app:v1", source.registry);
+    psc.ok(&["tag", &from, "web:priv"]);
+    eventually("the refused anonymous import", async || {
+        let s = admin
+            .get("/apis/image.openshift.io/v1/namespaces/imp/imagestreams/web")
+            .await?
+            .body;
+        let t = s["status"]["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["tag"] == "priv")
+            .cloned()
+            .unwrap_or(Value::Null);
+        Ok(t["conditions"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("401")))
+    })
+    .await?;
+
+    // A pull secret for the source registry, then the import again.
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN_PASSWORD}"));
+    let config = serde_json::json!({"auths": {source.registry.clone(): {"auth": auth}}});
+    let secret = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "source-pull"}, "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": base64::engine::general_purpose::STANDARD.encode(config.to_string())}
+    });
+    assert_eq!(
+        admin
+            .post("/api/v1/namespaces/imp/secrets", &secret)
+            .await?
+            .status,
+        201
+    );
+    psc.ok(&["tag", &from, "web:priv"]);
+    eventually("the authenticated import", async || {
+        Ok(history(&admin, "priv").await? == std::slice::from_ref(&pushed))
+    })
+    .await?;
+    Ok(())
+}

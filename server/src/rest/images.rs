@@ -623,10 +623,18 @@ async fn import(state: &AppState, target: &Target, req: Request) -> ApiResult<Re
         let insecure = w.pointer("/importPolicy/insecure").and_then(Value::as_bool) == Some(true);
         let outcome = match podspace_imagestreams::remote::RemoteRef::parse(from) {
             Err(e) => Err(e.to_string()),
-            Ok(r) => client
-                .import(&r, insecure, None)
-                .await
-                .map_err(|e| e.to_string()),
+            Ok(r) => {
+                let creds = podspace_imagestreams::controller::pull_secret(
+                    &state.store,
+                    target.ns_or_empty(),
+                    &r.registry,
+                )
+                .await?;
+                client
+                    .import(&r, insecure, creds.as_ref())
+                    .await
+                    .map_err(|e| e.to_string())
+            }
         };
         match outcome {
             Ok(imported) => {
