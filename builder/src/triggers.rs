@@ -71,7 +71,7 @@ pub async fn pass(store: &Store) -> Result<(), StoreError> {
     for e in &events {
         match e.kind.as_str() {
             "ImageStream" => {
-                streams.insert(e.namespace.clone());
+                streams.insert((e.namespace.clone(), e.name.clone()));
             }
             "BuildConfig" => {
                 configs.insert((e.namespace.clone(), e.name.clone()));
@@ -79,12 +79,19 @@ pub async fn pass(store: &Store) -> Result<(), StoreError> {
             _ => {}
         }
     }
-    for ns in streams {
+    if !streams.is_empty() {
+        // A trigger may follow a stream of another project.
         let (bcs, _) = store
-            .list(kind("BuildConfig")?, &ns, &LabelSelector::everything())
+            .list(kind("BuildConfig")?, "", &LabelSelector::everything())
             .await?;
-        for bc in bcs.into_iter().filter(|bc| !image_refs(bc).is_empty()) {
-            configs.insert((ns.clone(), bc.metadata.name));
+        for bc in bcs {
+            let follows = image_refs(&bc)
+                .into_iter()
+                .flatten()
+                .any(|(is, _, ns)| streams.contains(&(ns, is)));
+            if follows {
+                configs.insert((bc.metadata.namespace, bc.metadata.name));
+            }
         }
     }
     for (ns, name) in configs {
@@ -93,8 +100,8 @@ pub async fn pass(store: &Store) -> Result<(), StoreError> {
     store.set_consumer_position(CONSUMER, last).await
 }
 
-/// `(stream, tag)` watched by each ImageChange trigger (None: not an image trigger).
-fn image_refs(bc: &Object) -> Vec<Option<(String, String)>> {
+/// `(stream, tag, project)` watched by each ImageChange trigger (None: not an image trigger).
+fn image_refs(bc: &Object) -> Vec<Option<(String, String, String)>> {
     let spec = bc.body.get("spec").cloned().unwrap_or(Value::Null);
     let triggers = spec
         .get("triggers")
@@ -118,16 +125,14 @@ fn image_refs(bc: &Object) -> Vec<Option<(String, String)>> {
             if from.get("kind").and_then(Value::as_str) != Some("ImageStreamTag") {
                 return None;
             }
-            // Another project's stream is not followed yet.
-            if from
+            let ns = from
                 .get("namespace")
                 .and_then(Value::as_str)
-                .is_some_and(|n| !n.is_empty() && n != bc.metadata.namespace)
-            {
-                return None;
-            }
+                .filter(|n| !n.is_empty())
+                .unwrap_or(&bc.metadata.namespace)
+                .to_string();
             let (is, tag) = imagestreams::split_istag(from.get("name")?.as_str()?)?;
-            Some((is.to_string(), tag.to_string()))
+            Some((is.to_string(), tag.to_string(), ns))
         })
         .collect()
 }
@@ -140,10 +145,10 @@ struct Resolved {
 async fn resolve(
     store: &Store,
     bc: &Object,
+    ns: &str,
     is: &str,
     tag: &str,
 ) -> Result<Option<Resolved>, StoreError> {
-    let ns = &bc.metadata.namespace;
     let stream = match store.get(kind("ImageStream")?, ns, is).await {
         Ok(s) => s,
         Err(StoreError::NotFound { .. }) => return Ok(None),
@@ -177,7 +182,7 @@ async fn resolve(
         .get("io.openshift.build.namespace")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let produced_by_self = built_in == ns.as_str()
+    let produced_by_self = built_in == bc.metadata.namespace
         && built_by
             .strip_prefix(&format!("{}-", bc.metadata.name))
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
@@ -199,7 +204,7 @@ pub async fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), StoreE
     let mut resolved = Vec::with_capacity(refs.len());
     for r in &refs {
         resolved.push(match r {
-            Some((is, tag)) => resolve(store, &bc, is, tag).await?,
+            Some((is, tag, from_ns)) => resolve(store, &bc, from_ns, is, tag).await?,
             None => None,
         });
     }
@@ -210,7 +215,16 @@ pub async fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), StoreE
                 .and_then(Value::as_str)
                 .and_then(imagestreams::split_istag)
             {
-                Some((is, tag)) => resolve(store, &bc, is, tag).await?.map(|r| r.pull_spec),
+                Some((is, tag)) => {
+                    let from_ns = f
+                        .get("namespace")
+                        .and_then(Value::as_str)
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or(ns);
+                    resolve(store, &bc, from_ns, is, tag)
+                        .await?
+                        .map(|r| r.pull_spec)
+                }
                 None => None,
             }
         }
@@ -239,7 +253,7 @@ pub async fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), StoreE
 
 fn evaluate(
     bc: &mut Object,
-    refs: &[Option<(String, String)>],
+    refs: &[Option<(String, String, String)>],
     resolved: &[Option<Resolved>],
     strategy_image: Option<&str>,
     build_kind: &'static KindInfo,
@@ -255,7 +269,7 @@ fn evaluate(
         .cloned()
         .unwrap_or_default();
     for (i, t) in triggers.iter().enumerate() {
-        let (Some(Some((is, tag))), Some(Some(latest))) = (refs.get(i), resolved.get(i)) else {
+        let (Some(Some((is, tag, _))), Some(Some(latest))) = (refs.get(i), resolved.get(i)) else {
             continue;
         };
         let last = t

@@ -91,8 +91,8 @@ pub async fn pass(store: &Store) -> Result<(), ControllerError> {
             }
         }
         for (ns, stream) in &streams {
-            for dc in watching(store, ns, stream).await? {
-                configs.insert((ns.clone(), dc));
+            for found in watching(store, ns, stream).await? {
+                configs.insert(found);
             }
         }
         for (ns, dc) in &configs {
@@ -117,19 +117,25 @@ async fn resync(store: &Store) -> Result<(), ControllerError> {
 }
 
 /// DeploymentConfigs of `ns` with an ImageChange trigger on `stream`.
-async fn watching(store: &Store, ns: &str, stream: &str) -> Result<Vec<String>, ControllerError> {
+async fn watching(
+    store: &Store,
+    ns: &str,
+    stream: &str,
+) -> Result<Vec<(String, String)>, ControllerError> {
+    // A trigger may follow a stream of another project: every project's
+    // configs are candidates.
     let (dcs, _) = store
-        .list(kind("DeploymentConfig")?, ns, &LabelSelector::everything())
+        .list(kind("DeploymentConfig")?, "", &LabelSelector::everything())
         .await?;
     Ok(dcs
         .into_iter()
         .filter(|dc| {
             rollout::triggers(dc)
                 .iter()
-                .filter_map(|t| image_source(t, ns))
+                .filter_map(|t| image_source(t, &dc.metadata.namespace))
                 .any(|(is, _, from_ns)| is == stream && from_ns == ns)
         })
-        .map(|dc| dc.metadata.name)
+        .map(|dc| (dc.metadata.namespace, dc.metadata.name))
         .collect())
 }
 
@@ -145,11 +151,6 @@ async fn current_images(
             out.push(None);
             continue;
         };
-        // Another project's stream is not followed (yet); see the notes.
-        if ns != dc.metadata.namespace {
-            out.push(None);
-            continue;
-        }
         let image = match store.get(is_kind, &ns, &is).await {
             Ok(stream) => imagestreams::current_event(&stream, &tag)
                 .filter(|e| {

@@ -454,3 +454,60 @@ async fn config_change_by_default_and_no_rollout_without_an_image() -> anyhow::R
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggers_follow_streams_of_other_projects() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    let admin = Api::admin(&server.url).await?;
+    admin.new_project("shared").await?;
+    admin.new_project("team").await?;
+    admin
+        .post(
+            "/apis/image.openshift.io/v1/namespaces/shared/imagestreams",
+            &json!({"kind": "ImageStream", "metadata": {"name": "base"}}),
+        )
+        .await?;
+    let mut d = dc("app", "base:stable", false);
+    d["spec"]["triggers"][0]["imageChangeParams"]["from"]["namespace"] = json!("shared");
+    assert_eq!(
+        admin
+            .post(
+                "/apis/apps.openshift.io/v1/namespaces/team/deploymentconfigs",
+                &d
+            )
+            .await?
+            .status,
+        201
+    );
+    let bc = json!({"apiVersion": "build.openshift.io/v1", "kind": "BuildConfig", "metadata": {"name": "app"},
+        "spec": {"source": {"dockerfile": "FROM base"}, "strategy": {"type": "Docker", "dockerStrategy": {"from": {"kind": "ImageStreamTag", "name": "base:stable", "namespace": "shared"}}},
+                 "triggers": [{"type": "ImageChange", "imageChange": {}}]}});
+    assert_eq!(
+        admin
+            .post(
+                "/apis/build.openshift.io/v1/namespaces/team/buildconfigs",
+                &bc
+            )
+            .await?
+            .status,
+        201
+    );
+    map(&admin, "shared", "base", "stable", &digest(42)).await?;
+    wait_for("the cross-project deployment", async || {
+        Ok(latest(&admin, "team", "app").await? == 1)
+    })
+    .await?;
+    let deps = deployments(&admin, "team", "app").await?;
+    assert_eq!(
+        deps[&1],
+        format!("registry.test/shared/base@{}", digest(42))
+    );
+    wait_for("the cross-project build", async || {
+        let b = admin
+            .get("/apis/build.openshift.io/v1/namespaces/team/builds/app-1")
+            .await?;
+        Ok(b.status == 200)
+    })
+    .await?;
+    Ok(())
+}
