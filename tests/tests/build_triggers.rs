@@ -48,7 +48,7 @@ async fn builds(admin: &Api, bc: &str) -> anyhow::Result<Vec<Value>> {
 }
 
 async fn wait_builds(admin: &Api, bc: &str, n: usize) -> anyhow::Result<Vec<Value>> {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let b = builds(admin, bc).await?;
         if b.len() >= n || Instant::now() > deadline {

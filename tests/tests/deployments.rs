@@ -81,7 +81,7 @@ async fn wait_for(
     what: &str,
     mut check: impl AsyncFnMut() -> anyhow::Result<bool>,
 ) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if check().await? {
             return Ok(());
