@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use podspace_api::kinds::by_kind;
 use podspace_api::selector::LabelSelector;
-use podspace_api::store::{Store, StoreError, UpdateScope};
+use podspace_api::store::{ChangeWaiter, Store, StoreError, UpdateScope};
 use podspace_api::{imagestreams, KindInfo, Object, Status};
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -28,21 +28,15 @@ fn kind(name: &'static str) -> Result<&'static KindInfo, StoreError> {
     by_kind(name).ok_or_else(|| StoreError::Config(format!("kind {name} missing")))
 }
 
-async fn stopped(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
-}
-
-pub async fn run(store: Store, mut shutdown: watch::Receiver<bool>) {
-    let mut commits = store.subscribe_commits();
+pub async fn run(store: Store, shutdown: watch::Receiver<bool>) {
+    let mut waiter = ChangeWaiter::new(&store, shutdown, Duration::from_millis(500));
     loop {
         if let Err(e) = pass(&store).await {
             tracing::warn!(error = %e, "build trigger pass failed; retrying");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        tokio::select! {
-            _ = commits.changed() => {}
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            _ = stopped(&mut shutdown) => return,
+        if !waiter.wait().await {
+            return;
         }
     }
 }

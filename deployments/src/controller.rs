@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use podspace_api::kinds::by_kind;
 use podspace_api::selector::LabelSelector;
-use podspace_api::store::{Store, StoreError, UpdateScope};
+use podspace_api::store::{ChangeWaiter, Store, StoreError, UpdateScope};
 use podspace_api::{imagestreams, KindInfo, Object, Status};
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -38,24 +38,17 @@ fn kind(name: &'static str) -> Result<&'static KindInfo, ControllerError> {
 }
 
 /// Runs until `shutdown` turns true.
-pub async fn run(store: Store, mut shutdown: watch::Receiver<bool>) {
-    let mut commits = store.subscribe_commits();
+pub async fn run(store: Store, shutdown: watch::Receiver<bool>) {
+    let mut waiter = ChangeWaiter::new(&store, shutdown, POLL);
     loop {
         if let Err(e) = pass(&store).await {
             tracing::warn!(error = %e, "deployment controller pass failed; retrying");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        tokio::select! {
-            _ = commits.changed() => {}
-            _ = tokio::time::sleep(POLL) => {}
-            _ = stopped(&mut shutdown) => return,
+        if !waiter.wait().await {
+            return;
         }
     }
-}
-
-/// (`wait_for`'s guard must not live across an await of a spawned task.)
-async fn stopped(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
 }
 
 /// Handles every event after the cursor, then moves the cursor.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use podspace_api::kinds::by_kind;
 use podspace_api::selector::LabelSelector;
-use podspace_api::store::{Store, StoreError, UpdateScope};
+use podspace_api::store::{ChangeWaiter, Store, StoreError, UpdateScope};
 use podspace_api::{imagestreams, KindInfo, Object};
 use podspace_registry::manifest::Kind;
 use serde_json::{json, Value};
@@ -24,14 +24,10 @@ fn kind(name: &'static str) -> Result<&'static KindInfo, StoreError> {
     by_kind(name).ok_or_else(|| StoreError::Config(format!("kind {name} missing")))
 }
 
-async fn stopped(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
-}
-
 /// Runs until `shutdown` turns true; scheduled tags are re-checked every `interval`.
-pub async fn run(store: Store, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(store: Store, interval: Duration, shutdown: watch::Receiver<bool>) {
     let client = Client::new();
-    let mut commits = store.subscribe_commits();
+    let mut waiter = ChangeWaiter::new(&store, shutdown, Duration::from_millis(500).min(interval));
     let mut last_sweep = Instant::now();
     let mut checked: HashMap<(String, String), Instant> = HashMap::new();
     loop {
@@ -42,10 +38,8 @@ pub async fn run(store: Store, interval: Duration, mut shutdown: watch::Receiver
         if let Err(e) = pass(&store, &client, interval, sweep, &mut checked).await {
             tracing::warn!(error = %e, "import controller pass failed; retrying");
         }
-        tokio::select! {
-            _ = commits.changed() => {}
-            _ = tokio::time::sleep(Duration::from_millis(500).min(interval)) => {}
-            _ = stopped(&mut shutdown) => return,
+        if !waiter.wait().await {
+            return;
         }
     }
 }

@@ -252,8 +252,4 @@ fn spawn_housekeeping(store: Store, event_retention: i64, mut shutdown: watch::R
     });
 }
 
-/// Resolves once shutdown has begun. (Holding `wait_for`'s guard across an
-/// await would make a task non-`Send`, so it is dropped here.)
-pub async fn stopped(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
-}
+pub use podspace_api::store::stopped;

@@ -221,6 +221,29 @@ pub async fn read_body(body: Body, limit: usize) -> ApiResult<bytes::Bytes> {
     })
 }
 
+/// Checks the media type, reads at most `limit` bytes and decodes an object
+/// body (JSON or YAML) to JSON: what every endpoint taking an object does.
+pub async fn read_object(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> ApiResult<serde_json::Value> {
+    let ty = body_type(headers).ok_or_else(|| {
+        ApiError(Status::new(
+            Reason::UnsupportedMediaType,
+            "the body must be application/json or application/yaml",
+        ))
+    })?;
+    let bytes = read_body(body, limit).await?;
+    decode_object(&bytes, ty)
+}
+
+/// [`read_object`] of a whole request.
+pub async fn read_request_object(req: Request, limit: usize) -> ApiResult<serde_json::Value> {
+    let (parts, body) = req.into_parts();
+    read_object(&parts.headers, body, limit).await
+}
+
 /// Decodes an object body (JSON or YAML) to JSON.
 pub fn decode_object(bytes: &[u8], kind: BodyType) -> ApiResult<serde_json::Value> {
     let value: serde_json::Value = match kind {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use podspace_api::store::{Event, Store, StoreError};
+use podspace_api::store::{ChangeWaiter, Event, Store, StoreError};
 use tokio::sync::{broadcast, watch};
 
 use crate::metrics::Metrics;
@@ -26,12 +26,12 @@ impl EventTail {
     pub async fn start(
         store: Store,
         metrics: Arc<Metrics>,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
     ) -> Result<EventTail, StoreError> {
         let (tx, _) = broadcast::channel(CHANNEL);
         let mut last = store.current_rv().await?;
         let sender = tx.clone();
-        let mut commits = store.subscribe_commits();
+        let mut waiter = ChangeWaiter::new(&store, shutdown, POLL);
         tokio::spawn(async move {
             loop {
                 loop {
@@ -65,10 +65,8 @@ impl EventTail {
                         }
                     }
                 }
-                tokio::select! {
-                    _ = commits.changed() => {}
-                    _ = tokio::time::sleep(POLL) => {}
-                    _ = crate::app::stopped(&mut shutdown) => return,
+                if !waiter.wait().await {
+                    return;
                 }
             }
         });

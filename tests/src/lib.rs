@@ -667,3 +667,39 @@ impl Drop for Distribution {
         let _ = self.child.wait();
     }
 }
+
+/// Polls `check` until it holds (60 s at most: CI machines are slow).
+pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> Result<bool>) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if check().await? {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("timed out waiting for {what}")
+}
+
+/// The image ids in the history of `<ns>/<is>:<tag>`, newest first.
+pub async fn tag_history(api: &Api, ns: &str, is: &str, tag: &str) -> Result<Vec<String>> {
+    let s = api
+        .get(&format!(
+            "/apis/image.openshift.io/v1/namespaces/{ns}/imagestreams/{is}"
+        ))
+        .await?
+        .body;
+    Ok(s["status"]["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["tag"] == tag)
+        .map(|t| {
+            t["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|i| i["image"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default())
+}

@@ -1,9 +1,9 @@
 //! ImageChange and ConfigChange triggers and the deployment records.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use podspace_e2e::{unique, Api, DockerCli, Server, ADMIN_PASSWORD};
+use podspace_e2e::{eventually, unique, Api, DockerCli, Server, ADMIN_PASSWORD};
 use serde_json::{json, Value};
 
 fn dc(name: &str, istag: &str, config_change: bool) -> Value {
@@ -77,20 +77,6 @@ async fn latest(admin: &Api, ns: &str, dc: &str) -> anyhow::Result<i64> {
     Ok(dc["status"]["latestVersion"].as_i64().unwrap_or(0))
 }
 
-async fn wait_for(
-    what: &str,
-    mut check: impl AsyncFnMut() -> anyhow::Result<bool>,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if check().await? {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::bail!("timed out waiting for {what}")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_docker_push_deploys_a_new_version() -> anyhow::Result<()> {
     let server = Server::start()?;
@@ -129,7 +115,7 @@ async fn a_docker_push_deploys_a_new_version() -> anyhow::Result<()> {
         docker.ok(&["rmi", &local, &remote]);
         pushed.push(d.clone());
         let want = (i + 1) as i64;
-        wait_for("a new version", async || {
+        eventually("a new version", async || {
             Ok(latest(&admin, "dep", "web").await? == want)
         })
         .await?;
@@ -171,7 +157,7 @@ async fn a_docker_push_deploys_a_new_version() -> anyhow::Result<()> {
         )
         .await?;
     assert_eq!(r.status, 200, "{}", r.text);
-    wait_for("a config change deployment", async || {
+    eventually("a config change deployment", async || {
         Ok(latest(&admin, "dep", "web").await? == 3)
     })
     .await?;
@@ -277,7 +263,7 @@ async fn triggers_fire_exactly_once_across_a_controller_crash() -> anyhow::Resul
             )
         })
         .collect();
-    wait_for("every DC at its stream's image", async || {
+    eventually("every DC at its stream's image", async || {
         let rcs = admin
             .get("/api/v1/namespaces/once/replicationcontrollers")
             .await?
@@ -354,12 +340,12 @@ async fn psc_rollout_latest_history_and_undo() -> anyhow::Result<()> {
         )
         .await?;
     map(&admin, "roll", "web", "live", &digest(1)).await?;
-    wait_for("version 1", async || {
+    eventually("version 1", async || {
         Ok(latest(&admin, "roll", "web").await? == 1)
     })
     .await?;
     map(&admin, "roll", "web", "live", &digest(2)).await?;
-    wait_for("version 2", async || {
+    eventually("version 2", async || {
         Ok(latest(&admin, "roll", "web").await? == 2)
     })
     .await?;
@@ -381,7 +367,7 @@ async fn psc_rollout_latest_history_and_undo() -> anyhow::Result<()> {
     // Back to revision 1: its image comes back, and image triggers stop.
     let out = psc.ok(&["rollout", "undo", "dc/web", "--to-revision=1"]);
     assert!(out.contains("rolled back to revision 1"), "{out}");
-    wait_for("version 4", async || {
+    eventually("version 4", async || {
         Ok(latest(&admin, "roll", "web").await? == 4)
     })
     .await?;
@@ -437,7 +423,7 @@ async fn config_change_by_default_and_no_rollout_without_an_image() -> anyhow::R
         json!([{"type": "ConfigChange"}]),
         "absent triggers default to ConfigChange"
     );
-    wait_for("the initial rollout", async || {
+    eventually("the initial rollout", async || {
         Ok(latest(&admin, "cfg", "ready").await? == 1)
     })
     .await?;
@@ -493,7 +479,7 @@ async fn triggers_follow_streams_of_other_projects() -> anyhow::Result<()> {
         201
     );
     map(&admin, "shared", "base", "stable", &digest(42)).await?;
-    wait_for("the cross-project deployment", async || {
+    eventually("the cross-project deployment", async || {
         Ok(latest(&admin, "team", "app").await? == 1)
     })
     .await?;
@@ -502,7 +488,7 @@ async fn triggers_follow_streams_of_other_projects() -> anyhow::Result<()> {
         deps[&1],
         format!("registry.test/shared/base@{}", digest(42))
     );
-    wait_for("the cross-project build", async || {
+    eventually("the cross-project build", async || {
         let b = admin
             .get("/apis/build.openshift.io/v1/namespaces/team/builds/app-1")
             .await?;

@@ -1,7 +1,7 @@
 //! Image stream tags: ImageStreamMapping, ImageStreamTag, ImageStreamImage,
 //! and `psc tag` in every form, with history, tracking tags and rollback.
 
-use podspace_e2e::{Api, Psc, Server, ADMIN_PASSWORD};
+use podspace_e2e::{tag_history, Api, Psc, Server, ADMIN_PASSWORD};
 use serde_json::{json, Value};
 
 fn digest(n: u8) -> String {
@@ -22,29 +22,6 @@ async fn map(admin: &Api, ns: &str, is: &str, tag: &str, n: u8) -> anyhow::Resul
         .await?;
     anyhow::ensure!(r.status == 201, "mapping: {} {}", r.status, r.text);
     Ok(())
-}
-
-async fn history(admin: &Api, ns: &str, is: &str, tag: &str) -> anyhow::Result<Vec<String>> {
-    let s = admin
-        .get(&format!(
-            "/apis/image.openshift.io/v1/namespaces/{ns}/imagestreams/{is}"
-        ))
-        .await?
-        .body;
-    Ok(s["status"]["tags"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|t| t["tag"] == tag)
-        .map(|t| {
-            t["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| i["image"].as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .unwrap_or_default())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,28 +107,34 @@ async fn tags_history_tracking_and_rollback() -> anyhow::Result<()> {
         format!("Tag web:prod set to web@{}.", digest(2))
     );
     assert_eq!(
-        history(&admin, "img", "web", "prod").await?,
+        tag_history(&admin, "img", "web", "prod").await?,
         [digest(2), digest(1)]
     );
     // Rollback: tag the older image back.
     psc.ok(&["tag", &format!("web@{}", digest(1)), "web:prod"]);
     assert_eq!(
-        history(&admin, "img", "web", "prod").await?,
+        tag_history(&admin, "img", "web", "prod").await?,
         [digest(1), digest(2), digest(1)]
     );
     // Moving v1 later does not move the permanent copy.
     map(&admin, "img", "web", "v1", 9).await?;
-    assert_eq!(history(&admin, "img", "web", "prod").await?[0], digest(1));
+    assert_eq!(
+        tag_history(&admin, "img", "web", "prod").await?[0],
+        digest(1)
+    );
 
     // Tracking tags follow their source, on pushes too.
     assert_eq!(
         psc.ok(&["tag", "--alias", "web:v2", "web:latest"]).trim(),
         "Tag web:latest set up to track web:v2."
     );
-    assert_eq!(history(&admin, "img", "web", "latest").await?, [digest(2)]);
+    assert_eq!(
+        tag_history(&admin, "img", "web", "latest").await?,
+        [digest(2)]
+    );
     map(&admin, "img", "web", "v2", 3).await?;
     assert_eq!(
-        history(&admin, "img", "web", "latest").await?,
+        tag_history(&admin, "img", "web", "latest").await?,
         [digest(3), digest(2)]
     );
     let err = psc.fails(&["tag", "--alias", "web:v2", "api:latest"]);
@@ -185,7 +168,10 @@ async fn tags_history_tracking_and_rollback() -> anyhow::Result<()> {
         psc.ok(&["tag", "web:v2", "other/web:prod"]).trim(),
         format!("Tag other/web:prod set to img/web@{}.", digest(3))
     );
-    assert_eq!(history(&admin, "other", "web", "prod").await?, [digest(3)]);
+    assert_eq!(
+        tag_history(&admin, "other", "web", "prod").await?,
+        [digest(3)]
+    );
 
     // External images: import flags, references.
     assert_eq!(
@@ -252,7 +238,7 @@ async fn tags_history_tracking_and_rollback() -> anyhow::Result<()> {
         psc.ok(&["tag", "-d", "web:prod"]).trim(),
         "Deleted tag img/web:prod."
     );
-    assert!(history(&admin, "img", "web", "prod").await?.is_empty());
+    assert!(tag_history(&admin, "img", "web", "prod").await?.is_empty());
     let s = admin
         .get("/apis/image.openshift.io/v1/namespaces/img/imagestreams/web")
         .await?

@@ -2,45 +2,12 @@
 //! a tag set from an external image is imported, a scheduled one follows
 //! the source when it moves, and a failure is reported on the tag.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use podspace_e2e::{unique, Api, Distribution, DockerCli, Psc, Server, ADMIN_PASSWORD};
+use podspace_e2e::{
+    eventually, tag_history, unique, Api, Distribution, DockerCli, Psc, Server, ADMIN_PASSWORD,
+};
 use serde_json::Value;
-
-async fn history(admin: &Api, tag: &str) -> anyhow::Result<Vec<String>> {
-    let s = admin
-        .get("/apis/image.openshift.io/v1/namespaces/imp/imagestreams/web")
-        .await?
-        .body;
-    Ok(s["status"]["tags"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|t| t["tag"] == tag)
-        .map(|t| {
-            t["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| i["image"].as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .unwrap_or_default())
-}
-
-async fn eventually(
-    what: &str,
-    mut check: impl AsyncFnMut() -> anyhow::Result<bool>,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if check().await? {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    anyhow::bail!("timed out waiting for {what}")
-}
 
 /// Pushes a fresh busybox image to the other registry; returns its digest.
 fn push_other(docker: &DockerCli, remote: &str, filler: usize) -> anyhow::Result<String> {
@@ -70,7 +37,7 @@ async fn import_and_scheduled_import_from_another_registry() -> anyhow::Result<(
     psc.ok(&["new-project", "imp"]);
     psc.ok(&["tag", "--scheduled", &remote, "web:ext"]);
     eventually("the first import", async || {
-        Ok(history(&admin, "ext").await? == [first.clone()])
+        Ok(tag_history(&admin, "imp", "web", "ext").await? == [first.clone()])
     })
     .await?;
     let istag = admin
@@ -88,28 +55,31 @@ async fn import_and_scheduled_import_from_another_registry() -> anyhow::Result<(
 
     // Unchanged source: the history does not grow.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(history(&admin, "ext").await?, std::slice::from_ref(&first));
+    assert_eq!(
+        tag_history(&admin, "imp", "web", "ext").await?,
+        std::slice::from_ref(&first)
+    );
 
     // The source moves: the scheduled tag follows.
     let second = push_other(&docker, &remote, 900)?;
     eventually("the scheduled re-import", async || {
-        Ok(history(&admin, "ext").await? == [second.clone(), first.clone()])
+        Ok(tag_history(&admin, "imp", "web", "ext").await? == [second.clone(), first.clone()])
     })
     .await?;
 
     // A one-time import (not scheduled) does not follow.
     psc.ok(&["tag", &remote, "web:once"]);
     eventually("the one-time import", async || {
-        Ok(history(&admin, "once").await? == [second.clone()])
+        Ok(tag_history(&admin, "imp", "web", "once").await? == [second.clone()])
     })
     .await?;
     let third = push_other(&docker, &remote, 1300)?;
     eventually("the scheduled tag to move", async || {
-        Ok(history(&admin, "ext").await?.first() == Some(&third))
+        Ok(tag_history(&admin, "imp", "web", "ext").await?.first() == Some(&third))
     })
     .await?;
     assert_eq!(
-        history(&admin, "once").await?,
+        tag_history(&admin, "imp", "web", "once").await?,
         std::slice::from_ref(&second)
     );
 
@@ -135,7 +105,7 @@ async fn import_and_scheduled_import_from_another_registry() -> anyhow::Result<(
             && gone["conditions"][0]["status"] == "False")
     })
     .await?;
-    assert!(history(&admin, "gone").await?.is_empty());
+    assert!(tag_history(&admin, "imp", "web", "gone").await?.is_empty());
     let described = psc.ok(&["describe", "is", "web"]);
     assert!(
         described.contains("  ! error: Import failed (ImportFailed): "),
@@ -321,7 +291,7 @@ async fn import_from_a_registry_that_needs_a_pull_secret() -> anyhow::Result<()>
     );
     psc.ok(&["tag", &from, "web:priv"]);
     eventually("the authenticated import", async || {
-        Ok(history(&admin, "priv").await? == std::slice::from_ref(&pushed))
+        Ok(tag_history(&admin, "imp", "web", "priv").await? == std::slice::from_ref(&pushed))
     })
     .await?;
     Ok(())

@@ -14,6 +14,7 @@ mod credentials;
 mod error;
 mod registry;
 mod schema;
+mod waiter;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use cache::{Cached, ObjectCache};
 pub use credentials::TokenRecord;
 pub use error::StoreError;
 pub use registry::{BlobRecord, ManifestRecord, UploadRecord};
+pub use waiter::{stopped, ChangeWaiter};
 
 use crate::kinds::KindInfo;
 use crate::meta::Object;
@@ -278,34 +280,7 @@ impl Store {
         let mut kinds = Vec::with_capacity(objs.len());
         for (kind, mut obj) in objs {
             rv += 1;
-            batch::prepare(kind, &mut obj, rv, &now, &projects)?;
-            let body = serde_json::to_string(&obj)?;
-            let inserted = sqlx::query(
-                "INSERT INTO objects (kind, namespace, name, rv, body) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            )
-            .bind(kind.kind)
-            .bind(&obj.metadata.namespace)
-            .bind(&obj.metadata.name)
-            .bind(rv)
-            .bind(&body)
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 0 {
-                return Err(StoreError::AlreadyExists {
-                    kind,
-                    name: obj.metadata.name,
-                });
-            }
-            insert_event(
-                &mut tx,
-                rv,
-                kind.kind,
-                &obj.metadata.namespace,
-                &obj.metadata.name,
-                EventType::Added,
-                &body,
-            )
-            .await?;
+            let body = insert_new(&mut tx, kind, &mut obj, rv, &now, &projects).await?;
             if kind.kind == "Project" {
                 projects.insert(obj.metadata.name.clone());
             }
@@ -542,34 +517,8 @@ impl Store {
             let mut child_rv = next_rvs(&mut tx, children.len() as i64).await?;
             for (child_kind, mut obj) in children {
                 child_rv += 1;
-                batch::prepare(child_kind, &mut obj, child_rv, &now, &projects)?;
-                let body = serde_json::to_string(&obj)?;
-                let inserted = sqlx::query(
-                    "INSERT INTO objects (kind, namespace, name, rv, body) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                )
-                .bind(child_kind.kind)
-                .bind(&obj.metadata.namespace)
-                .bind(&obj.metadata.name)
-                .bind(child_rv)
-                .bind(&body)
-                .execute(&mut *tx)
-                .await?;
-                if inserted.rows_affected() == 0 {
-                    return Err(StoreError::AlreadyExists {
-                        kind: child_kind,
-                        name: obj.metadata.name,
-                    });
-                }
-                insert_event(
-                    &mut tx,
-                    child_rv,
-                    child_kind.kind,
-                    &obj.metadata.namespace,
-                    &obj.metadata.name,
-                    EventType::Added,
-                    &body,
-                )
-                .await?;
+                let body =
+                    insert_new(&mut tx, child_kind, &mut obj, child_rv, &now, &projects).await?;
                 written.push((
                     child_kind.kind,
                     obj.metadata.namespace.clone(),
@@ -811,6 +760,44 @@ async fn next_rvs(tx: &mut Transaction<'static, Any>, n: i64) -> Result<i64, Sto
             .fetch_one(&mut **tx)
             .await?;
     Ok(end - n)
+}
+
+/// Stores a new object with its ADDED event; returns the stored JSON.
+async fn insert_new(
+    tx: &mut Transaction<'static, Any>,
+    kind: &'static KindInfo,
+    obj: &mut Object,
+    rv: i64,
+    now: &str,
+    projects: &std::collections::HashSet<String>,
+) -> Result<String, StoreError> {
+    batch::prepare(kind, obj, rv, now, projects)?;
+    let body = serde_json::to_string(&obj)?;
+    let inserted = sqlx::query("INSERT INTO objects (kind, namespace, name, rv, body) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING")
+        .bind(kind.kind)
+        .bind(&obj.metadata.namespace)
+        .bind(&obj.metadata.name)
+        .bind(rv)
+        .bind(&body)
+        .execute(&mut **tx)
+        .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(StoreError::AlreadyExists {
+            kind,
+            name: obj.metadata.name.clone(),
+        });
+    }
+    insert_event(
+        tx,
+        rv,
+        kind.kind,
+        &obj.metadata.namespace,
+        &obj.metadata.name,
+        EventType::Added,
+        &body,
+    )
+    .await?;
+    Ok(body)
 }
 
 async fn insert_event(

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::{authorize, render, Target};
 use crate::app::AppState;
-use crate::http::{body_type, decode_object, json_response, read_body, ApiError, ApiResult};
+use crate::http::{json_response, read_request_object, ApiError, ApiResult};
 
 fn kind(name: &str) -> ApiResult<&'static KindInfo> {
     by_kind(name).ok_or_else(|| ApiError(Status::internal(format!("kind {name} missing"))))
@@ -289,14 +289,7 @@ async fn put_istag(
     create: bool,
     req: Request,
 ) -> ApiResult<Response> {
-    let ty = body_type(req.headers()).ok_or_else(|| {
-        ApiError(Status::new(
-            Reason::UnsupportedMediaType,
-            "the body must be application/json or application/yaml",
-        ))
-    })?;
-    let bytes = read_body(req.into_body(), state.config.max_body).await?;
-    let body = decode_object(&bytes, ty)?;
+    let body = read_request_object(req, state.config.max_body).await?;
     let name = match (
         &target.name,
         body.pointer("/metadata/name").and_then(Value::as_str),
@@ -472,14 +465,7 @@ async fn get_isimage(state: &AppState, target: &Target) -> ApiResult<Response> {
 /// `POST imagestreammappings`: what a push to another registry (or a build)
 /// records: the Image, and an event on the stream's tag.
 async fn mapping(state: &AppState, target: &Target, req: Request) -> ApiResult<Response> {
-    let ty = body_type(req.headers()).ok_or_else(|| {
-        ApiError(Status::new(
-            Reason::UnsupportedMediaType,
-            "the body must be application/json or application/yaml",
-        ))
-    })?;
-    let bytes = read_body(req.into_body(), state.config.max_body).await?;
-    let body = decode_object(&bytes, ty)?;
+    let body = read_request_object(req, state.config.max_body).await?;
     let is_name = body
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -565,14 +551,7 @@ async fn mapping(state: &AppState, target: &Target, req: Request) -> ApiResult<R
 /// unless `spec.import` is false (a dry run), tags them into the stream,
 /// creating it if needed. Each image answers with its own status.
 async fn import(state: &AppState, target: &Target, req: Request) -> ApiResult<Response> {
-    let ty = body_type(req.headers()).ok_or_else(|| {
-        ApiError(Status::new(
-            Reason::UnsupportedMediaType,
-            "the body must be application/json or application/yaml",
-        ))
-    })?;
-    let bytes = read_body(req.into_body(), state.config.max_body).await?;
-    let mut body = decode_object(&bytes, ty)?;
+    let mut body = read_request_object(req, state.config.max_body).await?;
     let is_name = body
         .pointer("/metadata/name")
         .and_then(Value::as_str)

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::{authorize, render, Query, Target};
 use crate::app::AppState;
 use crate::http::{
-    body_type, decode_object, json_response, read_body, ApiError, ApiResult, BodyType,
+    body_type, decode_object, json_response, read_body, read_object, ApiError, ApiResult, BodyType,
 };
 
 pub async fn handle(
@@ -175,14 +175,7 @@ async fn object_body(
     headers: &axum::http::HeaderMap,
     body: Body,
 ) -> ApiResult<(Object, Value)> {
-    let ty = body_type(headers).ok_or_else(|| {
-        ApiError(Status::new(
-            Reason::UnsupportedMediaType,
-            "the body must be application/json or application/yaml",
-        ))
-    })?;
-    let bytes = read_body(body, state.config.max_body).await?;
-    let value = decode_object(&bytes, ty)?;
+    let value = read_object(headers, body, state.config.max_body).await?;
     let mut obj: Object = serde_json::from_value(value.clone()).map_err(|e| {
         ApiError(Status::bad_request(format!(
             "the object could not be decoded: {e}"

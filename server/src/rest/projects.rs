@@ -8,7 +8,7 @@ use podspace_api::{Object, Reason, Status};
 use serde_json::Value;
 
 use crate::app::AppState;
-use crate::http::{body_type, decode_object, json_response, read_body, ApiError, ApiResult};
+use crate::http::{json_response, read_request_object, ApiError, ApiResult};
 
 /// `POST /apis/project.openshift.io/v1/projectrequests`
 pub async fn request(state: &AppState, p: &Principal, req: Request) -> ApiResult<Response> {
@@ -18,14 +18,7 @@ pub async fn request(state: &AppState, p: &Principal, req: Request) -> ApiResult
             "projectrequests only accepts POST; list projects at /apis/project.openshift.io/v1/projects",
         )));
     }
-    let ty = body_type(req.headers()).ok_or_else(|| {
-        ApiError(Status::new(
-            Reason::UnsupportedMediaType,
-            "the body must be application/json or application/yaml",
-        ))
-    })?;
-    let bytes = read_body(req.into_body(), state.config.max_body).await?;
-    let value = decode_object(&bytes, ty)?;
+    let value = read_request_object(req, state.config.max_body).await?;
     if value
         .get("kind")
         .and_then(Value::as_str)
