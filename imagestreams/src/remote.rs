@@ -201,6 +201,49 @@ impl Client {
         })
     }
 
+    /// The tags of `r`'s repository (following `Link` pages), sorted.
+    pub async fn tags(
+        &self,
+        r: &RemoteRef,
+        insecure: bool,
+        creds: Option<&(String, String)>,
+    ) -> Result<Vec<String>, ImportError> {
+        let base = r.base(insecure);
+        let mut token = None;
+        let mut url = format!("{base}/v2/{}/tags/list", r.repository);
+        let mut tags = Vec::new();
+        for _ in 0..100 {
+            let resp = self.get(&url, None, creds, &mut token).await?;
+            let next = resp
+                .headers()
+                .get("link")
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| l.split(';').next())
+                .map(|u| {
+                    u.trim()
+                        .trim_start_matches('<')
+                        .trim_end_matches('>')
+                        .to_string()
+                });
+            let body: Value = resp.json().await.map_err(net)?;
+            tags.extend(
+                body["tags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t.as_str().map(str::to_string)),
+            );
+            match next {
+                Some(n) if n.starts_with('/') => url = format!("{base}{n}"),
+                Some(n) if n.starts_with("http") => url = n,
+                _ => break,
+            }
+        }
+        tags.sort();
+        tags.dedup();
+        Ok(tags)
+    }
+
     /// Reads the image `r` names (for a list or index: its linux/amd64 entry).
     pub async fn import(
         &self,

@@ -182,6 +182,28 @@ async fn import_and_scheduled_import_from_another_registry() -> anyhow::Result<(
         out.contains(&format!("  * {}/library/app@{third}", other.addr)),
         "{out}"
     );
+    // A whole repository.
+    push_other(&docker, &format!("{}/library/app:2", other.addr), 300)?;
+    let out = psc.ok(&[
+        "import-image",
+        "whole",
+        "--from",
+        &format!("{}/library/app", other.addr),
+        "--all",
+        "--confirm",
+    ]);
+    assert!(
+        out.starts_with("imagestream.image.openshift.io/whole imported\n"),
+        "{out}"
+    );
+    assert_eq!(
+        tag_history(&admin, "imp", "whole", "1").await?,
+        std::slice::from_ref(&third)
+    );
+    assert_eq!(tag_history(&admin, "imp", "whole", "2").await?.len(), 1);
+    let err = psc.fails(&["import-image", "whole:1", "--from", &remote, "--all"]);
+    assert!(err.contains("without a tag"), "{err}");
+
     // Re-import of an existing tag without --from.
     psc.ok(&["import-image", "fresh:v1"]);
     let out = psc.run(&[

@@ -23,6 +23,9 @@ pub struct ImportArgs {
     /// Create the image stream, or change where the tag imports from
     #[arg(long)]
     confirm: bool,
+    /// Import every tag of the repository (up to the server's cap)
+    #[arg(long)]
+    all: bool,
     #[arg(long)]
     scheduled: bool,
     #[arg(long)]
@@ -34,6 +37,9 @@ pub struct ImportArgs {
 pub async fn run(g: &Global, args: ImportArgs) -> Result<()> {
     let session = Session::load(g)?;
     let ns = session.namespace()?.to_string();
+    if args.all {
+        return import_all(&session, &ns, &args).await;
+    }
     let (is, tag) = args
         .target
         .split_once(':')
@@ -134,6 +140,86 @@ pub async fn run(g: &Global, args: ImportArgs) -> Result<()> {
     print!("{}", super::describe::image_stream(&stream));
     if let Some(message) = failure {
         eprintln!("error: tag {tag} failed: {message}");
+        return Err(super::Reported.into());
+    }
+    Ok(())
+}
+
+/// `--all`: one ImageStreamImport of the whole repository.
+async fn import_all(session: &Session, ns: &str, args: &ImportArgs) -> Result<()> {
+    if args.target.contains(':') {
+        bail!("--all imports a whole repository: name the image stream without a tag");
+    }
+    let from = args
+        .from
+        .as_deref()
+        .ok_or_else(|| anyhow!("--all needs --from=host/repository"))?;
+    let is = &args.target;
+    let exists = match session
+        .client
+        .get(&format!(
+            "/apis/image.openshift.io/v1/namespaces/{ns}/imagestreams/{is}"
+        ))
+        .await
+    {
+        Ok(_) => true,
+        Err(e) if error_code(&e) == Some(404) => false,
+        Err(e) => return Err(e),
+    };
+    if !exists && !args.confirm {
+        bail!("--confirm is needed to create the image stream {is:?}");
+    }
+    let mut repository = json!({"from": {"kind": "DockerImage", "name": from}, "importPolicy": {"scheduled": args.scheduled, "insecure": args.insecure}});
+    if let Some(p) = &args.reference_policy {
+        repository["referencePolicy"] =
+            json!({"type": if p == "local" { "Local" } else { "Source" }});
+    }
+    let body = json!({"apiVersion": "image.openshift.io/v1", "kind": "ImageStreamImport", "metadata": {"name": is}, "spec": {"import": true, "repository": repository}});
+    let answer = session
+        .client
+        .post(
+            &format!("/apis/image.openshift.io/v1/namespaces/{ns}/imagestreamimports"),
+            &body,
+        )
+        .await?;
+    let failures: Vec<(String, String)> = answer["status"]["images"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| s(i, "/status/status") != "Success")
+        .map(|i| {
+            (
+                s(i, "/tag").to_string(),
+                s(i, "/status/message").to_string(),
+            )
+        })
+        .collect();
+    if failures.is_empty() {
+        println!("imagestream.image.openshift.io/{is} imported\n");
+    } else {
+        println!("imagestream.image.openshift.io/{is} imported with errors\n");
+    }
+    print!(
+        "{}",
+        super::describe::image_stream(&answer["status"]["import"])
+    );
+    let more: Vec<&str> = answer["status"]["repository"]["additionalTags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !more.is_empty() {
+        println!(
+            "info: The remote repository contained {} additional tags which were not imported: {}",
+            more.len(),
+            more.join(", ")
+        );
+    }
+    for (tag, message) in &failures {
+        eprintln!("error: tag {tag} failed: {message}");
+    }
+    if !failures.is_empty() {
         return Err(super::Reported.into());
     }
     Ok(())

@@ -547,6 +547,10 @@ async fn mapping(state: &AppState, target: &Target, req: Request) -> ApiResult<R
     ))
 }
 
+/// How many tags a repository import takes; the rest are listed as
+/// `additionalTags` (OpenShift's bulk cap).
+const REPOSITORY_CAP: usize = 50;
+
 /// `POST imagestreamimports`: imports the listed external images now and,
 /// unless `spec.import` is false (a dry run), tags them into the stream,
 /// creating it if needed. Each image answers with its own status.
@@ -567,18 +571,68 @@ async fn import(state: &AppState, target: &Target, req: Request) -> ApiResult<Re
         .pointer("/spec/import")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let wanted = body
+    let mut wanted = body
         .pointer("/spec/images")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
+    let client = podspace_imagestreams::remote::Client::new();
+    // A whole repository: its tags (at most REPOSITORY_CAP of them) become images.
+    let mut repository_status = None;
+    if let Some(repo) = body
+        .pointer("/spec/repository")
+        .filter(|r| !r.is_null())
+        .cloned()
+    {
+        let from = repo
+            .pointer("/from/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let insecure = repo
+            .pointer("/importPolicy/insecure")
+            .and_then(Value::as_bool)
+            == Some(true);
+        let remote = podspace_imagestreams::remote::RemoteRef::parse(from).map_err(|e| {
+            ApiError(Status::new(
+                Reason::Invalid,
+                format!("spec.repository.from: {e}"),
+            ))
+        })?;
+        let creds = podspace_imagestreams::controller::pull_secret(
+            &state.store,
+            target.ns_or_empty(),
+            &remote.registry,
+        )
+        .await?;
+        let names = client
+            .tags(&remote, insecure, creds.as_ref())
+            .await
+            .map_err(|e| {
+                ApiError(Status::new(
+                    Reason::Invalid,
+                    format!("spec.repository.from: {e}"),
+                ))
+            })?;
+        let (now, later) = names.split_at(names.len().min(REPOSITORY_CAP));
+        for t in now {
+            let mut image = json!({"from": {"kind": "DockerImage", "name": format!("{}/{}:{t}", remote.registry, remote.repository)}, "to": {"name": t}});
+            for k in ["importPolicy", "referencePolicy"] {
+                if let Some(v) = repo.get(k).filter(|v| !v.is_null()) {
+                    image[k] = v.clone();
+                }
+            }
+            wanted.push(image);
+        }
+        repository_status =
+            Some(json!({"status": {"status": "Success", "code": 200}, "additionalTags": later}));
+    }
     if wanted.is_empty() {
         return Err(ApiError(Status::new(
             Reason::Invalid,
-            "spec.images: Required value: at least one image to import",
+            "spec.images: Required value: at least one image (or a repository) to import",
         )));
     }
-    let client = podspace_imagestreams::remote::Client::new();
+
     let mut results = Vec::new();
     let mut tags = Vec::new();
     for (i, w) in wanted.iter().enumerate() {
@@ -682,6 +736,9 @@ async fn import(state: &AppState, target: &Target, req: Request) -> ApiResult<Re
         body["status"] = json!({"images": results, "import": stream.to_value()});
     } else {
         body["status"] = json!({"images": results});
+    }
+    if let Some(r) = repository_status {
+        body["status"]["repository"] = r;
     }
     body["kind"] = json!("ImageStreamImport");
     body["apiVersion"] = json!(target.api_version());
