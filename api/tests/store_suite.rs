@@ -104,6 +104,7 @@ suite!(
     compaction_answers_gone,
     credentials_and_tokens,
     one_process_owns_a_sqlite_file,
+    consumers_resume_from_their_position,
     batched_creates_fail_one_by_one,
     reads_never_go_back_in_time,
 );
@@ -630,4 +631,55 @@ async fn one_process_owns_a_sqlite_file(db: Db) {
             second.expect("PostgreSQL is shared by design");
         }
     }
+}
+
+async fn consumers_resume_from_their_position(db: Db) {
+    use podspace_api::store::Pending;
+    let store = db.open().await;
+    project(&store, "p").await;
+    let is = kind("ImageStream");
+    let Pending::Changed { upto, objects } = store.pending("c", None, 100).await.unwrap() else {
+        panic!("the project's creation is pending");
+    };
+    assert!(objects.contains(&("Project".to_string(), String::new(), "p".to_string())));
+    store.set_consumer_position("c", upto).await.unwrap();
+    assert_eq!(
+        store.pending("c", None, 100).await.unwrap(),
+        Pending::Nothing
+    );
+    store.create(is, stream("p", "a")).await.unwrap();
+    store
+        .mutate(is, "p", "a", None, UpdateScope::Main, |o| {
+            o.metadata.labels.insert("x".into(), "y".into());
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let Pending::Changed { upto, objects } =
+        store.pending("c", Some("ImageStream"), 100).await.unwrap()
+    else {
+        panic!("the stream's changes are pending");
+    };
+    assert_eq!(objects.len(), 1, "two events about one object: listed once");
+    assert_eq!(upto, store.current_rv().await.unwrap());
+    // Compacted past the consumer: it is told to look at everything.
+    for i in 0..5 {
+        store
+            .create(is, stream("p", &format!("b{i}")))
+            .await
+            .unwrap();
+    }
+    store.compact_events(1).await.unwrap();
+    assert_eq!(
+        store.pending("c", None, 100).await.unwrap(),
+        Pending::Behind {
+            upto: store.current_rv().await.unwrap()
+        }
+    );
+    assert_eq!(
+        store.pending("other", None, 100).await.unwrap(),
+        Pending::Behind {
+            upto: store.current_rv().await.unwrap()
+        }
+    );
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use podspace_api::kinds::by_kind;
 use podspace_api::selector::LabelSelector;
-use podspace_api::store::{ChangeWaiter, Store, StoreError, UpdateScope};
+use podspace_api::store::{ChangeWaiter, Pending, Store, StoreError, UpdateScope};
 use podspace_api::{imagestreams, KindInfo, Object, Status};
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -42,56 +42,53 @@ pub async fn run(store: Store, shutdown: watch::Receiver<bool>) {
 }
 
 pub async fn pass(store: &Store) -> Result<(), StoreError> {
-    let cursor = store.consumer_position(CONSUMER).await?;
-    let events = match store.events_since(cursor, None, None, 500).await {
-        Ok(e) => e,
-        Err(StoreError::Gone { .. }) => {
-            let now = store.current_rv().await?;
-            let (all, _) = store
+    loop {
+        let (upto, objects) = match store.pending(CONSUMER, None, 500).await? {
+            Pending::Nothing => return Ok(()),
+            Pending::Behind { upto } => {
+                let (all, _) = store
+                    .list(kind("BuildConfig")?, "", &LabelSelector::everything())
+                    .await?;
+                for bc in all {
+                    reconcile(store, &bc.metadata.namespace, &bc.metadata.name).await?;
+                }
+                return store.set_consumer_position(CONSUMER, upto).await;
+            }
+            Pending::Changed { upto, objects } => (upto, objects),
+        };
+        let mut streams = BTreeSet::new();
+        let mut configs = BTreeSet::new();
+        for (kind, ns, name) in objects {
+            match kind.as_str() {
+                "ImageStream" => {
+                    streams.insert((ns, name));
+                }
+                "BuildConfig" => {
+                    configs.insert((ns, name));
+                }
+                _ => {}
+            }
+        }
+        if !streams.is_empty() {
+            // A trigger may follow a stream of another project.
+            let (bcs, _) = store
                 .list(kind("BuildConfig")?, "", &LabelSelector::everything())
                 .await?;
-            for bc in all {
-                reconcile(store, &bc.metadata.namespace, &bc.metadata.name).await?;
-            }
-            return store.set_consumer_position(CONSUMER, now).await;
-        }
-        Err(e) => return Err(e),
-    };
-    let Some(last) = events.last().map(|e| e.rv) else {
-        return Ok(());
-    };
-    let mut streams = BTreeSet::new();
-    let mut configs = BTreeSet::new();
-    for e in &events {
-        match e.kind.as_str() {
-            "ImageStream" => {
-                streams.insert((e.namespace.clone(), e.name.clone()));
-            }
-            "BuildConfig" => {
-                configs.insert((e.namespace.clone(), e.name.clone()));
-            }
-            _ => {}
-        }
-    }
-    if !streams.is_empty() {
-        // A trigger may follow a stream of another project.
-        let (bcs, _) = store
-            .list(kind("BuildConfig")?, "", &LabelSelector::everything())
-            .await?;
-        for bc in bcs {
-            let follows = image_refs(&bc)
-                .into_iter()
-                .flatten()
-                .any(|(is, _, ns)| streams.contains(&(ns, is)));
-            if follows {
-                configs.insert((bc.metadata.namespace, bc.metadata.name));
+            for bc in bcs {
+                let follows = image_refs(&bc)
+                    .into_iter()
+                    .flatten()
+                    .any(|(is, _, ns)| streams.contains(&(ns, is)));
+                if follows {
+                    configs.insert((bc.metadata.namespace, bc.metadata.name));
+                }
             }
         }
+        for (ns, name) in configs {
+            reconcile(store, &ns, &name).await?;
+        }
+        store.set_consumer_position(CONSUMER, upto).await?;
     }
-    for (ns, name) in configs {
-        reconcile(store, &ns, &name).await?;
-    }
-    store.set_consumer_position(CONSUMER, last).await
 }
 
 /// `(stream, tag, project)` watched by each ImageChange trigger (None: not an image trigger).

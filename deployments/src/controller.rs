@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use podspace_api::kinds::by_kind;
 use podspace_api::selector::LabelSelector;
-use podspace_api::store::{ChangeWaiter, Store, StoreError, UpdateScope};
+use podspace_api::store::{ChangeWaiter, Pending, Store, StoreError, UpdateScope};
 use podspace_api::{imagestreams, KindInfo, Object, Status};
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -53,49 +53,30 @@ pub async fn run(store: Store, shutdown: watch::Receiver<bool>) {
 
 /// Handles every event after the cursor, then moves the cursor.
 pub async fn pass(store: &Store) -> Result<(), ControllerError> {
-    let mut cursor = store.consumer_position(CONSUMER).await?;
     loop {
-        let events = match store.events_since(cursor, None, None, BATCH).await {
-            Ok(e) => e,
-            Err(StoreError::Gone { .. }) => {
-                // Fell behind the compacted log: look at everything once.
-                let now = store.current_rv().await?;
+        let (upto, objects) = match store.pending(CONSUMER, None, BATCH).await? {
+            Pending::Nothing => return Ok(()),
+            Pending::Behind { upto } => {
                 resync(store).await?;
-                store.set_consumer_position(CONSUMER, now).await?;
+                store.set_consumer_position(CONSUMER, upto).await?;
                 return Ok(());
             }
-            Err(e) => return Err(e.into()),
+            Pending::Changed { upto, objects } => (upto, objects),
         };
-        let Some(last) = events.last().map(|e| e.rv) else {
-            return Ok(());
-        };
-        // Several events about one object need one look at its current state.
-        let mut streams = BTreeSet::new();
         let mut configs = BTreeSet::new();
-        for e in &events {
-            match e.kind.as_str() {
-                "ImageStream" => {
-                    streams.insert((e.namespace.clone(), e.name.clone()));
-                }
+        for (kind, ns, name) in objects {
+            match kind.as_str() {
+                "ImageStream" => configs.extend(watching(store, &ns, &name).await?),
                 "DeploymentConfig" => {
-                    configs.insert((e.namespace.clone(), e.name.clone()));
+                    configs.insert((ns, name));
                 }
                 _ => {}
-            }
-        }
-        for (ns, stream) in &streams {
-            for found in watching(store, ns, stream).await? {
-                configs.insert(found);
             }
         }
         for (ns, dc) in &configs {
             reconcile(store, ns, dc).await?;
         }
-        store.set_consumer_position(CONSUMER, last).await?;
-        cursor = last;
-        if (events.len() as i64) < BATCH {
-            return Ok(());
-        }
+        store.set_consumer_position(CONSUMER, upto).await?;
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use podspace_api::kinds::by_kind;
 use podspace_api::selector::LabelSelector;
-use podspace_api::store::{ChangeWaiter, Store, StoreError, UpdateScope};
+use podspace_api::store::{ChangeWaiter, Pending, Store, StoreError, UpdateScope};
 use podspace_api::{imagestreams, KindInfo, Object};
 use podspace_registry::manifest::Kind;
 use serde_json::{json, Value};
@@ -53,20 +53,21 @@ async fn pass(
 ) -> Result<(), StoreError> {
     let is_kind = kind("ImageStream")?;
     let mut touched: BTreeSet<(String, String)> = BTreeSet::new();
-    let cursor = store.consumer_position(CONSUMER).await?;
-    let events = match store
-        .events_since(cursor, Some("ImageStream"), None, 1000)
-        .await
-    {
-        Ok(e) => e,
-        Err(StoreError::Gone { .. }) => Vec::new(),
-        Err(e) => return Err(e),
+    let first_pass = store.consumer_position(CONSUMER).await? == 0;
+    let mut sweep = sweep || first_pass;
+    let upto = match store.pending(CONSUMER, Some("ImageStream"), 1000).await? {
+        Pending::Nothing if first_pass => Some(store.current_rv().await?),
+        Pending::Nothing => None,
+        Pending::Behind { upto } => {
+            sweep = true;
+            Some(upto)
+        }
+        Pending::Changed { upto, objects } => {
+            touched.extend(objects.into_iter().map(|(_, ns, name)| (ns, name)));
+            Some(upto)
+        }
     };
-    let last = events.last().map(|e| e.rv);
-    for e in &events {
-        touched.insert((e.namespace.clone(), e.name.clone()));
-    }
-    if sweep || cursor == 0 {
+    if sweep {
         let (all, _) = store
             .list(is_kind, "", &LabelSelector::everything())
             .await?;
@@ -81,12 +82,8 @@ async fn pass(
             checked.insert(key, Instant::now());
         }
     }
-    match last {
+    match upto {
         Some(rv) => store.set_consumer_position(CONSUMER, rv).await,
-        None if cursor == 0 => {
-            let now = store.current_rv().await?;
-            store.set_consumer_position(CONSUMER, now).await
-        }
         None => Ok(()),
     }
 }

@@ -238,6 +238,26 @@ pub async fn read_object(
     decode_object(&bytes, ty)
 }
 
+/// Like [`read_object`] for endpoints whose body may be left out
+/// (TokenRequest, DeploymentRequest): `None` without one.
+pub async fn read_optional_object(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> ApiResult<Option<serde_json::Value>> {
+    let bytes = read_body(body, limit).await?;
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    let ty = body_type(headers).ok_or_else(|| {
+        ApiError(Status::new(
+            Reason::UnsupportedMediaType,
+            "the body must be application/json or application/yaml",
+        ))
+    })?;
+    decode_object(&bytes, ty).map(Some)
+}
+
 /// [`read_object`] of a whole request.
 pub async fn read_request_object(req: Request, limit: usize) -> ApiResult<serde_json::Value> {
     let (parts, body) = req.into_parts();

@@ -383,6 +383,31 @@ async fn service_account_tokens_carry_their_role() -> anyhow::Result<()> {
             .status,
         403
     );
+    // A bad TokenRequest is refused clearly.
+    let short = admin
+        .post(
+            "/api/v1/namespaces/sa/serviceaccounts/builder/token",
+            &json!({"spec": {"expirationSeconds": 10}}),
+        )
+        .await?;
+    assert_eq!(
+        (short.status, short.body["reason"].as_str()),
+        (422, Some("Invalid")),
+        "{}",
+        short.text
+    );
+    let plain = admin
+        .send(
+            admin
+                .request(
+                    reqwest::Method::POST,
+                    "/api/v1/namespaces/sa/serviceaccounts/builder/token",
+                )
+                .header("content-type", "text/plain")
+                .body("x"),
+        )
+        .await?;
+    assert_eq!(plain.status, 415, "{}", plain.text);
     // The token dies with its service account.
     assert_eq!(
         admin

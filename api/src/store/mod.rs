@@ -10,6 +10,7 @@
 
 mod batch;
 mod cache;
+mod consumer;
 mod credentials;
 mod error;
 mod registry;
@@ -26,6 +27,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
 
 use cache::{Cached, ObjectCache};
+pub use consumer::Pending;
 pub use credentials::TokenRecord;
 pub use error::StoreError;
 pub use registry::{BlobRecord, ManifestRecord, UploadRecord};

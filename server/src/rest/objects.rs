@@ -15,7 +15,8 @@ use serde_json::{json, Value};
 use super::{authorize, render, Query, Target};
 use crate::app::AppState;
 use crate::http::{
-    body_type, decode_object, json_response, read_body, read_object, ApiError, ApiResult, BodyType,
+    body_type, json_response, read_body, read_object, read_optional_object, ApiError, ApiResult,
+    BodyType,
 };
 
 pub async fn handle(
@@ -491,16 +492,8 @@ async fn token_request(
     let sa_kind = by_kind("ServiceAccount")
         .ok_or_else(|| ApiError(Status::internal("ServiceAccount kind missing")))?;
     state.store.get(sa_kind, ns, name).await?;
-    let bytes = read_body(body, state.config.max_body).await?;
     let mut seconds = SA_TOKEN_DEFAULT_SECS;
-    if !bytes.is_empty() {
-        let ty = body_type(headers).ok_or_else(|| {
-            ApiError(Status::new(
-                Reason::UnsupportedMediaType,
-                "a TokenRequest must be application/json",
-            ))
-        })?;
-        let req = decode_object(&bytes, ty)?;
+    if let Some(req) = read_optional_object(headers, body, state.config.max_body).await? {
         if let Some(s) = req.pointer("/spec/expirationSeconds") {
             seconds = s
                 .as_i64()
@@ -547,15 +540,7 @@ async fn instantiate_dc(
     headers: &axum::http::HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let bytes = read_body(body, state.config.max_body).await?;
-    if !bytes.is_empty() {
-        let ty = body_type(headers).ok_or_else(|| {
-            ApiError(Status::new(
-                Reason::UnsupportedMediaType,
-                "a DeploymentRequest must be application/json",
-            ))
-        })?;
-        let req = decode_object(&bytes, ty)?;
+    if let Some(req) = read_optional_object(headers, body, state.config.max_body).await? {
         if req
             .get("kind")
             .and_then(Value::as_str)
