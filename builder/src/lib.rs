@@ -1,6 +1,11 @@
-//! Builds. So far: turning a BuildConfig into a numbered Build request
-//! (`instantiate`) and the triggers that do it when an image changes or a
-//! config appears. Running builds on nodes comes with the builds issue.
+//! Builds: turning a BuildConfig into a numbered Build (`instantiate`),
+//! the triggers that do it, the controller that queues builds by run
+//! policy and prunes history, and the build node that runs them on a
+//! container engine.
 
+pub mod controller;
 pub mod instantiate;
+pub mod node;
+pub mod phase;
+pub mod policy;
 pub mod triggers;

@@ -15,12 +15,17 @@ use crate::store::{Store, StoreError};
 const CACHE_MAX: usize = 100_000;
 
 type RoleCache = HashMap<(String, String), (u64, Arc<[Role]>)>;
+type ClusterBindings = HashMap<String, BTreeSet<String>>;
+
+/// The cluster role of build nodes: lease builds, report on them.
+pub const BUILD_NODE_ROLE: &str = "system:build-node";
 
 #[derive(Clone)]
 pub struct Authorizer {
     store: Store,
     roles: Arc<RwLock<RoleCache>>,
-    admins: Arc<RwLock<(u64, Arc<BTreeSet<String>>)>>,
+    /// Cluster role → the principals bound to it.
+    cluster: Arc<RwLock<(u64, Arc<ClusterBindings>)>>,
 }
 
 /// Whether a binding's subjects name `p`. Both the `subjects` list and
@@ -60,17 +65,26 @@ impl Authorizer {
         Authorizer {
             store,
             roles: Arc::default(),
-            admins: Arc::new(RwLock::new((0, Arc::default()))),
+            cluster: Arc::new(RwLock::new((0, Arc::default()))),
         }
     }
 
     pub async fn is_cluster_admin(&self, p: &Principal) -> Result<bool, StoreError> {
-        Ok(self.cluster_admins().await?.contains(&p.name))
+        self.has_cluster_role(p, "cluster-admin").await
     }
 
-    async fn cluster_admins(&self) -> Result<Arc<BTreeSet<String>>, StoreError> {
+    /// Whether a ClusterRoleBinding binds `p` to the cluster role `role`.
+    pub async fn has_cluster_role(&self, p: &Principal, role: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .cluster_bindings()
+            .await?
+            .get(role)
+            .is_some_and(|names| names.contains(&p.name)))
+    }
+
+    async fn cluster_bindings(&self) -> Result<Arc<ClusterBindings>, StoreError> {
         let epoch = self.store.rbac_epoch();
-        if let Ok(cached) = self.admins.read() {
+        if let Ok(cached) = self.cluster.read() {
             if cached.0 == epoch {
                 return Ok(cached.1.clone());
             }
@@ -81,11 +95,12 @@ impl Authorizer {
             .store
             .list(kind, "", &LabelSelector::everything())
             .await?;
-        let mut names = BTreeSet::new();
-        for b in bindings
-            .iter()
-            .filter(|b| binding_role(b) == Some("cluster-admin"))
-        {
+        let mut all = ClusterBindings::new();
+        for b in &bindings {
+            let Some(role) = binding_role(b) else {
+                continue;
+            };
+            let names = all.entry(role.to_string()).or_default();
             let subjects = b
                 .body
                 .get("subjects")
@@ -120,11 +135,11 @@ impl Authorizer {
                 }
             }
         }
-        let names = Arc::new(names);
-        if let Ok(mut cached) = self.admins.write() {
-            *cached = (epoch, names.clone());
+        let all = Arc::new(all);
+        if let Ok(mut cached) = self.cluster.write() {
+            *cached = (epoch, all.clone());
         }
-        Ok(names)
+        Ok(all)
     }
 
     /// The roles `p` holds in project `ns`.

@@ -7,7 +7,7 @@ mod authz;
 mod roles;
 
 pub use authn::{AuthError, Authenticator, IssuedToken};
-pub use authz::Authorizer;
+pub use authz::{Authorizer, BUILD_NODE_ROLE};
 pub use roles::{Role, Verb};
 
 /// The authenticated caller of a request.

@@ -9,6 +9,7 @@
 //! never miss an event, on either backend and across replicas.
 
 mod batch;
+mod builds;
 mod cache;
 mod consumer;
 mod credentials;
@@ -27,6 +28,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
 
 use cache::{Cached, ObjectCache};
+pub use builds::{BuildInput, BuildLease};
 pub use consumer::Pending;
 pub use credentials::TokenRecord;
 pub use error::StoreError;

@@ -46,6 +46,17 @@ const REGISTRY_TABLES: &[&str] = &[
     // Each repository's tags, sorted, one per line: a tag list is one row.
     "CREATE TABLE IF NOT EXISTS registry_tag_lists (repo TEXT PRIMARY KEY, tags TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS server_keys (name TEXT PRIMARY KEY, value {bytes} NOT NULL)",
+    // Build bookkeeping (see builds.rs): which node runs which build until
+    // when, the build logs, and where a binary build's input lies.
+    "CREATE TABLE IF NOT EXISTS build_leases (
+        uid TEXT PRIMARY KEY, namespace TEXT NOT NULL, name TEXT NOT NULL,
+        node TEXT NOT NULL, expires_at BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS build_logs (
+        namespace TEXT NOT NULL, name TEXT NOT NULL, uid TEXT NOT NULL, pos BIGINT NOT NULL,
+        data {bytes} NOT NULL, PRIMARY KEY (namespace, name, uid, pos))",
+    "CREATE TABLE IF NOT EXISTS build_inputs (
+        uid TEXT PRIMARY KEY, namespace TEXT NOT NULL, name TEXT NOT NULL,
+        location TEXT NOT NULL, size BIGINT NOT NULL, digest TEXT NOT NULL, created_at BIGINT NOT NULL)",
 ];
 
 pub(super) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

@@ -1,0 +1,361 @@
+//! The build controller: follows the event log (its own durable cursor)
+//! and, for every BuildConfig whose builds or spec changed, applies
+//! cancellations of queued builds, the run policy (New → Pending, where
+//! nodes find them) and the history limits. It also ends builds whose
+//! node stopped renewing its lease: `Error` / `NodeLost`.
+//!
+//! A build whose node vanished is not retried: it may already have run
+//! RUN steps with side effects or pushed its image, and "never run twice"
+//! is the promise users can rely on; they re-run it with `psc start-build
+//! --from-build`.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use podspace_api::kinds::by_kind;
+use podspace_api::selector::LabelSelector;
+use podspace_api::store::{ChangeWaiter, Pending, Store, StoreError, UpdateScope};
+use podspace_api::{KindInfo, Object, Status};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::instantiate::BUILD_CONFIG;
+use crate::phase::{self, NEW, PENDING, RUNNING};
+use crate::policy;
+
+const CONSUMER: &str = "builds";
+/// How often expired leases are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// How often Running builds without any lease are looked for (a crash
+/// between claiming and reporting leaves one).
+const ORPHAN_SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+fn kind(name: &'static str) -> Result<&'static KindInfo, StoreError> {
+    by_kind(name).ok_or_else(|| StoreError::Config(format!("kind {name} missing")))
+}
+
+pub async fn run(store: Store, lease: Duration, shutdown: watch::Receiver<bool>) {
+    let mut waiter = ChangeWaiter::new(&store, shutdown, Duration::from_millis(500));
+    let mut last_sweep = Instant::now();
+    let mut last_orphans = Instant::now();
+    loop {
+        if let Err(e) = pass(&store).await {
+            tracing::warn!(error = %e, "build controller pass failed; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        if last_sweep.elapsed() >= SWEEP_EVERY {
+            last_sweep = Instant::now();
+            if let Err(e) = sweep_leases(&store).await {
+                tracing::warn!(error = %e, "build lease sweep failed");
+            }
+        }
+        if last_orphans.elapsed() >= ORPHAN_SWEEP_EVERY.max(lease) {
+            last_orphans = Instant::now();
+            if let Err(e) = sweep_orphans(&store, lease).await {
+                tracing::warn!(error = %e, "orphaned build sweep failed");
+            }
+        }
+        if !waiter.wait().await {
+            return;
+        }
+    }
+}
+
+pub async fn pass(store: &Store) -> Result<(), StoreError> {
+    loop {
+        let (upto, objects) = match store.pending(CONSUMER, None, 500).await? {
+            Pending::Nothing => return Ok(()),
+            Pending::Behind { upto } => {
+                let (all, _) = store
+                    .list(kind("Build")?, "", &LabelSelector::everything())
+                    .await?;
+                let mut configs = BTreeSet::new();
+                for b in &all {
+                    configs.insert(owner(b));
+                }
+                for (ns, bc, build) in configs {
+                    reconcile(store, &ns, bc.as_deref(), &build).await?;
+                }
+                return store.set_consumer_position(CONSUMER, upto).await;
+            }
+            Pending::Changed { upto, objects } => (upto, objects),
+        };
+        let mut work = BTreeSet::new();
+        for (k, ns, name) in objects {
+            match k.as_str() {
+                "BuildConfig" => {
+                    work.insert((ns, Some(name.clone()), name));
+                }
+                "Build" => match store.get(kind("Build")?, &ns, &name).await {
+                    Ok(b) => {
+                        work.insert(owner(&b));
+                    }
+                    // A deleted build frees its config's queue.
+                    Err(StoreError::NotFound { .. }) => {
+                        if let Some((bc, _)) = name.rsplit_once('-') {
+                            work.insert((ns, Some(bc.to_string()), name));
+                        }
+                    }
+                    Err(e) => return Err(e),
+                },
+                _ => {}
+            }
+        }
+        for (ns, bc, build) in work {
+            reconcile(store, &ns, bc.as_deref(), &build).await?;
+        }
+        store.set_consumer_position(CONSUMER, upto).await?;
+    }
+}
+
+/// (namespace, config name if any, build name).
+fn owner(b: &Object) -> (String, Option<String>, String) {
+    let bc = b
+        .metadata
+        .annotations
+        .get(BUILD_CONFIG)
+        .or_else(|| b.metadata.labels.get(BUILD_CONFIG))
+        .cloned();
+    let name = if bc.is_some() {
+        String::new()
+    } else {
+        b.metadata.name.clone()
+    };
+    (b.metadata.namespace.clone(), bc, name)
+}
+
+async fn reconcile(
+    store: &Store,
+    ns: &str,
+    bc: Option<&str>,
+    build: &str,
+) -> Result<(), StoreError> {
+    let build_kind = kind("Build")?;
+    let builds = match bc {
+        Some(bc) => {
+            let label: String = bc.chars().take(63).collect();
+            let selector = LabelSelector::parse(&format!("{BUILD_CONFIG}={label}"))
+                .map_err(|e| StoreError::Config(e.to_string()))?;
+            let (mut builds, _) = store.list(build_kind, ns, &selector).await?;
+            builds.retain(|b| {
+                b.metadata
+                    .annotations
+                    .get(BUILD_CONFIG)
+                    .is_none_or(|a| a == bc)
+            });
+            builds
+        }
+        None => match store.get(build_kind, ns, build).await {
+            Ok(b) => vec![b],
+            Err(StoreError::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        },
+    };
+    // Queued builds whose cancellation was asked for end now; running ones
+    // are stopped by their node, which sees the flag on its next heartbeat.
+    for b in &builds {
+        if phase::cancel_requested(b) && matches!(phase::phase(b), NEW | PENDING) {
+            transition(store, b, |b| {
+                phase::cancel(b);
+            })
+            .await?;
+        }
+    }
+    let decision = match bc {
+        Some(_) => policy::decide(&builds),
+        None => policy::Decision {
+            start: builds
+                .iter()
+                .filter(|b| phase::phase(b) == NEW && !phase::cancel_requested(b))
+                .map(|b| b.metadata.name.clone())
+                .collect(),
+            cancel: Vec::new(),
+        },
+    };
+    for name in &decision.cancel {
+        if let Some(b) = builds.iter().find(|b| &b.metadata.name == name) {
+            transition(store, b, |b| {
+                phase::cancel(b);
+            })
+            .await?;
+        }
+    }
+    for name in &decision.start {
+        if let Some(b) = builds.iter().find(|b| &b.metadata.name == name) {
+            transition(store, b, |b| {
+                if phase::phase(b) == NEW && !phase::cancel_requested(b) {
+                    phase::set(b, PENDING, "", "");
+                }
+            })
+            .await?;
+        }
+    }
+    if let Some(bc) = bc {
+        prune(store, ns, bc, &builds).await?;
+    }
+    Ok(())
+}
+
+/// Applies `f` to the stored build (not the listed copy, which may be stale).
+async fn transition<F>(store: &Store, b: &Object, f: F) -> Result<(), StoreError>
+where
+    F: FnOnce(&mut Object) + Send,
+{
+    let result = store
+        .mutate(
+            kind("Build")?,
+            &b.metadata.namespace,
+            &b.metadata.name,
+            None,
+            UpdateScope::Status,
+            |b| {
+                f(b);
+                Ok(())
+            },
+        )
+        .await;
+    match result {
+        Ok(b) => {
+            tracing::debug!(namespace = %b.metadata.namespace, build = %b.metadata.name, phase = phase::phase(&b), "build phase");
+            Ok(())
+        }
+        Err(StoreError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// History limits (builds.md §7): keep the newest N complete and N failed
+/// (Failed, Error, Cancelled) builds when the config sets the limits.
+async fn prune(store: &Store, ns: &str, bc: &str, builds: &[Object]) -> Result<(), StoreError> {
+    let config = match store.get(kind("BuildConfig")?, ns, bc).await {
+        Ok(c) => c,
+        Err(StoreError::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let limit = |field: &str| {
+        config
+            .body
+            .get("spec")
+            .and_then(|s| s.get(field))
+            .and_then(Value::as_i64)
+            .map(|n| n.max(0) as usize)
+    };
+    let groups: [(&[&str], Option<usize>); 2] = [
+        (&[phase::COMPLETE], limit("successfulBuildsHistoryLimit")),
+        (
+            &[phase::FAILED, phase::ERROR, phase::CANCELLED],
+            limit("failedBuildsHistoryLimit"),
+        ),
+    ];
+    for (phases, keep) in groups {
+        let Some(keep) = keep else { continue };
+        let mut done: Vec<&Object> = builds
+            .iter()
+            .filter(|b| phases.contains(&phase::phase(b)))
+            .collect();
+        // Newest first: by creation time, then by build number.
+        done.sort_by(|a, b| {
+            (&b.metadata.creation_timestamp, phase::number(b))
+                .cmp(&(&a.metadata.creation_timestamp, phase::number(a)))
+        });
+        for old in done.into_iter().skip(keep) {
+            match store
+                .delete(kind("Build")?, ns, &old.metadata.name, None)
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(namespace = ns, build = %old.metadata.name, "pruned build history")
+                }
+                Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Ends the builds whose node stopped renewing its lease.
+pub async fn sweep_leases(store: &Store) -> Result<(), StoreError> {
+    let now = chrono::Utc::now().timestamp_millis();
+    for lease in store.build_leases().await? {
+        if lease.expires_at > now {
+            continue;
+        }
+        let build = match store
+            .get(kind("Build")?, &lease.namespace, &lease.name)
+            .await
+        {
+            Ok(b) if b.metadata.uid == lease.uid => Some(b),
+            Ok(_) | Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(b) = build.filter(|b| phase::phase(b) == RUNNING) {
+            let node = lease.node.clone();
+            lose(store, &b, &node).await?;
+        }
+        // A Pending build claimed by a node that died before starting it
+        // simply goes back to the queue.
+        store.release_build(&lease.uid, Some(lease.expires_at)).await?;
+    }
+    Ok(())
+}
+
+/// Running builds with no lease at all (their node crashed between the
+/// claim and the first heartbeat, and the lease row went with a restore):
+/// ended like a lost node once they are older than a lease.
+async fn sweep_orphans(store: &Store, lease: Duration) -> Result<(), StoreError> {
+    let held: BTreeSet<String> = store
+        .build_leases()
+        .await?
+        .into_iter()
+        .map(|l| l.uid)
+        .collect();
+    let (builds, _) = store
+        .list(kind("Build")?, "", &LabelSelector::everything())
+        .await?;
+    let cutoff = chrono::Utc::now() - chrono::Duration::from_std(lease).unwrap_or_default();
+    for b in builds {
+        if phase::phase(&b) != RUNNING || held.contains(&b.metadata.uid) {
+            continue;
+        }
+        let started = b
+            .body
+            .get("status")
+            .and_then(|s| s.get("startTimestamp"))
+            .and_then(Value::as_str)
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
+        if started.is_some_and(|t| t < cutoff) {
+            lose(store, &b, "unknown").await?;
+        }
+    }
+    Ok(())
+}
+
+async fn lose(store: &Store, b: &Object, node: &str) -> Result<(), StoreError> {
+    let message = format!("The build node {node:?} stopped reporting; the build was lost.");
+    transition(store, b, move |b| {
+        if phase::phase(b) != RUNNING {
+            return;
+        }
+        if phase::cancel_requested(b) {
+            phase::cancel(b);
+        } else {
+            phase::set(b, phase::ERROR, "NodeLost", &message);
+        }
+    })
+    .await?;
+    tracing::warn!(namespace = %b.metadata.namespace, build = %b.metadata.name, node, "build node lost");
+    Ok(())
+}
+
+/// Refusal for a build that may not change any more.
+pub fn terminal_refusal(b: &Object) -> Status {
+    Status::new(
+        podspace_api::Reason::Conflict,
+        format!(
+            "build {} is in phase {} and can no longer change",
+            b.metadata.name,
+            phase::phase(b)
+        ),
+    )
+}

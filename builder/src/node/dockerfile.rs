@@ -1,0 +1,174 @@
+//! Dockerfile edits of the Docker strategy (builds.md §11): the last
+//! `FROM` takes the resolved `dockerStrategy.from`, the strategy's `env`
+//! goes right after it, and the `OPENSHIFT_BUILD_*` variables are appended
+//! so that they are baked into the image.
+
+/// One logical instruction: the line range it spans (continuations joined).
+struct Instruction {
+    first: usize,
+    last: usize,
+    keyword: String,
+}
+
+fn instructions(lines: &[&str]) -> Vec<Instruction> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let trimmed = lines[i].trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            i += 1;
+            continue;
+        }
+        let first = i;
+        while lines[i].trim_end().ends_with('\\') && i + 1 < lines.len() {
+            i += 1;
+        }
+        let keyword = trimmed
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        out.push(Instruction {
+            first,
+            last: i,
+            keyword,
+        });
+        i += 1;
+    }
+    out
+}
+
+/// Quotes a value for `ENV K="v"`: no variable expansion, one line.
+fn quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' | '\\' | '$' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' => out.push_str("\\n"),
+            _ => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn env_line(vars: &[(String, String)]) -> Option<String> {
+    (!vars.is_empty()).then(|| {
+        let pairs: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={}", quote(v))).collect();
+        format!("ENV {}", pairs.join(" "))
+    })
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DockerfileError {
+    #[error("the Dockerfile has no FROM instruction")]
+    NoFrom,
+}
+
+fn replace_from(lines: &[&str], image: &str) -> String {
+    let joined: String = lines
+        .iter()
+        .map(|l| l.trim_end().trim_end_matches('\\'))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let words: Vec<&str> = joined.split_whitespace().collect();
+    let flags: Vec<&str> = words
+        .iter()
+        .skip(1)
+        .take_while(|w| w.starts_with("--"))
+        .copied()
+        .collect();
+    let rest = words.iter().skip(2 + flags.len()).copied();
+    let mut parts = vec!["FROM"];
+    parts.extend(flags);
+    parts.push(image);
+    parts.extend(rest);
+    parts.join(" ")
+}
+
+/// Rewrites `text`. `from` replaces the image of the last FROM (keeping
+/// its `--platform` flag and `AS name`).
+pub fn rewrite(
+    text: &str,
+    from: Option<&str>,
+    strategy_env: &[(String, String)],
+    build_env: &[(String, String)],
+) -> Result<String, DockerfileError> {
+    let lines: Vec<&str> = text.lines().collect();
+    let all = instructions(&lines);
+    let last_from = all
+        .iter()
+        .rev()
+        .find(|i| i.keyword == "FROM")
+        .ok_or(DockerfileError::NoFrom)?;
+    let mut out: Vec<String> = Vec::with_capacity(lines.len() + 3);
+    for (n, line) in lines.iter().enumerate() {
+        let in_from = (last_from.first..=last_from.last).contains(&n);
+        match (in_from, from) {
+            (false, _) | (true, None) => out.push(line.to_string()),
+            (true, Some(image)) if n == last_from.first => {
+                out.push(replace_from(&lines[n..=last_from.last], image))
+            }
+            // Continuation lines of a replaced FROM.
+            (true, Some(_)) => {}
+        }
+        if n == last_from.last {
+            out.extend(env_line(strategy_env));
+        }
+    }
+    if let Some(env) = env_line(build_env) {
+        out.push(env);
+    }
+    let mut text = out.join("\n");
+    text.push('\n');
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn replaces_last_from_and_adds_env() {
+        let text = "FROM a AS build\nRUN make\n# comment\nfrom --platform=linux/amd64 b AS final\nCOPY --from=build /x /x\n";
+        let out = rewrite(
+            text,
+            Some("reg/p/base@sha256:1"),
+            &kv(&[("A", "1")]),
+            &kv(&[("OPENSHIFT_BUILD_NAME", "shop-1"), ("Q", "say \"$x\"")]),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "FROM a AS build\nRUN make\n# comment\nFROM --platform=linux/amd64 reg/p/base@sha256:1 AS final\nENV A=\"1\"\nCOPY --from=build /x /x\nENV OPENSHIFT_BUILD_NAME=\"shop-1\" Q=\"say \\\"\\$x\\\"\"\n"
+        );
+    }
+
+    #[test]
+    fn continuation_lines_and_no_replacement() {
+        let text = "FROM \\\n  busybox\nRUN echo hi\n";
+        let out = rewrite(text, None, &kv(&[("A", "1")]), &[]).unwrap();
+        assert_eq!(out, "FROM \\\n  busybox\nENV A=\"1\"\nRUN echo hi\n");
+        let out = rewrite(text, Some("x"), &[], &[]).unwrap();
+        assert_eq!(out, "FROM x\nRUN echo hi\n");
+    }
+
+    #[test]
+    fn no_from_is_an_error() {
+        assert_eq!(
+            rewrite("RUN x\n", None, &[], &[]),
+            Err(DockerfileError::NoFrom)
+        );
+    }
+}

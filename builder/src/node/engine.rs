@@ -1,0 +1,260 @@
+//! The build node's container engine: a Docker Engine reached through its
+//! API with bollard. Builds use BuildKit (a session serves the registry
+//! credentials to it) unless the engine has none; then the classic
+//! builder. Progress goes to the build log as the engine reports it.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use bollard::auth::DockerCredentials;
+use bollard::models::BuildInfoAux;
+use bollard::query_parameters::{BuildImageOptions, BuilderVersion, PushImageOptions};
+use bollard::Docker;
+use futures_util::StreamExt;
+
+use super::log::BuildLog;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot reach the container engine: {0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Build(String),
+    #[error("{0}")]
+    Push(String),
+    #[error("reading the build context: {0}")]
+    Context(#[from] std::io::Error),
+}
+
+#[derive(Clone)]
+pub struct DockerEngine {
+    docker: Docker,
+    buildkit: bool,
+}
+
+/// What to build and where the result goes.
+pub struct BuildSpec<'a> {
+    /// A tar of the build context.
+    pub context: &'a Path,
+    pub dockerfile: String,
+    pub tag: String,
+    pub build_args: HashMap<String, String>,
+    pub labels: HashMap<String, String>,
+    pub no_cache: bool,
+    pub force_pull: bool,
+    /// `host` or `none`: the engine here has no bridge network.
+    pub network: String,
+    /// Registry host → credentials (for pulling the base image).
+    pub credentials: HashMap<String, DockerCredentials>,
+}
+
+impl DockerEngine {
+    /// Connects as the docker CLI would (`DOCKER_HOST` or the local
+    /// socket) and negotiates the API version.
+    pub async fn connect(force_classic: bool) -> Result<DockerEngine, EngineError> {
+        let docker = Docker::connect_with_defaults()
+            .map_err(|e| EngineError::Unavailable(e.to_string()))?
+            .negotiate_version()
+            .await
+            .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        let version = docker
+            .version()
+            .await
+            .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        // BuildKit is part of dockerd on Linux since API 1.39 (Docker 18.09).
+        let api = version.api_version.unwrap_or_default();
+        let buildkit = !force_classic
+            && version.os.as_deref() == Some("linux")
+            && api_at_least(&api, 1, 39);
+        tracing::info!(
+            engine = version.version.as_deref().unwrap_or("?"),
+            api = %api,
+            buildkit,
+            "container engine"
+        );
+        Ok(DockerEngine { docker, buildkit })
+    }
+
+    pub fn buildkit(&self) -> bool {
+        self.buildkit
+    }
+
+    /// Builds `spec`; the engine's own error message on failure.
+    pub async fn build(&self, spec: BuildSpec<'_>, log: &BuildLog) -> Result<(), EngineError> {
+        let options = BuildImageOptions {
+            dockerfile: spec.dockerfile.clone(),
+            t: Some(spec.tag.clone()),
+            nocache: spec.no_cache,
+            pull: spec.force_pull.then(|| "true".to_string()),
+            rm: true,
+            forcerm: true,
+            buildargs: Some(spec.build_args.clone()),
+            labels: Some(spec.labels.clone()),
+            networkmode: Some(spec.network.clone()),
+            version: if self.buildkit {
+                BuilderVersion::BuilderBuildKit
+            } else {
+                BuilderVersion::BuilderV1
+            },
+            session: self
+                .buildkit
+                .then(|| format!("podspace-{}", uuid::Uuid::new_v4().simple())),
+            ..Default::default()
+        };
+        let file = tokio::fs::File::open(spec.context).await?;
+        let body = tokio_util::io::ReaderStream::new(file).filter_map(|chunk| async move {
+            // A read error ends the stream early; the engine then reports
+            // the truncated context as the build's error.
+            chunk.ok()
+        });
+        let mut stream = self.docker.build_image(
+            options,
+            Some(spec.credentials),
+            Some(bollard::body_stream(body)),
+        );
+        let mut progress = BuildKitProgress::default();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(text) = info.stream {
+                        log.write(text.as_bytes());
+                    }
+                    if let Some(BuildInfoAux::BuildKit(status)) = info.aux {
+                        progress.render(&status, log);
+                    }
+                    if let (Some(status), None) = (info.status, info.id) {
+                        if !matches!(status.as_str(), "Preparing" | "Waiting" | "Pushing") {
+                log.line(&status);
+            }
+                    }
+                }
+                Err(bollard::errors::Error::DockerStreamError { error }) => {
+                    log.line(&format!("error: {error}"));
+                    return Err(EngineError::Build(error));
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    log.line(&format!("error: {msg}"));
+                    return Err(EngineError::Build(msg));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Pushes `image:tag`; returns the manifest digest the registry gave it.
+    pub async fn push(
+        &self,
+        image: &str,
+        tag: &str,
+        credentials: Option<DockerCredentials>,
+        log: &BuildLog,
+    ) -> Result<String, EngineError> {
+        let mut stream = self.docker.push_image(
+            image,
+            Some(PushImageOptions {
+                tag: Some(tag.to_string()),
+                ..Default::default()
+            }),
+            credentials,
+        );
+        let mut digest = None;
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| EngineError::Push(e.to_string()))?;
+            if let Some(err) = info.error_detail.and_then(|d| d.message) {
+                log.line(&format!("error: {err}"));
+                return Err(EngineError::Push(err));
+            }
+            let Some(status) = info.status else { continue };
+            // Per-layer byte counts would flood the log: only state changes.
+            if info.progress_detail.is_some_and(|p| p.current.is_some()) {
+                continue;
+            }
+            if let Some(d) = status
+                .split_whitespace()
+                .find(|w| w.starts_with("sha256:") && w.len() == 71)
+            {
+                digest = Some(d.to_string());
+            }
+            if !matches!(status.as_str(), "Preparing" | "Waiting" | "Pushing") {
+                log.line(&status);
+            }
+        }
+        digest.ok_or_else(|| EngineError::Push("the registry returned no digest".into()))
+    }
+
+    pub async fn remove_image(&self, image: &str) {
+        if let Err(e) = self
+            .docker
+            .remove_image(
+                image,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await
+        {
+            tracing::debug!(image, error = %e, "removing the build's local image");
+        }
+    }
+}
+
+fn api_at_least(v: &str, major: u64, minor: u64) -> bool {
+    let mut parts = v.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+    let (a, b) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (a, b) >= (major, minor)
+}
+
+/// Renders BuildKit's status stream like `docker build --progress=plain`:
+/// `#N name`, its output lines, then `#N DONE` / `#N CACHED` / `#N ERROR`.
+#[derive(Default)]
+struct BuildKitProgress {
+    numbers: HashMap<String, usize>,
+    done: std::collections::HashSet<String>,
+}
+
+impl BuildKitProgress {
+    fn number(&mut self, digest: &str) -> usize {
+        let next = self.numbers.len() + 1;
+        *self.numbers.entry(digest.to_string()).or_insert(next)
+    }
+
+    fn render(&mut self, status: &bollard::moby::buildkit::v1::StatusResponse, log: &BuildLog) {
+        for v in &status.vertexes {
+            let known = self.numbers.contains_key(&v.digest);
+            let n = self.number(&v.digest);
+            if !known && (v.started.is_some() || v.cached) {
+                log.line(&format!("#{n} {}", v.name));
+            }
+            if self.done.contains(&v.digest) {
+                continue;
+            }
+            if !v.error.is_empty() {
+                log.line(&format!("#{n} ERROR: {}", v.error));
+                self.done.insert(v.digest.clone());
+            } else if v.cached {
+                log.line(&format!("#{n} CACHED"));
+                self.done.insert(v.digest.clone());
+            } else if let (Some(s), Some(c)) = (&v.started, &v.completed) {
+                let secs = (c.seconds - s.seconds) as f64 + f64::from(c.nanos - s.nanos) / 1e9;
+                log.line(&format!("#{n} DONE {secs:.1}s"));
+                self.done.insert(v.digest.clone());
+            }
+        }
+        for l in &status.logs {
+            let n = self.number(&l.vertex);
+            for line in String::from_utf8_lossy(&l.msg).lines() {
+                log.line(&format!("#{n} {line}"));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn api_versions_compare() {
+        assert!(super::api_at_least("1.41", 1, 39));
+        assert!(!super::api_at_least("1.38", 1, 39));
+        assert!(super::api_at_least("2.0", 1, 39));
+    }
+}

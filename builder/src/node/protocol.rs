@@ -1,0 +1,98 @@
+//! What a build node and the API say to each other (served by `podspace
+//! serve` under `/apis/podspace.io/v1/nodes/{node}/...`):
+//!
+//! - `POST lease` ([`LeaseRequest`]) → 200 [`LeaseGrant`], or 204 when no
+//!   build became runnable within `waitSeconds` (a long poll);
+//! - `POST heartbeat` ([`Heartbeat`]) → [`HeartbeatReply`]: renews the
+//!   leases, says which builds to stop;
+//! - `POST builds/{ns}/{name}/log?pos=N` (bytes) appends to the build log;
+//! - `PUT builds/{ns}/{name}/details` ([`BuildReport`]) records progress
+//!   and the result; a terminal phase ends the lease;
+//! - `GET builds/{ns}/{name}/input` streams a binary build's input.
+//!
+//! Every call after the lease is refused unless the node holds the lease.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub const PREFIX: &str = "/apis/podspace.io/v1/nodes";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseRequest {
+    pub wait_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseGrant {
+    /// The Build object, as stored when the node claimed it.
+    pub build: Value,
+    /// Renew at least this often (the heartbeat runs at a fraction of it).
+    pub lease_seconds: u64,
+    /// `host:port` of our registry, as the node's engine reaches it.
+    pub registry: String,
+    /// A token of the project's `builder` service account: pulls the base
+    /// image, pushes the output.
+    pub registry_token: String,
+    /// Credentials for a private git repository (`source.sourceSecret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_auth: Option<GitAuth>,
+    /// Whether the build has binary input to fetch.
+    #[serde(default)]
+    pub has_input: bool,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GitAuth {
+    pub username: String,
+    pub password: String,
+}
+
+// Never print secrets, not even in debug output.
+impl std::fmt::Debug for GitAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitAuth")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Heartbeat {
+    /// uids of the builds the node is running.
+    pub builds: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatReply {
+    /// Builds to stop: cancelled by a user, or deleted.
+    pub cancel: Vec<String>,
+    /// Builds whose lease the node no longer holds: stop, report nothing.
+    pub lost: Vec<String>,
+}
+
+/// Progress or result of a build. Absent fields are left as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildReport {
+    pub phase: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// `spec.revision`: `{type: Git, git: {commit, author, committer, message}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_docker_image_reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_snippet: Option<String>,
+}

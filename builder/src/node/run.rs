@@ -1,0 +1,532 @@
+//! One build on the node, start to report: fetch the inputs, prepare the
+//! Dockerfile, build on the engine, push, and tell the API how it ended.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bollard::auth::DockerCredentials;
+use podspace_api::Object;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use super::client::NodeClient;
+use super::dockerfile;
+use super::engine::{BuildSpec, DockerEngine};
+use super::log::BuildLog;
+use super::protocol::{BuildReport, LeaseGrant};
+use super::source::{self, GitSource};
+use super::{NodeConfig, Running};
+use crate::phase;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Cancelled,
+    /// The lease is gone (the API gave the build up): report nothing.
+    Lost,
+}
+
+/// Stops a running build; the first reason wins.
+#[derive(Clone)]
+pub struct Stop(Arc<watch::Sender<Option<StopReason>>>);
+
+impl Default for Stop {
+    fn default() -> Self {
+        Stop(Arc::new(watch::channel(None).0))
+    }
+}
+
+impl Stop {
+    pub fn signal(&self, why: StopReason) {
+        self.0.send_if_modified(|r| {
+            if r.is_none() {
+                *r = Some(why);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    async fn stopped(&self) -> StopReason {
+        let mut rx = self.0.subscribe();
+        loop {
+            if let Some(r) = *rx.borrow_and_update() {
+                return r;
+            }
+            if rx.changed().await.is_err() {
+                // Never dropped while the build runs; wait forever.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Complete {
+        reference: Option<String>,
+        digest: Option<String>,
+    },
+    /// The build itself failed (phase Failed).
+    Failed(&'static str, String),
+    /// The system failed (phase Error).
+    Error(&'static str, String),
+    Stopped(StopReason),
+}
+
+/// What the build learns on the way, reported at the end.
+#[derive(Default)]
+struct Progress {
+    revision: Option<Value>,
+    stages: Vec<Value>,
+}
+
+impl Progress {
+    fn stage(&mut self, name: &str, started: chrono::DateTime<chrono::Utc>, took: Duration) {
+        self.stages.push(json!({
+            "name": name,
+            "startTime": phase::timestamp(started),
+            "durationMilliseconds": took.as_millis() as u64,
+        }));
+    }
+}
+
+pub async fn build(
+    grant: LeaseGrant,
+    client: &NodeClient,
+    engine: &DockerEngine,
+    config: &NodeConfig,
+    running: &Running,
+    slot: usize,
+) {
+    let build: Object = match serde_json::from_value(grant.build.clone()) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "the API granted a build the node cannot read");
+            return;
+        }
+    };
+    let (ns, name, uid) = (
+        build.metadata.namespace.clone(),
+        build.metadata.name.clone(),
+        build.metadata.uid.clone(),
+    );
+    tracing::info!(namespace = %ns, build = %name, slot, "build started");
+    let stop = running.add(&uid);
+    let (log, shipper) = BuildLog::start(client.clone(), ns.clone(), name.clone());
+    let deadline = build
+        .body
+        .get("spec")
+        .and_then(|s| s.get("completionDeadlineSeconds"))
+        .and_then(Value::as_u64)
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(365 * 24 * 3600));
+    let mut progress = Progress::default();
+    let work = tempfile::Builder::new()
+        .prefix(&format!("{ns}-{name}-"))
+        .tempdir_in(&config.work_dir);
+    let started = Instant::now();
+    let outcome = match &work {
+        Err(e) => Outcome::Error("CannotCreateBuildPod", format!("the node's work directory: {e}")),
+        Ok(dir) => {
+            tokio::select! {
+                o = execute(&build, &grant, client, engine, config, &log, &mut progress, dir.path()) => o,
+                why = stop.stopped() => Outcome::Stopped(why),
+                _ = tokio::time::sleep(deadline) => Outcome::Failed(
+                    "DeadlineExceeded",
+                    format!("The build exceeded its completion deadline of {}s.", deadline.as_secs()),
+                ),
+            }
+        }
+    };
+    let report = match outcome {
+        Outcome::Complete { reference, digest } => {
+            log.line(&format!("Build complete in {:.1}s", started.elapsed().as_secs_f64()));
+            BuildReport {
+                phase: phase::COMPLETE.into(),
+                output_docker_image_reference: reference,
+                image_digest: digest,
+                ..Default::default()
+            }
+        }
+        Outcome::Failed(reason, message) => {
+            log.line(&format!("error: build error: {message}"));
+            BuildReport {
+                phase: phase::FAILED.into(),
+                reason: reason.into(),
+                message,
+                log_snippet: Some(log.snippet()),
+                ..Default::default()
+            }
+        }
+        Outcome::Error(reason, message) => {
+            log.line(&format!("error: {message}"));
+            BuildReport {
+                phase: phase::ERROR.into(),
+                reason: reason.into(),
+                message,
+                ..Default::default()
+            }
+        }
+        Outcome::Stopped(StopReason::Cancelled) => {
+            log.line("Build cancelled");
+            BuildReport {
+                phase: phase::CANCELLED.into(),
+                reason: "CancelledBuild".into(),
+                message: "The build was cancelled by the user.".into(),
+                ..Default::default()
+            }
+        }
+        Outcome::Stopped(StopReason::Lost) => BuildReport::default(),
+    };
+    let mut report = report;
+    report.revision = progress.revision.take();
+    report.stages = (!progress.stages.is_empty()).then(|| Value::Array(progress.stages));
+    shipper.finish(log).await;
+    if !report.phase.is_empty() {
+        for attempt in 0..5u32 {
+            match client.report(&ns, &name, &report).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(build = %name, error = %e, attempt, "reporting the build result");
+                    tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+                }
+            }
+        }
+    }
+    running.remove(&uid);
+    tracing::info!(namespace = %ns, build = %name, phase = %report.phase, secs = started.elapsed().as_secs_f64(), "build ended");
+    if let Ok(dir) = work {
+        let _ = tokio::task::spawn_blocking(move || drop(dir)).await;
+    }
+}
+
+fn str_at<'a>(v: &'a Value, path: &str) -> &'a str {
+    v.pointer(path).and_then(Value::as_str).unwrap_or_default()
+}
+
+fn pairs(v: Option<&Value>) -> Vec<(String, String)> {
+    v.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.get("name")?.as_str()?;
+            let value = e.get("value").and_then(Value::as_str).unwrap_or_default();
+            Some((name.to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+/// `<registry>/<ns>/<stream>:<tag>` for an ImageStreamTag output, the name
+/// for a DockerImage output.
+fn output_reference(spec: &Value, ns: &str, registry: &str) -> Option<String> {
+    let to = spec.pointer("/output/to")?;
+    let name = to.get("name")?.as_str()?;
+    match to.get("kind").and_then(Value::as_str) {
+        Some("DockerImage") => Some(name.to_string()),
+        Some("ImageStreamTag") | None => {
+            let target_ns = to
+                .get("namespace")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+                .unwrap_or(ns);
+            let (is, tag) = name.split_once(':').unwrap_or((name, "latest"));
+            Some(format!("{registry}/{target_ns}/{is}:{tag}"))
+        }
+        Some(_) => None,
+    }
+}
+
+/// Splits `host/repo:tag` into (`host/repo`, `tag`).
+fn split_tag(reference: &str) -> (&str, &str) {
+    match reference.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (reference, "latest"),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn execute(
+    build: &Object,
+    grant: &LeaseGrant,
+    client: &NodeClient,
+    engine: &DockerEngine,
+    config: &NodeConfig,
+    log: &BuildLog,
+    progress: &mut Progress,
+    work: &Path,
+) -> Outcome {
+    let ns = build.metadata.namespace.as_str();
+    let name = build.metadata.name.as_str();
+    let spec = build.body.get("spec").cloned().unwrap_or(Value::Null);
+    log.line(&format!(
+        "Build {ns}/{name} on node {} ({})",
+        client.node(),
+        if engine.buildkit() { "BuildKit" } else { "classic builder" }
+    ));
+
+    // Inputs.
+    let fetch_start = (chrono::Utc::now(), Instant::now());
+    let src = work.join("src");
+    if let Err(e) = std::fs::create_dir_all(&src) {
+        return Outcome::Error("CannotCreateBuildPod", e.to_string());
+    }
+    let git_uri = str_at(&spec, "/source/git/uri").to_string();
+    let git_ref = str_at(&spec, "/source/git/ref").to_string();
+    let binary = spec.pointer("/source/binary").is_some_and(|b| !b.is_null());
+    if binary {
+        if !grant.has_input {
+            return Outcome::Failed(
+                "FetchSourceFailed",
+                "the build has no binary input: start it with --from-dir, --from-file, --from-archive or --from-repo".into(),
+            );
+        }
+        let file = work.join("input");
+        match client.fetch_input(ns, name, &file).await {
+            Ok(n) => log.line(&format!("Receiving binary input ({n} bytes) ...")),
+            Err(e) => return Outcome::Error("FetchSourceFailed", e.to_string()),
+        }
+        let as_file = str_at(&spec, "/source/binary/asFile").to_string();
+        let dest = src.clone();
+        let unpacked = tokio::task::spawn_blocking(move || {
+            source::unpack_binary(&file, &dest, (!as_file.is_empty()).then_some(as_file.as_str()))
+        })
+        .await;
+        match unpacked {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Outcome::Failed("FetchSourceFailed", e.to_string()),
+            Err(e) => return Outcome::Error("FetchSourceFailed", e.to_string()),
+        }
+        let given = spec.pointer("/revision").cloned().filter(|r| !r.is_null());
+        progress.revision = given;
+    } else if !git_uri.is_empty() {
+        let commit = str_at(&spec, "/revision/git/commit").to_string();
+        let auth = grant.git_auth.clone();
+        let dest = src.clone();
+        let (uri, gref) = (git_uri.clone(), git_ref.clone());
+        let log2 = log.clone();
+        let fetched = tokio::task::spawn_blocking(move || {
+            source::checkout(
+                &GitSource {
+                    uri: &uri,
+                    git_ref: &gref,
+                    commit: (!commit.is_empty()).then_some(commit.as_str()),
+                    auth: auth.as_ref(),
+                },
+                &dest,
+                &|l| log2.line(l),
+            )
+        })
+        .await;
+        match fetched {
+            Ok(Ok(revision)) => progress.revision = Some(revision),
+            Ok(Err(e)) => {
+                return Outcome::Failed(
+                    "FetchSourceFailed",
+                    format!("Failed to fetch the input source from {git_uri}: {e}"),
+                )
+            }
+            Err(e) => return Outcome::Error("FetchSourceFailed", e.to_string()),
+        }
+    } else if spec.pointer("/source/dockerfile").is_none() {
+        return Outcome::Failed(
+            "FetchSourceFailed",
+            "the build has no source: no git repository, binary input or Dockerfile".into(),
+        );
+    }
+    progress.stage("FetchInputs", fetch_start.0, fetch_start.1.elapsed());
+
+    // Context and Dockerfile.
+    let context_dir = str_at(&spec, "/source/contextDir").to_string();
+    let ctx = match source::context_path(&src, &context_dir) {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed("InvalidContextDirectory", e.to_string()),
+    };
+    let docker = spec
+        .pointer("/strategy/dockerStrategy")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let inline = spec.pointer("/source/dockerfile").and_then(Value::as_str);
+    let dockerfile_path = match (inline, str_at(&docker, "/dockerfilePath")) {
+        (Some(_), _) | (None, "") => "Dockerfile".to_string(),
+        (None, p) => p.trim_start_matches('/').to_string(),
+    };
+    if Path::new(&dockerfile_path)
+        .components()
+        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Outcome::Failed(
+            "InvalidContextDirectory",
+            format!("invalid dockerfilePath {dockerfile_path:?}"),
+        );
+    }
+    let text = match inline {
+        Some(t) => t.to_string(),
+        None => match tokio::fs::read_to_string(ctx.join(&dockerfile_path)).await {
+            Ok(t) => t,
+            Err(_) => {
+                return Outcome::Failed(
+                    "DockerBuildFailed",
+                    format!("no Dockerfile at {dockerfile_path:?} in the build context"),
+                )
+            }
+        },
+    };
+    let from = (str_at(&docker, "/from/kind") == "DockerImage")
+        .then(|| str_at(&docker, "/from/name"))
+        .filter(|n| !n.is_empty());
+    let commit = progress
+        .revision
+        .as_ref()
+        .map(|r| str_at(r, "/git/commit").to_string())
+        .unwrap_or_default();
+    let mut build_env = vec![
+        ("OPENSHIFT_BUILD_NAME".to_string(), name.to_string()),
+        ("OPENSHIFT_BUILD_NAMESPACE".to_string(), ns.to_string()),
+    ];
+    for (k, v) in [
+        ("OPENSHIFT_BUILD_SOURCE", git_uri.as_str()),
+        ("OPENSHIFT_BUILD_REFERENCE", git_ref.as_str()),
+        ("OPENSHIFT_BUILD_COMMIT", commit.as_str()),
+    ] {
+        if !v.is_empty() {
+            build_env.push((k.to_string(), v.to_string()));
+        }
+    }
+    let rewritten = match dockerfile::rewrite(&text, from, &pairs(docker.get("env")), &build_env) {
+        Ok(t) => t,
+        Err(e) => return Outcome::Failed("DockerBuildFailed", e.to_string()),
+    };
+    if let Some(parent) = ctx.join(&dockerfile_path).parent() {
+        let _ = tokio::fs::create_dir_all(parent).await;
+    }
+    if let Err(e) = tokio::fs::write(ctx.join(&dockerfile_path), rewritten).await {
+        return Outcome::Error("CannotCreateBuildPod", e.to_string());
+    }
+    let context_tar = work.join("context.tar");
+    let (c, t) = (ctx.clone(), context_tar.clone());
+    match tokio::task::spawn_blocking(move || source::tar_context(&c, &t)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Outcome::Failed("FetchSourceFailed", e.to_string()),
+        Err(e) => return Outcome::Error("FetchSourceFailed", e.to_string()),
+    }
+
+    // Build.
+    let reference = output_reference(&spec, ns, &grant.registry);
+    let tag = reference
+        .clone()
+        .unwrap_or_else(|| format!("podspace-build/{ns}-{name}:latest"));
+    let credentials = DockerCredentials {
+        username: Some("builder".into()),
+        password: Some(grant.registry_token.clone()),
+        serveraddress: Some(grant.registry.clone()),
+        ..Default::default()
+    };
+    let mut labels: HashMap<String, String> = HashMap::new();
+    if let Some(r) = &progress.revision {
+        let author = format!(
+            "{} <{}>",
+            str_at(r, "/git/author/name"),
+            str_at(r, "/git/author/email")
+        );
+        for (k, v) in [
+            ("io.openshift.build.commit.id", str_at(r, "/git/commit")),
+            ("io.openshift.build.commit.message", str_at(r, "/git/message")),
+            ("io.openshift.build.commit.date", str_at(r, "/git/date")),
+            ("io.openshift.build.commit.author", author.as_str()),
+        ] {
+            if !v.is_empty() && v != " <>" {
+                labels.insert(k.into(), v.into());
+            }
+        }
+    }
+    if !git_ref.is_empty() {
+        labels.insert("io.openshift.build.commit.ref".into(), git_ref.clone());
+    }
+    if !git_uri.is_empty() {
+        labels.insert("io.openshift.build.source-location".into(), git_uri.clone());
+    }
+    if !context_dir.is_empty() {
+        labels.insert("io.openshift.build.source-context-dir".into(), context_dir.clone());
+    }
+    labels.insert("io.openshift.build.name".into(), name.into());
+    labels.insert("io.openshift.build.namespace".into(), ns.into());
+    for (k, v) in pairs(spec.pointer("/output/imageLabels")) {
+        labels.insert(k, v);
+    }
+    let build_start = (chrono::Utc::now(), Instant::now());
+    let pull_always = docker.get("forcePull") == Some(&json!(true))
+        || str_at(&docker, "/pullPolicy") == "Always";
+    let built = engine
+        .build(
+            BuildSpec {
+                context: &context_tar,
+                dockerfile: dockerfile_path.clone(),
+                tag: tag.clone(),
+                build_args: pairs(docker.get("buildArgs")).into_iter().collect(),
+                labels,
+                no_cache: docker.get("noCache") == Some(&json!(true)),
+                force_pull: pull_always,
+                network: config.network.clone(),
+                credentials: HashMap::from([(grant.registry.clone(), credentials.clone())]),
+            },
+            log,
+        )
+        .await;
+    progress.stage("Build", build_start.0, build_start.1.elapsed());
+    if let Err(e) = built {
+        return Outcome::Failed("DockerBuildFailed", e.to_string());
+    }
+
+    // Push.
+    let Some(reference) = reference else {
+        engine.remove_image(&tag).await;
+        return Outcome::Complete {
+            reference: None,
+            digest: None,
+        };
+    };
+    let push_start = (chrono::Utc::now(), Instant::now());
+    log.line(&format!("Pushing image {reference} ..."));
+    let (repo, tag) = split_tag(&reference);
+    let ours = repo.split('/').next() == Some(grant.registry.as_str());
+    let pushed = engine
+        .push(repo, tag, ours.then_some(credentials), log)
+        .await;
+    progress.stage("PushImage", push_start.0, push_start.1.elapsed());
+    match pushed {
+        Ok(digest) => {
+            log.line(&format!("Successfully pushed {repo}@{digest}"));
+            log.line("Push successful");
+            Outcome::Complete {
+                reference: Some(reference),
+                digest: Some(digest),
+            }
+        }
+        Err(e) => Outcome::Failed("PushImageToRegistryFailed", e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_references() {
+        let spec = json!({"output": {"to": {"kind": "ImageStreamTag", "name": "shop:v1"}}});
+        assert_eq!(
+            output_reference(&spec, "p", "127.0.0.1:5000").as_deref(),
+            Some("127.0.0.1:5000/p/shop:v1")
+        );
+        let spec = json!({"output": {"to": {"kind": "ImageStreamTag", "name": "shop", "namespace": "q"}}});
+        assert_eq!(
+            output_reference(&spec, "p", "r:1").as_deref(),
+            Some("r:1/q/shop:latest")
+        );
+        assert_eq!(output_reference(&json!({}), "p", "r"), None);
+        assert_eq!(split_tag("r:5000/p/s:v1"), ("r:5000/p/s", "v1"));
+        assert_eq!(split_tag("r:5000/p/s"), ("r:5000/p/s", "latest"));
+    }
+}

@@ -1,0 +1,242 @@
+//! Build inputs on the node: a git checkout (git2), or binary input (a tar,
+//! a gzipped tar, or one file), and the tar of the context sent to the
+//! engine. Blocking work; callers run it on the blocking pool.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Component, Path, PathBuf};
+
+use git2::{Cred, FetchOptions, RemoteCallbacks, Repository};
+use serde_json::{json, Value};
+
+use super::protocol::GitAuth;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{0}")]
+    Git(String),
+    #[error("invalid context directory {0:?}")]
+    ContextDir(String),
+    #[error("the binary input is not a tar or gzipped tar archive (zip is not supported); send a directory or archive with --from-dir / --from-archive, or a single file with --from-file")]
+    UnknownArchive,
+    #[error("the binary input: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<git2::Error> for SourceError {
+    fn from(e: git2::Error) -> Self {
+        SourceError::Git(e.message().to_string())
+    }
+}
+
+/// What to check out.
+pub struct GitSource<'a> {
+    pub uri: &'a str,
+    /// Branch or tag (`source.git.ref`); empty = the remote's HEAD.
+    pub git_ref: &'a str,
+    /// A commit (`spec.revision.git.commit`), fetched in full history.
+    pub commit: Option<&'a str>,
+    pub auth: Option<&'a GitAuth>,
+}
+
+fn callbacks(auth: Option<&GitAuth>) -> RemoteCallbacks<'_> {
+    let mut cb = RemoteCallbacks::new();
+    let mut tried = false;
+    cb.credentials(move |_url, _user, _allowed| match auth {
+        // libgit2 asks again after a refusal: one try, then the error.
+        Some(a) if !tried => {
+            tried = true;
+            Cred::userpass_plaintext(&a.username, &a.password)
+        }
+        _ => Err(git2::Error::from_str(
+            "authentication required or refused (set source.sourceSecret)",
+        )),
+    });
+    cb
+}
+
+/// Clones into `dest` and checks out; returns `spec.revision` for the build.
+pub fn checkout(src: &GitSource<'_>, dest: &Path, log: &dyn Fn(&str)) -> Result<Value, SourceError> {
+    let repo = Repository::init(dest)?;
+    let mut remote = repo.remote_anonymous(src.uri)?;
+    let target = match src.commit {
+        Some(commit) => {
+            log(&format!("Cloning \"{}\" (commit {commit}) ...", src.uri));
+            let mut opts = FetchOptions::new();
+            opts.remote_callbacks(callbacks(src.auth));
+            remote.fetch(
+                &[
+                    "+refs/heads/*:refs/remotes/origin/*",
+                    "+refs/tags/*:refs/tags/*",
+                ],
+                Some(&mut opts),
+                None,
+            )?;
+            let obj = repo
+                .revparse_single(commit)
+                .or_else(|_| repo.revparse_single(&format!("origin/{commit}")))
+                .map_err(|_| {
+                    SourceError::Git(format!("commit {commit:?} not found in {}", src.uri))
+                })?;
+            obj.peel_to_commit()?.id()
+        }
+        None => {
+            let wanted = if src.git_ref.is_empty() { "HEAD" } else { src.git_ref };
+            log(&format!("Cloning \"{}\" (ref {wanted}) ...", src.uri));
+            remote.connect_auth(git2::Direction::Fetch, Some(callbacks(src.auth)), None)?;
+            let advertised: Vec<String> = remote.list()?.iter().map(|h| h.name().to_string()).collect();
+            remote.disconnect()?;
+            let full = [
+                wanted.to_string(),
+                format!("refs/heads/{wanted}"),
+                format!("refs/tags/{wanted}"),
+            ]
+            .into_iter()
+            .find(|c| advertised.contains(c))
+            .ok_or_else(|| {
+                SourceError::Git(format!("no branch or tag {wanted:?} in {}", src.uri))
+            })?;
+            let mut opts = FetchOptions::new();
+            opts.remote_callbacks(callbacks(src.auth)).depth(1);
+            remote.fetch(&[format!("+{full}:refs/podspace/source")], Some(&mut opts), None)?;
+            repo.refname_to_id("refs/podspace/source")?
+        }
+    };
+    let commit = repo.find_commit(target)?;
+    let mut co = git2::build::CheckoutBuilder::new();
+    co.force();
+    repo.checkout_tree(commit.as_object(), Some(&mut co))?;
+    repo.set_head_detached(target)?;
+    let who = |s: git2::Signature<'_>| {
+        json!({"name": s.name().unwrap_or_default(), "email": s.email().unwrap_or_default()})
+    };
+    let when = chrono::DateTime::from_timestamp(commit.time().seconds(), 0)
+        .map(|t| t.to_rfc2822())
+        .unwrap_or_default();
+    let message = commit.summary().ok().flatten().unwrap_or_default().to_string();
+    log(&format!("Commit:\t{} ({message})", target));
+    Ok(json!({
+        "type": "Git",
+        "git": {
+            "commit": target.to_string(),
+            "author": who(commit.author()),
+            "committer": who(commit.committer()),
+            "message": message,
+            "date": when,
+        }
+    }))
+}
+
+/// Unpacks binary input `file` into `dest`: a tar or gzipped tar, or,
+/// with `as_file`, the file itself under that name.
+pub fn unpack_binary(file: &Path, dest: &Path, as_file: Option<&str>) -> Result<(), SourceError> {
+    std::fs::create_dir_all(dest)?;
+    if let Some(name) = as_file {
+        if name.contains('/') || name == "." || name == ".." {
+            return Err(SourceError::Io(std::io::Error::other(format!(
+                "asFile {name:?} must be a plain file name"
+            ))));
+        }
+        std::fs::copy(file, dest.join(name))?;
+        return Ok(());
+    }
+    let mut f = File::open(file)?;
+    let mut magic = [0u8; 262];
+    let n = read_up_to(&mut f, &mut magic)?;
+    f.seek(SeekFrom::Start(0))?;
+    let reader: Box<dyn Read> = if n >= 2 && magic[..2] == [0x1f, 0x8b] {
+        Box::new(flate2::read::GzDecoder::new(BufReader::new(f)))
+    } else if n >= 262 && &magic[257..262] == b"ustar" {
+        Box::new(BufReader::new(f))
+    } else if n == 0 {
+        return Ok(());
+    } else {
+        return Err(SourceError::UnknownArchive);
+    };
+    let mut archive = tar::Archive::new(reader);
+    archive.set_preserve_permissions(true);
+    // `unpack` refuses entries that would land outside `dest`.
+    archive.unpack(dest)?;
+    Ok(())
+}
+
+fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// `root/context_dir`, refusing anything that leaves `root`.
+pub fn context_path(root: &Path, context_dir: &str) -> Result<PathBuf, SourceError> {
+    let rel = Path::new(context_dir.trim_start_matches('/'));
+    let mut out = root.to_path_buf();
+    for c in rel.components() {
+        match c {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir => {}
+            _ => return Err(SourceError::ContextDir(context_dir.into())),
+        }
+    }
+    if !out.is_dir() {
+        return Err(SourceError::ContextDir(context_dir.into()));
+    }
+    Ok(out)
+}
+
+/// Tars `dir` into `out` for the engine. Symlinks are stored as links,
+/// never followed: a link in a repository must not read the node's files.
+pub fn tar_context(dir: &Path, out: &Path) -> Result<(), SourceError> {
+    let file = File::create(out)?;
+    let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
+    builder.follow_symlinks(false);
+    builder.append_dir_all(".", dir)?;
+    builder.into_inner()?.into_inner().map_err(|e| e.into_error())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_dir_cannot_escape() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("web")).unwrap();
+        assert!(context_path(root.path(), "web").is_ok());
+        assert!(context_path(root.path(), "./web/").is_ok());
+        assert!(context_path(root.path(), "../etc").is_err());
+        assert!(context_path(root.path(), "web/../..").is_err());
+        assert!(context_path(root.path(), "missing").is_err());
+    }
+
+    #[test]
+    fn binary_input_formats() {
+        let dir = tempfile::tempdir().unwrap();
+        let tarball = dir.path().join("in.tar");
+        {
+            let mut b = tar::Builder::new(File::create(&tarball).unwrap());
+            let data = b"FROM x\n";
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, "Dockerfile", &data[..]).unwrap();
+            b.finish().unwrap();
+        }
+        let out = dir.path().join("out");
+        unpack_binary(&tarball, &out, None).unwrap();
+        assert_eq!(std::fs::read(out.join("Dockerfile")).unwrap(), b"FROM x\n");
+        let junk = dir.path().join("junk");
+        std::fs::write(&junk, b"PK\x03\x04 not a tar").unwrap();
+        assert!(matches!(
+            unpack_binary(&junk, &dir.path().join("o2"), None),
+            Err(SourceError::UnknownArchive)
+        ));
+        unpack_binary(&junk, &dir.path().join("o3"), Some("app.bin")).unwrap();
+        assert!(dir.path().join("o3/app.bin").is_file());
+    }
+}
