@@ -33,9 +33,141 @@ fn strategy_from_mut(spec: &mut Value) -> Option<&mut Value> {
     strategy.get_mut(key)?.get_mut("from")
 }
 
+fn is_binary(spec: &Value) -> bool {
+    spec.get("source")
+        .and_then(|s| s.get("binary"))
+        .is_some_and(|b| !b.is_null())
+}
+
 /// Makes Build `<bc>-<n>` and bumps the config's `lastVersion`. `from_image`
-/// is the pull spec the strategy's ImageStreamTag `from` resolved to.
+/// is the pull spec the strategy's ImageStreamTag `from` resolved to. A
+/// binary config cannot build without input: see [`new_binary_build`].
 pub fn new_build(
+    bc: &mut Object,
+    causes: Vec<Value>,
+    from_image: Option<&str>,
+) -> Result<Object, Status> {
+    if bc.body.get("spec").is_some_and(is_binary) {
+        return Err(Status::bad_request(format!(
+            "build configuration {}/{} has no valid source inputs, if this is a binary build you must specify one of '--from-dir', '--from-repo', or '--from-file'",
+            bc.metadata.namespace, bc.metadata.name
+        )));
+    }
+    build_from(bc, causes, from_image)
+}
+
+/// A build whose source is uploaded binary input (builds.md §10): git is
+/// dropped for this build, and an inline Dockerfile too when the input is
+/// the Dockerfile itself.
+pub fn new_binary_build(
+    bc: &mut Object,
+    causes: Vec<Value>,
+    from_image: Option<&str>,
+    as_file: &str,
+    revision: Option<Value>,
+) -> Result<Object, Status> {
+    if !as_file.is_empty() && (as_file.contains('/') || as_file == "." || as_file == "..") {
+        return Err(Status::bad_request(format!(
+            "asFile {as_file:?} must be a file name without '/'"
+        )));
+    }
+    let mut build = build_from(bc, causes, from_image)?;
+    let spec = build.body.entry("spec").or_insert_with(|| json!({}));
+    let source = spec
+        .as_object_mut()
+        .map(|s| s.entry("source").or_insert_with(|| json!({})));
+    if let Some(Value::Object(source)) = source {
+        source.remove("git");
+        if as_file == "Dockerfile" {
+            source.remove("dockerfile");
+        }
+        source.insert("type".into(), json!("Binary"));
+        source.insert(
+            "binary".into(),
+            if as_file.is_empty() {
+                json!({})
+            } else {
+                json!({"asFile": as_file})
+            },
+        );
+    }
+    if let Some(r) = revision {
+        spec["revision"] = r;
+    }
+    Ok(build)
+}
+
+/// Applies a BuildRequest's options (builds.md §4 step 6): `env` replaces
+/// same-name strategy variables, `dockerStrategyOptions` merges build
+/// arguments by name and sets `noCache`, `revision` pins the commit.
+pub fn apply_request(build: &mut Object, request: &Value) -> Result<(), Status> {
+    let spec = build.body.entry("spec").or_insert_with(|| json!({}));
+    let strategy_key = ["dockerStrategy", "sourceStrategy", "customStrategy"]
+        .into_iter()
+        .find(|k| spec.pointer(&format!("/strategy/{k}")).is_some());
+    let merge = |list: &mut Value, extra: &Value| {
+        if !list.is_array() {
+            *list = json!([]);
+        }
+        for e in extra.as_array().into_iter().flatten() {
+            let Some(name) = e.get("name").and_then(Value::as_str) else {
+                continue;
+            };
+            if let Some(items) = list.as_array_mut() {
+                items.retain(|x| x.get("name").and_then(Value::as_str) != Some(name));
+                items.push(e.clone());
+            }
+        }
+    };
+    if let Some(env) = request.get("env").filter(|e| e.is_array()) {
+        let Some(key) = strategy_key else {
+            return Err(Status::bad_request("the build has no strategy to set env on"));
+        };
+        merge(&mut spec["strategy"][key]["env"], env);
+    }
+    if let Some(opts) = request.get("dockerStrategyOptions").filter(|o| o.is_object()) {
+        if strategy_key != Some("dockerStrategy") {
+            return Err(Status::bad_request(
+                "dockerStrategyOptions are only valid for a Docker strategy build",
+            ));
+        }
+        if let Some(args) = opts.get("buildArgs") {
+            merge(&mut spec["strategy"]["dockerStrategy"]["buildArgs"], args);
+        }
+        if let Some(no_cache) = opts.get("noCache").filter(|v| v.is_boolean()) {
+            spec["strategy"]["dockerStrategy"]["noCache"] = no_cache.clone();
+        }
+    }
+    if let Some(rev) = request.get("revision").filter(|r| r.is_object()) {
+        spec["revision"] = rev.clone();
+    }
+    Ok(())
+}
+
+/// Re-runs `old` as the config's next build (`builds/NAME/clone`): the old
+/// build's spec, a new number, a new cause.
+pub fn clone_build(bc: &mut Object, old: &Object, causes: Vec<Value>) -> Result<Object, Status> {
+    let old_spec = old.body.get("spec").cloned().unwrap_or(json!({}));
+    if is_binary(&old_spec) {
+        return Err(Status::bad_request(format!(
+            "cannot clone binary build {}: start a new one with its input",
+            old.metadata.name
+        )));
+    }
+    // The old build's spec, already resolved, replaces the config's: a
+    // placeholder satisfies the config's own image resolution.
+    let mut build = build_from(bc, causes.clone(), Some("-"))?;
+    let mut spec = old_spec;
+    spec["triggeredBy"] = Value::Array(causes);
+    build.body.insert("spec".into(), spec);
+    build
+        .metadata
+        .annotations
+        .insert("openshift.io/build.clone-of".into(), old.metadata.name.clone());
+    Ok(build)
+}
+
+fn build_from(
     bc: &mut Object,
     causes: Vec<Value>,
     from_image: Option<&str>,

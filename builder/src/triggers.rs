@@ -199,28 +199,7 @@ pub async fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), StoreE
             None => None,
         });
     }
-    let strategy_image = match bc.body.get("spec").and_then(strategy_from) {
-        Some(f) if f.get("kind").and_then(Value::as_str) == Some("ImageStreamTag") => {
-            match f
-                .get("name")
-                .and_then(Value::as_str)
-                .and_then(imagestreams::split_istag)
-            {
-                Some((is, tag)) => {
-                    let from_ns = f
-                        .get("namespace")
-                        .and_then(Value::as_str)
-                        .filter(|n| !n.is_empty())
-                        .unwrap_or(ns);
-                    resolve(store, &bc, from_ns, is, tag)
-                        .await?
-                        .map(|r| r.pull_spec)
-                }
-                None => None,
-            }
-        }
-        _ => None,
-    };
+    let strategy_image = strategy_pull_spec(store, &bc, ns).await?;
     let result = store
         .mutate_spawning(bc_kind, ns, name, None, UpdateScope::All, |bc| {
             evaluate(bc, &refs, &resolved, strategy_image.as_deref(), build_kind)
@@ -325,4 +304,117 @@ fn evaluate(
     record(bc, true);
     let build = instantiate::new_build(bc, causes, strategy_image)?;
     Ok(vec![(build_kind, build)])
+}
+
+/// How a requested build gets its source.
+pub enum Input {
+    /// From the config (git, inline Dockerfile).
+    Config,
+    /// Uploaded binary input.
+    Binary {
+        as_file: String,
+        revision: Option<Value>,
+    },
+    /// Re-run of an existing build.
+    Clone(Box<Object>),
+}
+
+/// `buildconfigs/NAME/instantiate` and friends (builds.md §4): resolve the
+/// config's images, record them on every image trigger (a manual build
+/// also consumes pending image changes), then number and create the build,
+/// all in one transaction on the config. Returns the new Build.
+pub async fn instantiate(
+    store: &Store,
+    ns: &str,
+    name: &str,
+    request: &Value,
+    input: Input,
+) -> Result<Object, StoreError> {
+    let bc_kind = kind("BuildConfig")?;
+    let build_kind = kind("Build")?;
+    let bc = store.get(bc_kind, ns, name).await?;
+    let refs = image_refs(&bc);
+    let mut resolved = Vec::with_capacity(refs.len());
+    for r in &refs {
+        resolved.push(match r {
+            Some((is, tag, from_ns)) => resolve(store, &bc, from_ns, is, tag).await?,
+            None => None,
+        });
+    }
+    let strategy_image = strategy_pull_spec(store, &bc, ns).await?;
+    let causes = request
+        .get("triggeredBy")
+        .and_then(Value::as_array)
+        .filter(|c| !c.is_empty())
+        .cloned()
+        .unwrap_or_else(|| vec![json!({"message": "Manually triggered"})]);
+    let expected_version = request.get("lastVersion").and_then(Value::as_i64);
+    let (_, mut created) = store
+        .mutate_spawning(bc_kind, ns, name, None, UpdateScope::All, |bc| {
+            if let Some(v) = expected_version {
+                if v != instantiate::last_version(bc) {
+                    return Err(Status::bad_request(format!(
+                        "the build configuration's lastVersion is {}, not {v}",
+                        instantiate::last_version(bc)
+                    )));
+                }
+            }
+            if let Some(ts) = bc
+                .body
+                .get_mut("spec")
+                .and_then(|s| s.get_mut("triggers"))
+                .and_then(Value::as_array_mut)
+            {
+                for (t, r) in ts.iter_mut().zip(&resolved) {
+                    if let (Some(r), Some(ic)) = (r, t.get_mut("imageChange")) {
+                        ic["lastTriggeredImageID"] = json!(r.pull_spec);
+                    }
+                }
+            }
+            let mut build = match &input {
+                Input::Config => instantiate::new_build(bc, causes, strategy_image.as_deref())?,
+                Input::Binary { as_file, revision } => instantiate::new_binary_build(
+                    bc,
+                    causes,
+                    strategy_image.as_deref(),
+                    as_file,
+                    revision.clone(),
+                )?,
+                Input::Clone(old) => instantiate::clone_build(bc, old, causes)?,
+            };
+            instantiate::apply_request(&mut build, request)?;
+            Ok(vec![(build_kind, build)])
+        })
+        .await?;
+    created
+        .pop()
+        .ok_or_else(|| StoreError::Config("instantiate created no build".into()))
+}
+
+async fn strategy_pull_spec(
+    store: &Store,
+    bc: &Object,
+    ns: &str,
+) -> Result<Option<String>, StoreError> {
+    let Some(f) = bc.body.get("spec").and_then(strategy_from) else {
+        return Ok(None);
+    };
+    if f.get("kind").and_then(Value::as_str) != Some("ImageStreamTag") {
+        return Ok(None);
+    }
+    let Some((is, tag)) = f
+        .get("name")
+        .and_then(Value::as_str)
+        .and_then(imagestreams::split_istag)
+    else {
+        return Ok(None);
+    };
+    let from_ns = f
+        .get("namespace")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .unwrap_or(ns);
+    Ok(resolve(store, bc, from_ns, is, tag)
+        .await?
+        .map(|r| r.pull_spec))
 }

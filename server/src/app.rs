@@ -28,11 +28,16 @@ pub struct AppState {
     pub registry_tokens: Arc<podspace_registry::token::TokenService>,
     /// `host:port` of the registry as clients see it.
     pub registry_host: String,
+    /// Blob storage, shared with the registry (binary build input lives there too).
+    pub storage: Arc<dyn podspace_registry::storage::BlobStorage>,
+    /// Bumped on every build log append: wakes `log?follow=true` readers.
+    pub build_logs: Arc<watch::Sender<u64>>,
     pub shutdown: watch::Receiver<bool>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .merge(crate::nodes::routes())
         .route("/healthz", get(http::healthz))
         .route("/readyz", get(http::readyz))
         .route("/metrics", get(crate::metrics::render))
@@ -110,7 +115,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         store.clone(),
         authn.clone(),
         authz.clone(),
-        storage,
+        storage.clone(),
         registry_tokens.clone(),
         podspace_registry::RegistryConfig {
             public_host: public_host.clone(),
@@ -132,6 +137,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         store.clone(),
         shutdown.clone(),
     ));
+    tokio::spawn(podspace_builder::controller::run(
+        store.clone(),
+        config.build_lease,
+        shutdown.clone(),
+    ));
+    let node_token = if config.node_slots > 0 {
+        Some(bootstrap::embedded_node(&store, &authn).await?)
+    } else {
+        None
+    };
 
     let state = AppState {
         store: store.clone(),
@@ -142,8 +157,28 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config: Arc::new(config),
         registry_tokens,
         registry_host: public_host.clone(),
+        storage: storage.clone(),
+        build_logs: Arc::new(watch::channel(0).0),
         shutdown: shutdown.clone(),
     };
+    spawn_build_sweep(state.clone());
+    if let Some(token) = node_token {
+        let node = podspace_builder::node::NodeConfig {
+            api: format!("http://{api_addr}"),
+            token,
+            name: bootstrap::EMBEDDED_NODE.into(),
+            slots: state.config.node_slots,
+            network: state.config.build_network.clone(),
+            classic_builder: false,
+            work_dir: state.config.data_dir.join("builds"),
+        };
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = podspace_builder::node::run(node, stop).await {
+                tracing::warn!(error = %e, "the embedded build node is not running; builds wait for another node");
+            }
+        });
+    }
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down");
@@ -223,6 +258,28 @@ fn spawn_upload_expiry(registry: podspace_registry::Registry, mut shutdown: watc
                 Ok(0) => {}
                 Ok(n) => tracing::info!(expired = n, "idle blob uploads removed"),
                 Err(e) => tracing::warn!(error = ?e, "expiring blob uploads failed"),
+            }
+        }
+    });
+}
+
+/// Logs, leases and binary inputs of deleted builds are removed.
+fn spawn_build_sweep(state: AppState) {
+    tokio::spawn(async move {
+        let mut shutdown = state.shutdown.clone();
+        let mut tick = tokio::time::interval(Duration::from_secs(300));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stopped(&mut shutdown) => return,
+            }
+            match state.store.sweep_build_leftovers(3600).await {
+                Ok(inputs) => {
+                    for input in inputs {
+                        crate::rest::forget_build_input(&state, &input.location).await;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "sweeping deleted builds' leftovers failed"),
             }
         }
     });

@@ -8,6 +8,35 @@ use podspace_api::Object;
 use serde_json::json;
 
 pub const ADMIN: &str = "admin";
+/// The build node inside `podspace serve`.
+pub const EMBEDDED_NODE: &str = "embedded";
+const EMBEDDED_NODE_USER: &str = "system:node:embedded";
+
+/// The embedded build node's identity: a user bound to the build-node
+/// cluster role, with a fresh token each start (it talks to the API over
+/// loopback like any other node).
+pub async fn embedded_node(store: &Store, authn: &Authenticator) -> anyhow::Result<String> {
+    let crb = by_kind("ClusterRoleBinding").context("ClusterRoleBinding kind")?;
+    let binding = Object::new("ClusterRoleBinding", "", "system:build-nodes")
+        .with(
+            "roleRef",
+            json!({"name": podspace_api::auth::BUILD_NODE_ROLE}),
+        )
+        .with("subjects", json!([{"kind": "User", "name": EMBEDDED_NODE_USER}]));
+    match store.create(crb, binding).await {
+        Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+        Err(e) => return Err(e).context("binding the embedded build node"),
+    }
+    let issued = authn
+        .issue_token(
+            EMBEDDED_NODE_USER,
+            std::time::Duration::from_secs(30 * 24 * 3600),
+            "embedded build node",
+        )
+        .await
+        .context("issuing the embedded build node's token")?;
+    Ok(issued.token)
+}
 
 pub async fn admin(
     store: &Store,

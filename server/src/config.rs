@@ -87,6 +87,18 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub s3_secret_key: Option<String>,
+    /// Build slots of the embedded build node; 0 runs no node here [default: 2]
+    #[arg(long, env = "PODSPACE_NODE_SLOTS", value_name = "N")]
+    pub node_slots: Option<usize>,
+    /// Network of build containers: host or none (the engine may have no bridge) [default: host]
+    #[arg(long, env = "PODSPACE_BUILD_NETWORK", value_name = "host|none")]
+    pub build_network: Option<String>,
+    /// Seconds a build node's lease lasts without a heartbeat; then its build ends as NodeLost [default: 10]
+    #[arg(long, env = "PODSPACE_BUILD_LEASE", value_name = "SECONDS")]
+    pub build_lease: Option<u64>,
+    /// Largest binary build input accepted, in bytes [default: 1073741824]
+    #[arg(long, env = "PODSPACE_MAX_BINARY_INPUT", value_name = "BYTES")]
+    pub max_binary_input: Option<u64>,
     /// Log format: text or json [default: text]
     #[arg(long, env = "PODSPACE_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -114,6 +126,10 @@ struct FileConfig {
     s3_prefix: Option<String>,
     s3_access_key: Option<String>,
     s3_secret_key: Option<String>,
+    node_slots: Option<usize>,
+    build_network: Option<String>,
+    build_lease: Option<u64>,
+    max_binary_input: Option<u64>,
     log_format: Option<String>,
 }
 
@@ -138,6 +154,10 @@ pub struct Config {
     pub upload_ttl: Duration,
     pub import_interval: Duration,
     pub storage: Storage,
+    pub node_slots: usize,
+    pub build_network: String,
+    pub build_lease: Duration,
+    pub max_binary_input: u64,
     pub log_format: LogFormat,
 }
 
@@ -236,6 +256,14 @@ impl Config {
                 }),
                 Some(other) => bail!("unknown registry storage {other:?}: use fs or s3"),
             },
+            node_slots: args.node_slots.or(file.node_slots).unwrap_or(2),
+            build_network: match args.build_network.or(file.build_network).as_deref() {
+                None | Some("host") => "host".into(),
+                Some("none") => "none".into(),
+                Some(other) => bail!("unknown build network {other:?}: use host or none"),
+            },
+            build_lease: Duration::from_secs(args.build_lease.or(file.build_lease).unwrap_or(10).max(3)),
+            max_binary_input: args.max_binary_input.or(file.max_binary_input).unwrap_or(1 << 30),
             log_format,
         })
     }

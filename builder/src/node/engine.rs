@@ -209,6 +209,7 @@ fn api_at_least(v: &str, major: u64, minor: u64) -> bool {
 #[derive(Default)]
 struct BuildKitProgress {
     numbers: HashMap<String, usize>,
+    announced: std::collections::HashSet<String>,
     done: std::collections::HashSet<String>,
 }
 
@@ -220,9 +221,8 @@ impl BuildKitProgress {
 
     fn render(&mut self, status: &bollard::moby::buildkit::v1::StatusResponse, log: &BuildLog) {
         for v in &status.vertexes {
-            let known = self.numbers.contains_key(&v.digest);
             let n = self.number(&v.digest);
-            if !known && (v.started.is_some() || v.cached) {
+            if (v.started.is_some() || v.cached) && self.announced.insert(v.digest.clone()) {
                 log.line(&format!("#{n} {}", v.name));
             }
             if self.done.contains(&v.digest) {

@@ -1,6 +1,7 @@
 //! The Kubernetes-style REST API: `/apis/<group>/v1/...`, and the legacy
 //! `/oapi/v1/...` (OpenShift kinds) and `/api/v1/...` (core kinds) aliases.
 
+mod builds;
 pub mod discovery;
 mod images;
 pub mod oauth;
@@ -20,6 +21,7 @@ use serde_json::Value;
 
 use crate::app::AppState;
 use crate::http::{ApiError, ApiResult, Caller};
+pub use builds::forget_input as forget_build_input;
 pub use path::{Route, Target};
 
 pub async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
@@ -40,6 +42,9 @@ async fn handle(state: AppState, req: Request) -> ApiResult<Response> {
     match route {
         Route::Discovery(d) => discovery::serve(d, req.method()),
         Route::ProjectRequests => projects::request(&state, &principal, req).await,
+        Route::Object(target) if builds::serves(&target) => {
+            builds::handle(&state, &principal, target, query, req).await
+        }
         Route::Object(target) if !target.kind.stored => {
             images::handle(&state, &principal, target, req).await
         }

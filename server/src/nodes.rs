@@ -1,0 +1,475 @@
+//! The API side of the build node protocol (`podspace_builder::node::
+//! protocol`): leases, heartbeats, log chunks, reports and binary input.
+//! Only principals bound to the `system:build-node` cluster role (or
+//! cluster-admins) may speak it, and every call about a build is refused
+//! unless the calling node holds that build's lease.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use podspace_api::auth::{Principal, BUILD_NODE_ROLE};
+use podspace_api::kinds::by_kind;
+use podspace_api::selector::LabelSelector;
+use podspace_api::store::{BuildLease, StoreError, UpdateScope};
+use podspace_api::{KindInfo, Object, Reason, Status};
+use podspace_builder::node::protocol::{
+    BuildReport, GitAuth, Heartbeat, HeartbeatReply, LeaseGrant, LeaseRequest,
+};
+use podspace_builder::phase;
+use serde_json::{json, Value};
+
+use crate::app::AppState;
+use crate::http::{json_response, read_body, ApiError, ApiResult, Caller};
+
+/// How long binary input may take to arrive before its build is given up.
+const BINARY_INPUT_TIMEOUT: i64 = 300;
+const MAX_LOG_CHUNK: usize = 4 << 20;
+
+pub fn routes() -> Router<AppState> {
+    let p = podspace_builder::node::protocol::PREFIX;
+    Router::new()
+        .route(&format!("{p}/{{node}}/lease"), post(lease))
+        .route(&format!("{p}/{{node}}/heartbeat"), post(heartbeat))
+        .route(&format!("{p}/{{node}}/builds/{{ns}}/{{name}}/log"), post(append_log))
+        .route(&format!("{p}/{{node}}/builds/{{ns}}/{{name}}/details"), put(report))
+        .route(&format!("{p}/{{node}}/builds/{{ns}}/{{name}}/input"), get(input))
+}
+
+fn kind(name: &'static str) -> ApiResult<&'static KindInfo> {
+    by_kind(name).ok_or_else(|| ApiError(Status::internal(format!("kind {name} missing"))))
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn respond(r: ApiResult<Response>) -> Response {
+    r.unwrap_or_else(|e| e.into_response())
+}
+
+/// The caller must be a build node; `node` must be a sane name.
+async fn check_node(state: &AppState, caller: Option<&Caller>, node: &str) -> ApiResult<Principal> {
+    let p = caller
+        .and_then(|c| c.0.clone())
+        .ok_or_else(|| ApiError(Status::unauthorized()))?;
+    if node.is_empty()
+        || node.len() > 63
+        || !node
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+    {
+        return Err(ApiError(Status::bad_request(format!(
+            "invalid node name {:?}",
+            node.chars().take(80).collect::<String>()
+        ))));
+    }
+    if state.authz.is_cluster_admin(&p).await? || state.authz.has_cluster_role(&p, BUILD_NODE_ROLE).await? {
+        return Ok(p);
+    }
+    Err(ApiError(Status::new(
+        Reason::Forbidden,
+        format!("User {:?} is not a build node (cluster role {BUILD_NODE_ROLE})", p.name),
+    )))
+}
+
+/// The build `ns/name` if `node` holds its lease.
+async fn leased_build(state: &AppState, node: &str, ns: &str, name: &str) -> ApiResult<Object> {
+    let build = state.store.get(kind("Build")?, ns, name).await?;
+    match state.store.build_lease(&build.metadata.uid).await? {
+        Some(l) if l.node == node => Ok(build),
+        _ => Err(ApiError(Status::new(
+            Reason::Conflict,
+            format!("node {node:?} does not hold the lease of build {ns}/{name}"),
+        ))),
+    }
+}
+
+async fn lease(
+    State(state): State<AppState>,
+    Path(node): Path<String>,
+    req: Request,
+) -> Response {
+    respond(lease_inner(state, node, req).await)
+}
+
+async fn lease_inner(state: AppState, node: String, req: Request) -> ApiResult<Response> {
+    check_node(&state, req.extensions().get::<Caller>(), &node).await?;
+    let body = read_body(req.into_body(), 4096).await?;
+    let ask: LeaseRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError(Status::bad_request(format!("invalid lease request: {e}"))))?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(ask.wait_seconds.min(60));
+    let mut commits = state.store.subscribe_commits();
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        if let Some(grant) = try_lease(&state, &node).await? {
+            return Ok(json_response(
+                StatusCode::OK,
+                serde_json::to_vec(&grant).unwrap_or_default(),
+            ));
+        }
+        // Woken by any local commit; the timer covers other replicas.
+        tokio::select! {
+            _ = commits.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = tokio::time::sleep_until(deadline) => return Ok(StatusCode::NO_CONTENT.into_response()),
+            _ = crate::app::stopped(&mut shutdown) => return Ok(StatusCode::NO_CONTENT.into_response()),
+        }
+    }
+}
+
+async fn try_lease(state: &AppState, node: &str) -> ApiResult<Option<LeaseGrant>> {
+    let build_kind = kind("Build")?;
+    let (builds, _) = state
+        .store
+        .list(build_kind, "", &LabelSelector::everything())
+        .await?;
+    let mut queue: Vec<Object> = builds
+        .into_iter()
+        .filter(|b| phase::phase(b) == phase::PENDING && !phase::cancel_requested(b))
+        .collect();
+    queue.sort_by(|a, b| {
+        (&a.metadata.creation_timestamp, phase::number(a))
+            .cmp(&(&b.metadata.creation_timestamp, phase::number(b)))
+    });
+    let lease_ms = state.config.build_lease.as_millis() as i64;
+    for b in queue {
+        let binary = b
+            .body
+            .get("spec")
+            .and_then(|s| s.get("source"))
+            .and_then(|s| s.get("binary"))
+            .is_some_and(|v| !v.is_null());
+        let input = state.store.build_input(&b.metadata.uid).await?;
+        if binary && input.is_none() {
+            give_up_on_missing_input(state, &b).await?;
+            continue;
+        }
+        let lease = BuildLease {
+            uid: b.metadata.uid.clone(),
+            namespace: b.metadata.namespace.clone(),
+            name: b.metadata.name.clone(),
+            node: node.to_string(),
+            expires_at: now_ms() + lease_ms,
+        };
+        if !state.store.claim_build(&lease).await? {
+            continue;
+        }
+        let uid = b.metadata.uid.clone();
+        let node_name = node.to_string();
+        let started = state
+            .store
+            .mutate(
+                build_kind,
+                &b.metadata.namespace,
+                &b.metadata.name,
+                None,
+                UpdateScope::All,
+                move |b| {
+                    if b.metadata.uid != uid
+                        || phase::phase(b) != phase::PENDING
+                        || phase::cancel_requested(b)
+                    {
+                        return Err(Status::new(Reason::Conflict, "no longer pending"));
+                    }
+                    b.metadata
+                        .annotations
+                        .insert("podspace.io/build-node".into(), node_name);
+                    let pod = format!("{}-build", b.metadata.name);
+                    b.metadata
+                        .annotations
+                        .insert("openshift.io/build.pod-name".into(), pod);
+                    phase::set(b, phase::RUNNING, "", "");
+                    Ok(())
+                },
+            )
+            .await;
+        let build = match started {
+            Ok(b) => b,
+            Err(StoreError::NotFound { .. } | StoreError::Rejected(_)) => {
+                state.store.release_build(&lease.uid, None).await?;
+                continue;
+            }
+            Err(e) => {
+                state.store.release_build(&lease.uid, None).await?;
+                return Err(e.into());
+            }
+        };
+        let ns = build.metadata.namespace.clone();
+        let token = state
+            .authn
+            .issue_token(
+                &Principal::service_account(&ns, "builder").name,
+                Duration::from_secs(6 * 3600),
+                &format!("build {ns}/{}", build.metadata.name),
+            )
+            .await?;
+        tracing::info!(namespace = %ns, build = %build.metadata.name, node, "build leased");
+        return Ok(Some(LeaseGrant {
+            git_auth: git_auth(state, &build).await?,
+            has_input: input.is_some(),
+            build: build.to_value(),
+            lease_seconds: state.config.build_lease.as_secs(),
+            registry: state.registry_host.clone(),
+            registry_token: token.token,
+        }));
+    }
+    Ok(None)
+}
+
+/// A binary build whose upload never arrived (the uploader died between
+/// creating the build and recording the input) is cancelled after a while.
+async fn give_up_on_missing_input(state: &AppState, b: &Object) -> ApiResult<()> {
+    let created = chrono::DateTime::parse_from_rfc3339(&b.metadata.creation_timestamp)
+        .map(|t| t.timestamp())
+        .unwrap_or(0);
+    if chrono::Utc::now().timestamp() - created < BINARY_INPUT_TIMEOUT {
+        return Ok(());
+    }
+    let r = state
+        .store
+        .mutate(
+            kind("Build")?,
+            &b.metadata.namespace,
+            &b.metadata.name,
+            None,
+            UpdateScope::Status,
+            |b| {
+                if phase::cancel(b) {
+                    b.body["status"]["message"] = json!("The binary input never arrived.");
+                }
+                Ok(())
+            },
+        )
+        .await;
+    match r {
+        Ok(_) | Err(StoreError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `spec.source.sourceSecret`: a basic-auth Secret (`username` and
+/// `password`, or a `token` used as the password).
+async fn git_auth(state: &AppState, build: &Object) -> ApiResult<Option<GitAuth>> {
+    let Some(secret) = build
+        .body
+        .get("spec")
+        .and_then(|s| s.pointer("/source/sourceSecret/name"))
+        .and_then(Value::as_str)
+    else {
+        return Ok(None);
+    };
+    let secret = match state
+        .store
+        .get(kind("Secret")?, &build.metadata.namespace, secret)
+        .await
+    {
+        Ok(s) => s,
+        Err(StoreError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    use base64::Engine;
+    let field = |k: &str| {
+        let data = secret.body.get("data").and_then(|d| d.get(k)).and_then(Value::as_str);
+        let plain = secret.body.get("stringData").and_then(|d| d.get(k)).and_then(Value::as_str);
+        match (plain, data) {
+            (Some(p), _) => Some(p.to_string()),
+            (None, Some(d)) => base64::engine::general_purpose::STANDARD
+                .decode(d)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok()),
+            _ => None,
+        }
+    };
+    let password = field("password").or_else(|| field("token"));
+    Ok(password.map(|password| GitAuth {
+        username: field("username").unwrap_or_else(|| "git".into()),
+        password,
+    }))
+}
+
+async fn heartbeat(
+    State(state): State<AppState>,
+    Path(node): Path<String>,
+    req: Request,
+) -> Response {
+    respond(heartbeat_inner(state, node, req).await)
+}
+
+async fn heartbeat_inner(state: AppState, node: String, req: Request) -> ApiResult<Response> {
+    check_node(&state, req.extensions().get::<Caller>(), &node).await?;
+    let body = read_body(req.into_body(), 1 << 20).await?;
+    let beat: Heartbeat = serde_json::from_slice(&body)
+        .map_err(|e| ApiError(Status::bad_request(format!("invalid heartbeat: {e}"))))?;
+    let expires = now_ms() + state.config.build_lease.as_millis() as i64;
+    let held = state.store.renew_leases(&node, &beat.builds, expires).await?;
+    let held_set: BTreeSet<&String> = held.iter().collect();
+    let mut reply = HeartbeatReply {
+        lost: beat
+            .builds
+            .iter()
+            .filter(|u| !held_set.contains(u))
+            .cloned()
+            .collect(),
+        ..Default::default()
+    };
+    for uid in &held {
+        let Some(lease) = state.store.build_lease(uid).await? else {
+            continue;
+        };
+        let stop = match state
+            .store
+            .get(kind("Build")?, &lease.namespace, &lease.name)
+            .await
+        {
+            Ok(b) => b.metadata.uid != *uid || phase::cancel_requested(&b) || phase::is_terminal(phase::phase(&b)),
+            Err(StoreError::NotFound { .. }) => true,
+            Err(e) => return Err(e.into()),
+        };
+        if stop {
+            reply.cancel.push(uid.clone());
+        }
+    }
+    Ok(Json(reply).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct LogQuery {
+    pos: i64,
+}
+
+async fn append_log(
+    State(state): State<AppState>,
+    Path((node, ns, name)): Path<(String, String, String)>,
+    Query(q): Query<LogQuery>,
+    req: Request,
+) -> Response {
+    respond(
+        async {
+            check_node(&state, req.extensions().get::<Caller>(), &node).await?;
+            let build = leased_build(&state, &node, &ns, &name).await?;
+            let data = read_body(req.into_body(), MAX_LOG_CHUNK).await?;
+            if q.pos < 0 {
+                return Err(ApiError(Status::bad_request("pos must not be negative")));
+            }
+            state
+                .store
+                .append_build_log(&ns, &name, &build.metadata.uid, q.pos, &data)
+                .await?;
+            state.build_logs.send_modify(|n| *n += 1);
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        .await,
+    )
+}
+
+async fn report(
+    State(state): State<AppState>,
+    Path((node, ns, name)): Path<(String, String, String)>,
+    req: Request,
+) -> Response {
+    respond(report_inner(state, node, ns, name, req).await)
+}
+
+async fn report_inner(
+    state: AppState,
+    node: String,
+    ns: String,
+    name: String,
+    req: Request,
+) -> ApiResult<Response> {
+    check_node(&state, req.extensions().get::<Caller>(), &node).await?;
+    let build = leased_build(&state, &node, &ns, &name).await?;
+    let body = read_body(req.into_body(), 1 << 20).await?;
+    let r: BuildReport = serde_json::from_slice(&body)
+        .map_err(|e| ApiError(Status::bad_request(format!("invalid build report: {e}"))))?;
+    if !matches!(
+        r.phase.as_str(),
+        phase::RUNNING | phase::COMPLETE | phase::FAILED | phase::ERROR | phase::CANCELLED
+    ) {
+        return Err(ApiError(Status::bad_request(format!(
+            "a node cannot report phase {:?}",
+            r.phase
+        ))));
+    }
+    let uid = build.metadata.uid.clone();
+    let terminal = phase::is_terminal(&r.phase);
+    let updated = state
+        .store
+        .mutate(kind("Build")?, &ns, &name, None, UpdateScope::All, |b| {
+            if b.metadata.uid != uid || phase::phase(b) != phase::RUNNING {
+                return Err(podspace_builder::controller::terminal_refusal(b));
+            }
+            if let Some(rev) = &r.revision {
+                b.body
+                    .entry("spec")
+                    .or_insert_with(|| json!({}))["revision"] = rev.clone();
+            }
+            if !phase::set(b, &r.phase, &r.reason, &r.message) {
+                return Err(podspace_builder::controller::terminal_refusal(b));
+            }
+            let status = &mut b.body["status"];
+            if let Some(reference) = &r.output_docker_image_reference {
+                status["outputDockerImageReference"] = json!(reference);
+            }
+            if let Some(digest) = &r.image_digest {
+                status["output"] = json!({"to": {"imageDigest": digest}});
+            }
+            if let Some(stages) = &r.stages {
+                status["stages"] = stages.clone();
+            }
+            if let Some(snippet) = r.log_snippet.as_ref().filter(|s| !s.is_empty()) {
+                status["logSnippet"] = json!(snippet);
+            }
+            Ok(())
+        })
+        .await?;
+    if terminal {
+        state.store.release_build(&uid, None).await?;
+        tracing::info!(namespace = %ns, build = %name, phase = %r.phase, reason = %r.reason, node, "build finished");
+    }
+    Ok(Json(updated.to_value()).into_response())
+}
+
+async fn input(
+    State(state): State<AppState>,
+    Path((node, ns, name)): Path<(String, String, String)>,
+    req: Request,
+) -> Response {
+    let caller = req.extensions().get::<Caller>().cloned();
+    respond(input_inner(state, caller, node, ns, name).await)
+}
+
+async fn input_inner(
+    state: AppState,
+    caller: Option<Caller>,
+    node: String,
+    ns: String,
+    name: String,
+) -> ApiResult<Response> {
+    check_node(&state, caller.as_ref(), &node).await?;
+    let build = leased_build(&state, &node, &ns, &name).await?;
+    let input = state
+        .store
+        .build_input(&build.metadata.uid)
+        .await?
+        .ok_or_else(|| ApiError(Status::new(Reason::NotFound, "the build has no binary input")))?;
+    let stream = state
+        .storage
+        .read(&input.location, None)
+        .await
+        .map_err(|e| ApiError(Status::internal(format!("reading the build input: {e}"))))?;
+    let mut resp = Response::new(Body::from_stream(stream));
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/octet-stream"),
+    );
+    resp.headers_mut()
+        .insert(axum::http::header::CONTENT_LENGTH, input.size.into());
+    Ok(resp)
+}
