@@ -81,8 +81,12 @@ impl Server {
         ])
         .arg("--data-dir")
         .arg(&self.data_dir)
-        .args(["--admin-password", ADMIN_PASSWORD])
-        .args(&self.extra_args)
+        .args(["--admin-password", ADMIN_PASSWORD]);
+        // Only the build tests run builds: elsewhere no build node starts.
+        if !self.extra_args.iter().any(|a| a == "--node-slots") {
+            cmd.args(["--node-slots", "0"]);
+        }
+        cmd.args(&self.extra_args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
         let mut child = cmd.spawn().context("starting podspace")?;
@@ -702,4 +706,93 @@ pub async fn tag_history(api: &Api, ns: &str, is: &str, tag: &str) -> Result<Vec
                 .collect()
         })
         .unwrap_or_default())
+}
+
+/// `git daemon` on loopback serving bare repositories from a temp dir
+/// (clone and push over `git://`).
+pub struct GitDaemon {
+    child: std::process::Child,
+    root: tempfile::TempDir,
+    work: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl GitDaemon {
+    pub fn start() -> Result<GitDaemon> {
+        let root = tempfile::tempdir()?;
+        let work = tempfile::tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new("git")
+            .arg("daemon")
+            .arg(format!("--base-path={}", root.path().display()))
+            .args(["--export-all", "--enable=receive-pack", "--reuseaddr"])
+            .args(["--listen=127.0.0.1", &format!("--port={port}")])
+            .arg(root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting git daemon")?;
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(GitDaemon {
+                    child,
+                    root,
+                    work,
+                    port,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("git daemon did not start on port {port}")
+    }
+
+    pub fn url(&self, repo: &str) -> String {
+        format!("git://127.0.0.1:{}/{repo}.git", self.port)
+    }
+
+    fn git(&self, dir: &Path, args: &[&str]) -> Result<String> {
+        let out = Command::new("git")
+            .current_dir(dir)
+            .args(["-c", "user.name=Ada Builder", "-c", "user.email=ada@example.com"])
+            .args(["-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false"])
+            .args(args)
+            .output()?;
+        if !out.status.success() {
+            bail!("git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Writes `files` into repository `repo` (created on first use), commits
+    /// with `message` on `main` and pushes; returns the commit id.
+    pub fn commit(&self, repo: &str, files: &[(&str, &str)], message: &str) -> Result<String> {
+        let bare = self.root.path().join(format!("{repo}.git"));
+        let dir = self.work.path().join(repo);
+        if !bare.exists() {
+            self.git(self.root.path(), &["init", "--bare", "-q", &format!("{repo}.git")])?;
+            std::fs::create_dir_all(&dir)?;
+            self.git(&dir, &["init", "-q"])?;
+            self.git(&dir, &["remote", "add", "origin", &bare.display().to_string()])?;
+        }
+        for (path, content) in files {
+            let p = dir.join(path);
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(p, content)?;
+        }
+        self.git(&dir, &["add", "-A"])?;
+        self.git(&dir, &["commit", "-q", "-m", message])?;
+        self.git(&dir, &["push", "-q", "origin", "HEAD:refs/heads/main"])?;
+        self.git(&dir, &["rev-parse", "HEAD"])
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,0 +1,601 @@
+//! Builds end to end on the real Docker engine: git (through `git daemon`)
+//! and binary sources, `psc new-build` / `start-build --follow`, the image
+//! pulled back with the docker CLI, run policies, history limits, cancel,
+//! a node killed mid-build, failures, and the binary upload limit.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use podspace_e2e::{unique, Api, DockerCli, GitDaemon, Psc, Server, ADMIN_PASSWORD};
+use serde_json::{json, Value};
+
+struct Env {
+    server: Server,
+    admin: Api,
+    psc: Psc,
+    docker: DockerCli,
+    ns: String,
+}
+
+/// A server with a build node, a project, a logged-in psc, and a busybox
+/// base image `base:1` pushed into the project's registry.
+async fn env(extra: &[&str]) -> anyhow::Result<Env> {
+    let mut args = vec!["--node-slots", "2"];
+    args.extend_from_slice(extra);
+    let server = Server::start_with(&args)?;
+    let admin = Api::admin(&server.url).await?;
+    let ns = unique("b");
+    admin.new_project(&ns).await?;
+    let psc = Psc::new()?;
+    psc.ok(&["login", &server.url, "-u", "admin", "-p", ADMIN_PASSWORD]);
+    psc.ok(&["project", &ns]);
+    let docker = DockerCli::new()?;
+    let local = unique("podspace-base");
+    docker.busybox_image(&local)?;
+    let out = docker.login(&server.registry, "admin", admin.token.as_deref().unwrap_or_default());
+    anyhow::ensure!(out.status.success(), "docker login failed");
+    let base = format!("{}/{ns}/base:1", server.registry);
+    docker.ok(&["tag", &local, &base]);
+    docker.ok(&["push", &base]);
+    docker.ok(&["rmi", &local, &base]);
+    Ok(Env {
+        server,
+        admin,
+        psc,
+        docker,
+        ns,
+    })
+}
+
+impl Env {
+    fn base(&self) -> String {
+        format!("{}/{}/base:1", self.server.registry, self.ns)
+    }
+
+    async fn build(&self, name: &str) -> anyhow::Result<Value> {
+        let r = self
+            .admin
+            .get(&format!(
+                "/apis/build.openshift.io/v1/namespaces/{}/builds/{name}",
+                self.ns
+            ))
+            .await?;
+        anyhow::ensure!(r.status == 200, "get build {name}: {} {}", r.status, r.text);
+        Ok(r.body)
+    }
+
+    async fn builds(&self, bc: &str) -> anyhow::Result<Vec<Value>> {
+        let r = self
+            .admin
+            .get(&format!(
+                "/apis/build.openshift.io/v1/namespaces/{}/builds?labelSelector=openshift.io/build-config.name={bc}",
+                self.ns
+            ))
+            .await?;
+        let mut items = r.body["items"].as_array().cloned().unwrap_or_default();
+        items.sort_by_key(|b| number(b));
+        Ok(items)
+    }
+
+    async fn wait_phase(&self, name: &str, phases: &[&str], secs: u64) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let b = self.build(name).await?;
+            if phases.contains(&phase(&b)) {
+                return Ok(b);
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "build {name} still {} after {secs}s; status: {}\nlog: {}",
+                phase(&b),
+                b["status"],
+                self.log(name).await.unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn log(&self, name: &str) -> anyhow::Result<String> {
+        Ok(self
+            .admin
+            .get(&format!(
+                "/apis/build.openshift.io/v1/namespaces/{}/builds/{name}/log?nowait=true",
+                self.ns
+            ))
+            .await?
+            .text)
+    }
+
+    async fn create_bc(&self, name: &str, spec: Value) -> anyhow::Result<()> {
+        let r = self
+            .admin
+            .post(
+                &format!("/apis/build.openshift.io/v1/namespaces/{}/buildconfigs", self.ns),
+                &json!({"metadata": {"name": name}, "spec": spec}),
+            )
+            .await?;
+        anyhow::ensure!(r.status == 201, "create bc: {} {}", r.status, r.text);
+        Ok(())
+    }
+
+    async fn instantiate(&self, bc: &str) -> anyhow::Result<String> {
+        let r = self
+            .admin
+            .post(
+                &format!(
+                    "/apis/build.openshift.io/v1/namespaces/{}/buildconfigs/{bc}/instantiate",
+                    self.ns
+                ),
+                &json!({"kind": "BuildRequest", "metadata": {"name": bc}}),
+            )
+            .await?;
+        anyhow::ensure!(r.status == 201, "instantiate: {} {}", r.status, r.text);
+        Ok(r.body["metadata"]["name"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// The Image behind an image stream tag.
+    async fn istag(&self, tag: &str) -> anyhow::Result<Value> {
+        let r = self
+            .admin
+            .get(&format!(
+                "/apis/image.openshift.io/v1/namespaces/{}/imagestreamtags/{tag}",
+                self.ns
+            ))
+            .await?;
+        anyhow::ensure!(r.status == 200, "istag {tag}: {} {}", r.status, r.text);
+        Ok(r.body)
+    }
+}
+
+fn phase(b: &Value) -> &str {
+    b["status"]["phase"].as_str().unwrap_or("New")
+}
+
+fn number(b: &Value) -> i64 {
+    b["metadata"]["annotations"]["openshift.io/build.number"]
+        .as_str()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// An inline-Dockerfile config building FROM the project's base image.
+fn inline_spec(dockerfile: &str, output: &str, policy: &str) -> Value {
+    json!({
+        "runPolicy": policy,
+        "source": {"dockerfile": dockerfile},
+        "strategy": {"dockerStrategy": {"from": {"kind": "ImageStreamTag", "name": "base:1"}}},
+        "output": {"to": {"kind": "ImageStreamTag", "name": output}},
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn git_build_with_psc_then_pull_and_run() -> anyhow::Result<()> {
+    let e = env(&[]).await?;
+    let git = GitDaemon::start()?;
+    let dockerfile = format!(
+        "FROM {}\nCOPY hello.txt /hello.txt\nRUN echo step-run-ok\nCMD [\"cat\", \"/hello.txt\"]\n",
+        e.base()
+    );
+    let first = git.commit(
+        "app",
+        &[("Dockerfile", &dockerfile), ("hello.txt", "hello from git v1\n")],
+        "first version",
+    )?;
+    let second = git.commit("app", &[("hello.txt", "hello from git v2\n")], "second version")?;
+
+    let out = e.psc.ok(&["new-build", &format!("{}#main", git.url("app")), "--name", "app"]);
+    assert!(out.contains("buildconfig.build.openshift.io \"app\" created"), "{out}");
+    // The ConfigChange trigger builds once by itself.
+    e.wait_phase("app-1", &["Complete"], 120).await?;
+
+    let out = e.psc.run(&["start-build", "app", "--follow"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("build.build.openshift.io/app-2 started"), "{stdout}");
+    for step in ["Cloning", "COPY hello.txt", "step-run-ok", "Push successful"] {
+        assert!(stdout.contains(step), "--follow shows {step:?}: {stdout}");
+    }
+    let b = e.wait_phase("app-2", &["Complete"], 10).await?;
+    assert_eq!(b["spec"]["revision"]["git"]["commit"], second.as_str());
+    assert_eq!(b["spec"]["revision"]["git"]["author"]["name"], "Ada Builder");
+    let digest = b["status"]["output"]["to"]["imageDigest"].as_str().unwrap_or_default();
+    assert!(digest.starts_with("sha256:"), "{}", b["status"]);
+
+    // The push landed in the image stream, with the build's labels.
+    let tag = e.istag("app:latest").await?;
+    assert_eq!(tag["image"]["metadata"]["name"], digest);
+    let labels = &tag["image"]["dockerImageMetadata"]["Config"]["Labels"];
+    assert_eq!(labels["io.openshift.build.commit.id"], second.as_str());
+    assert_eq!(labels["io.openshift.build.commit.ref"], "main");
+    assert_eq!(labels["io.openshift.build.commit.message"], "second version");
+    assert_eq!(labels["io.openshift.build.commit.author"], "Ada Builder <ada@example.com>");
+    assert_eq!(labels["io.openshift.build.source-location"], git.url("app").as_str());
+    assert_eq!(labels["io.openshift.build.name"], "app-2");
+    assert_eq!(labels["io.openshift.build.namespace"], e.ns.as_str());
+
+    // Pull it back with the docker CLI and run it.
+    let image = format!("{}/{}/app@{digest}", e.server.registry, e.ns);
+    e.docker.ok(&["pull", &image]);
+    let name = unique("run");
+    let out = e.docker.ok(&["run", "--name", &name, "--network", "none", &image]);
+    assert_eq!(out, "hello from git v2\n");
+    let env_out = e.docker.ok(&["run", "--rm", "--network", "none", &image, "env"]);
+    assert!(env_out.contains("OPENSHIFT_BUILD_NAME=app-2"), "{env_out}");
+    assert!(env_out.contains(&format!("OPENSHIFT_BUILD_COMMIT={second}")), "{env_out}");
+    let _ = e.docker.run(&["rm", "-f", &name]);
+
+    // A given commit.
+    let out = e.psc.ok(&["start-build", "app", "--commit", &first, "--wait"]);
+    assert!(out.contains("app-3"), "{out}");
+    let b = e.build("app-3").await?;
+    assert_eq!(phase(&b), "Complete", "{}", b["status"]);
+    assert_eq!(b["spec"]["revision"]["git"]["commit"], first.as_str());
+    let image = format!("{}/{}/app:latest", e.server.registry, e.ns);
+    e.docker.ok(&["pull", &image]);
+    let out = e.docker.ok(&["run", "--rm", "--network", "none", &image]);
+    assert_eq!(out, "hello from git v1\n");
+
+    // psc logs and describe.
+    let out = e.psc.ok(&["logs", "bc/app"]);
+    assert!(out.contains("Push successful"), "{out}");
+    let out = e.psc.ok(&["describe", "build", "app-3"]);
+    assert!(out.contains(&first), "{out}");
+    let out = e.psc.ok(&["get", "builds"]);
+    assert!(out.contains("app-3") && out.contains("Complete"), "{out}");
+    let _ = e.docker.run(&["rmi", &image]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn context_dir_build_args_and_binary_from_dir() -> anyhow::Result<()> {
+    let e = env(&[]).await?;
+    let git = GitDaemon::start()?;
+    let dockerfile = format!(
+        "FROM {}\nARG FLAVOUR=plain\nCOPY msg /msg\nRUN echo \"$FLAVOUR\" > /flavour\nCMD [\"cat\", \"/msg\", \"/flavour\"]\n",
+        e.base()
+    );
+    git.commit(
+        "mono",
+        &[("web/Dockerfile", &dockerfile), ("web/msg", "from web\n"), ("README", "x\n")],
+        "mono repo",
+    )?;
+    e.create_bc(
+        "web",
+        json!({
+            "source": {"git": {"uri": git.url("mono")}, "contextDir": "web"},
+            "strategy": {"dockerStrategy": {"buildArgs": [{"name": "FLAVOUR", "value": "mint"}]}},
+            "output": {"to": {"kind": "ImageStreamTag", "name": "web:latest"}},
+        }),
+    )
+    .await?;
+    e.psc.ok(&["start-build", "web", "--wait"]);
+    let b = e.build("web-1").await?;
+    assert_eq!(phase(&b), "Complete");
+    let labels = &e.istag("web:latest").await?["image"]["dockerImageMetadata"]["Config"]["Labels"];
+    assert_eq!(labels["io.openshift.build.source-context-dir"], "web");
+    let image = format!("{}/{}/web:latest", e.server.registry, e.ns);
+    e.docker.ok(&["pull", &image]);
+    let out = e.docker.ok(&["run", "--rm", "--network", "none", &image]);
+    assert_eq!(out, "from web\nmint\n");
+    // A build argument given at start-build wins.
+    e.psc.ok(&["start-build", "web", "--build-arg", "FLAVOUR=lemon", "--wait"]);
+    e.docker.ok(&["pull", &image]);
+    let out = e.docker.ok(&["run", "--rm", "--network", "none", &image]);
+    assert_eq!(out, "from web\nlemon\n");
+    let _ = e.docker.run(&["rmi", &image]);
+
+    // Binary: a local directory.
+    let out = e.psc.ok(&["new-build", "--binary", "--name", "bin"]);
+    assert!(out.contains("buildconfig.build.openshift.io \"bin\" created"), "{out}");
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {}\nCOPY . /src\nCMD [\"cat\", \"/src/data.txt\"]\n", e.base()),
+    )?;
+    std::fs::write(dir.path().join("data.txt"), "binary input\n")?;
+    let out = e.psc.run(&[
+        "start-build",
+        "bin",
+        "--from-dir",
+        &dir.path().display().to_string(),
+        "--follow",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = e.wait_phase("bin-1", &["Complete"], 10).await?;
+    assert_eq!(b["spec"]["source"]["type"], "Binary");
+    let image = format!("{}/{}/bin:latest", e.server.registry, e.ns);
+    e.docker.ok(&["pull", &image]);
+    let out = e.docker.ok(&["run", "--rm", "--network", "none", &image]);
+    assert_eq!(out, "binary input\n");
+    let _ = e.docker.run(&["rmi", &image]);
+    // Without input a binary config does not build.
+    let err = e.psc.fails(&["start-build", "bin"]);
+    assert!(err.contains("no valid source inputs"), "{err}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_policies_history_and_cancel() -> anyhow::Result<()> {
+    let e = env(&[]).await?;
+    let slow = |secs: u32| {
+        format!("FROM scratch\nRUN echo {} && sleep {secs}\n", unique("nocache"))
+    };
+
+    // Serial: one at a time, oldest first.
+    e.create_bc("serial", inline_spec(&slow(2), "serial:latest", "Serial")).await?;
+    let names: Vec<String> = vec![
+        e.instantiate("serial").await?,
+        e.instantiate("serial").await?,
+        e.instantiate("serial").await?,
+    ];
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let builds = e.builds("serial").await?;
+        let running = builds.iter().filter(|b| phase(b) == "Running").count();
+        assert!(running <= 1, "Serial ran {running} builds at once");
+        if let Some(r) = builds.iter().find(|b| phase(b) == "Running") {
+            assert!(
+                builds
+                    .iter()
+                    .filter(|b| number(b) < number(r))
+                    .all(|b| phase(b) == "Complete"),
+                "Serial runs the oldest first"
+            );
+        }
+        if builds.iter().all(|b| phase(b) == "Complete") && builds.len() == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "serial builds did not finish: {builds:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(names, vec!["serial-1", "serial-2", "serial-3"]);
+
+    // SerialLatestOnly: the queued older builds are cancelled, the running one is not.
+    e.create_bc("latest", inline_spec(&slow(4), "latest:latest", "SerialLatestOnly")).await?;
+    e.instantiate("latest").await?;
+    e.wait_phase("latest-1", &["Running"], 60).await?;
+    for _ in 0..3 {
+        e.instantiate("latest").await?;
+    }
+    e.wait_phase("latest-2", &["Cancelled"], 20).await?;
+    e.wait_phase("latest-3", &["Cancelled"], 20).await?;
+    e.wait_phase("latest-1", &["Complete"], 60).await?;
+    e.wait_phase("latest-4", &["Complete"], 60).await?;
+
+    // Parallel: both slots at once.
+    e.create_bc("par", inline_spec(&slow(4), "par:latest", "Parallel")).await?;
+    e.instantiate("par").await?;
+    e.instantiate("par").await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let builds = e.builds("par").await?;
+        if builds.iter().filter(|b| phase(b) == "Running").count() == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Parallel builds never ran together");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    e.wait_phase("par-1", &["Complete"], 60).await?;
+    e.wait_phase("par-2", &["Complete"], 60).await?;
+
+    // History: keep the newest complete build only.
+    let mut spec = inline_spec("FROM scratch\nRUN true\n", "hist:latest", "Serial");
+    spec["successfulBuildsHistoryLimit"] = json!(1);
+    spec["failedBuildsHistoryLimit"] = json!(1);
+    e.create_bc("hist", spec).await?;
+    for n in 1..=3 {
+        e.instantiate("hist").await?;
+        e.wait_phase(&format!("hist-{n}"), &["Complete"], 60).await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let names: Vec<String> = e
+            .builds("hist")
+            .await?
+            .iter()
+            .map(|b| b["metadata"]["name"].as_str().unwrap_or_default().to_string())
+            .collect();
+        if names == ["hist-3"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "history not pruned: {names:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Cancel a running build: stopped within 5 seconds.
+    e.create_bc("long", inline_spec(&slow(60), "long:latest", "Serial")).await?;
+    e.instantiate("long").await?;
+    e.wait_phase("long-1", &["Running"], 60).await?;
+    // Let the engine get into the RUN step.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let asked = Instant::now();
+    let out = e.psc.ok(&["cancel-build", "long-1"]);
+    assert!(out.contains("long-1"), "{out}");
+    let b = e.wait_phase("long-1", &["Cancelled"], 5).await?;
+    assert!(asked.elapsed() < Duration::from_secs(5));
+    assert_eq!(b["status"]["reason"], "CancelledBuild");
+    // The engine stopped too: the next build of the same config runs at once.
+    e.create_bc("after", inline_spec("FROM scratch\nRUN true\n", "after:latest", "Serial")).await?;
+    e.instantiate("after").await?;
+    e.wait_phase("after-1", &["Complete"], 60).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_are_reported_clearly() -> anyhow::Result<()> {
+    let e = env(&[]).await?;
+    e.create_bc(
+        "broken",
+        inline_spec("FROM scratch\nRUN echo about-to-fail && exit 3\n", "broken:latest", "Serial"),
+    )
+    .await?;
+    e.instantiate("broken").await?;
+    let b = e.wait_phase("broken-1", &["Failed"], 60).await?;
+    assert_eq!(b["status"]["reason"], "DockerBuildFailed");
+    let log = e.log("broken-1").await?;
+    assert!(log.contains("about-to-fail"), "{log}");
+    assert!(log.contains("exit code: 3") || log.contains("returned a non-zero code: 3"), "the engine's error is in the log: {log}");
+    assert!(b["status"]["logSnippet"].as_str().is_some_and(|s| !s.is_empty()));
+
+    e.create_bc(
+        "nogit",
+        json!({
+            "source": {"git": {"uri": "git://127.0.0.1:9/nowhere.git"}},
+            "strategy": {"dockerStrategy": {}},
+            "output": {"to": {"kind": "ImageStreamTag", "name": "nogit:latest"}},
+        }),
+    )
+    .await?;
+    e.instantiate("nogit").await?;
+    let b = e.wait_phase("nogit-1", &["Failed"], 60).await?;
+    assert_eq!(b["status"]["reason"], "FetchSourceFailed");
+    let message = b["status"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("git://127.0.0.1:9/nowhere.git"), "{message}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn binary_input_over_the_limit_is_refused_before_it_is_stored() -> anyhow::Result<()> {
+    let server = Server::start_with(&["--max-binary-input", "1048576"])?;
+    let admin = Api::admin(&server.url).await?;
+    let ns = unique("lim");
+    admin.new_project(&ns).await?;
+    let r = admin
+        .post(
+            &format!("/apis/build.openshift.io/v1/namespaces/{ns}/buildconfigs"),
+            &json!({"metadata": {"name": "bin"}, "spec": {"source": {"binary": {}}, "strategy": {"dockerStrategy": {}}}}),
+        )
+        .await?;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let path = format!("/apis/build.openshift.io/v1/namespaces/{ns}/buildconfigs/bin/instantiatebinary");
+    let token = admin.token.clone().unwrap_or_default();
+
+    // Declared 2 GB: refused from the headers, nothing read.
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let mut conn = std::net::TcpStream::connect(&addr)?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        conn,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/octet-stream\r\nContent-Length: 2147483648\r\n\r\n"
+    )?;
+    conn.write_all(&[0u8; 65536])?;
+    let mut head = [0u8; 512];
+    let n = conn.read(&mut head)?;
+    let head = String::from_utf8_lossy(&head[..n]);
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    assert!(head.contains("RequestEntityTooLarge"), "{head}");
+
+    // Streamed without a length: refused once past the limit.
+    let chunks = futures_util::stream::iter(
+        (0..64).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![7u8; 64 << 10]))),
+    );
+    let r = admin
+        .request(reqwest::Method::POST, &path)
+        .header("content-type", "application/octet-stream")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await;
+    if let Ok(resp) = r {
+        assert_eq!(resp.status().as_u16(), 413);
+    }
+
+    // Nothing changed: no build, no build number used, no bytes kept.
+    let bc = admin
+        .get(&format!("/apis/build.openshift.io/v1/namespaces/{ns}/buildconfigs/bin"))
+        .await?;
+    assert_eq!(bc.body["status"]["lastVersion"].as_i64().unwrap_or(0), 0);
+    let builds = admin
+        .get(&format!("/apis/build.openshift.io/v1/namespaces/{ns}/builds"))
+        .await?;
+    assert_eq!(builds.body["items"].as_array().map(Vec::len), Some(0));
+    let blobs = server.data_dir.join("registry");
+    let stored = walk_files(&blobs);
+    assert!(stored.is_empty(), "nothing stored: {stored:?}");
+    Ok(())
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk_files(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_node_loses_its_build_in_time() -> anyhow::Result<()> {
+    // No embedded node: builds run on a separate `podspace node` process.
+    let server = Server::start_with(&["--node-slots", "0", "--build-lease", "3"])?;
+    let admin = Api::admin(&server.url).await?;
+    let ns = unique("lost");
+    admin.new_project(&ns).await?;
+    let work = tempfile::tempdir()?;
+    let mut node = std::process::Command::new(podspace_e2e::bin("podspace"))
+        .args(["node", "--api", &server.url, "--name", "doomed", "--slots", "1"])
+        .arg("--work-dir")
+        .arg(work.path())
+        .env("PODSPACE_NODE_TOKEN", admin.token.as_deref().unwrap_or_default())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let r = admin
+        .post(
+            &format!("/apis/build.openshift.io/v1/namespaces/{ns}/buildconfigs"),
+            &json!({"metadata": {"name": "slow"}, "spec": {
+                "source": {"dockerfile": format!("FROM scratch\nRUN echo {} && sleep 60\n", unique("x"))},
+                "strategy": {"dockerStrategy": {}}}}),
+        )
+        .await?;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = admin
+        .post(
+            &format!("/apis/build.openshift.io/v1/namespaces/{ns}/buildconfigs/slow/instantiate"),
+            &json!({"kind": "BuildRequest", "metadata": {"name": "slow"}}),
+        )
+        .await?;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let path = format!("/apis/build.openshift.io/v1/namespaces/{ns}/builds/slow-1");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let b = admin.get(&path).await?.body;
+        if phase(&b) == "Running" {
+            assert_eq!(b["metadata"]["annotations"]["podspace.io/build-node"], "doomed");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ran: {}", b["status"]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    node.kill()?;
+    let _ = node.wait();
+    let killed = Instant::now();
+    loop {
+        let b = admin.get(&path).await?.body;
+        if phase(&b) == "Error" {
+            assert_eq!(b["status"]["reason"], "NodeLost");
+            break;
+        }
+        assert_eq!(phase(&b), "Running", "{}", b["status"]);
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "lease of 3 s: the build should be lost within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
