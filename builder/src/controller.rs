@@ -295,7 +295,9 @@ pub async fn sweep_leases(store: &Store) -> Result<(), StoreError> {
         }
         // A Pending build claimed by a node that died before starting it
         // simply goes back to the queue.
-        store.release_build(&lease.uid, Some(lease.expires_at)).await?;
+        store
+            .release_build(&lease.uid, Some(lease.expires_at))
+            .await?;
     }
     Ok(())
 }

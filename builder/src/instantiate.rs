@@ -121,11 +121,16 @@ pub fn apply_request(build: &mut Object, request: &Value) -> Result<(), Status> 
     };
     if let Some(env) = request.get("env").filter(|e| e.is_array()) {
         let Some(key) = strategy_key else {
-            return Err(Status::bad_request("the build has no strategy to set env on"));
+            return Err(Status::bad_request(
+                "the build has no strategy to set env on",
+            ));
         };
         merge(&mut spec["strategy"][key]["env"], env);
     }
-    if let Some(opts) = request.get("dockerStrategyOptions").filter(|o| o.is_object()) {
+    if let Some(opts) = request
+        .get("dockerStrategyOptions")
+        .filter(|o| o.is_object())
+    {
         if strategy_key != Some("dockerStrategy") {
             return Err(Status::bad_request(
                 "dockerStrategyOptions are only valid for a Docker strategy build",
@@ -160,10 +165,10 @@ pub fn clone_build(bc: &mut Object, old: &Object, causes: Vec<Value>) -> Result<
     let mut spec = old_spec;
     spec["triggeredBy"] = Value::Array(causes);
     build.body.insert("spec".into(), spec);
-    build
-        .metadata
-        .annotations
-        .insert("openshift.io/build.clone-of".into(), old.metadata.name.clone());
+    build.metadata.annotations.insert(
+        "openshift.io/build.clone-of".into(),
+        old.metadata.name.clone(),
+    );
     Ok(build)
 }
 

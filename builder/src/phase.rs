@@ -129,7 +129,10 @@ mod tests {
         let mut b = Object::new("Build", "p", "b-1").with("status", json!({"phase": "New"}));
         assert!(set(&mut b, RUNNING, "", ""));
         assert!(b.body["status"]["startTimestamp"].is_string());
-        assert!(!set(&mut b, PENDING, "", ""), "Running → Pending is illegal");
+        assert!(
+            !set(&mut b, PENDING, "", ""),
+            "Running → Pending is illegal"
+        );
         assert!(set(&mut b, FAILED, "DockerBuildFailed", "boom"));
         assert_eq!(b.body["status"]["reason"], "DockerBuildFailed");
         assert!(b.body["status"]["duration"].is_i64());

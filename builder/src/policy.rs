@@ -87,8 +87,8 @@ mod tests {
     use serde_json::json;
 
     fn build(n: i64, policy: &str, phase: &str) -> Object {
-        let mut b = Object::new("Build", "p", &format!("bc-{n}"))
-            .with("status", json!({"phase": phase}));
+        let mut b =
+            Object::new("Build", "p", &format!("bc-{n}")).with("status", json!({"phase": phase}));
         b.metadata
             .annotations
             .insert(BUILD_NUMBER.into(), n.to_string());
@@ -141,7 +141,10 @@ mod tests {
         let d = decide(&[build(1, "Serial", RUNNING), build(2, "Parallel", NEW)]);
         assert!(d.start.is_empty());
         let d = decide(&[build(1, "Parallel", RUNNING), build(2, "Serial", NEW)]);
-        assert!(d.start.is_empty(), "Parallel → Serial waits for running builds");
+        assert!(
+            d.start.is_empty(),
+            "Parallel → Serial waits for running builds"
+        );
     }
 
     #[test]

@@ -120,6 +120,32 @@ impl Client {
         Ok(self.send(rb).await?.json().await?)
     }
 
+    /// A POST whose body is streamed as it is produced (binary build input),
+    /// so an upload is never held in memory whole.
+    pub async fn post_stream(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        body: reqwest::Body,
+    ) -> Result<Value> {
+        let rb = self
+            .request(Method::POST, path)
+            .query(query)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body);
+        Ok(self.send(rb).await?.json().await?)
+    }
+
+    /// A GET whose body the caller reads as it arrives (build logs).
+    pub async fn get_stream(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<reqwest::Response> {
+        self.send(self.request(Method::GET, path).query(query))
+            .await
+    }
+
     pub async fn delete(&self, path: &str) -> Result<Value> {
         Ok(self
             .send(self.request(Method::DELETE, path))

@@ -47,8 +47,8 @@ enum Command {
     Project { name: Option<String> },
     /// Show objects: psc get KIND [NAME...]
     Get(cmd::objects::GetArgs),
-    /// Show the details of an object
-    Describe { kind: String, name: String },
+    /// Show the details of an object: psc describe KIND NAME | KIND/NAME
+    Describe { kind: String, name: Option<String> },
     /// Create objects from a file (YAML or JSON), or a user or token
     Create(cmd::objects::CreateArgs),
     /// Create or update objects from a file
@@ -59,6 +59,14 @@ enum Command {
     Tag(cmd::tag::TagArgs),
     /// Import an image from another registry into an image stream tag
     ImportImage(cmd::import::ImportArgs),
+    /// Create a build config (and its output image stream) from a Git repository
+    NewBuild(cmd::newbuild::NewBuildArgs),
+    /// Start a build of a build config, or run a build again
+    StartBuild(cmd::startbuild::StartBuildArgs),
+    /// Cancel new, pending or running builds
+    CancelBuild(cmd::builds::CancelArgs),
+    /// Print the log of a build: psc logs [-f] build/NAME | bc/NAME
+    Logs(cmd::builds::LogsArgs),
     /// Deployments of a DeploymentConfig: latest, history, undo
     Rollout {
         #[command(subcommand)]
@@ -108,7 +116,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Projects => cmd::projects::list().await,
         Command::Project { name } => cmd::projects::switch(name).await,
         Command::Get(args) => cmd::objects::get(&g, args).await,
-        Command::Describe { kind, name } => cmd::objects::describe(&g, &kind, &name).await,
+        Command::Describe { kind, name } => {
+            cmd::objects::describe(&g, &kind, name.as_deref().unwrap_or_default()).await
+        }
         Command::Create(args) => cmd::objects::create(&g, args).await,
         Command::Apply(args) => cmd::objects::apply(&g, args).await,
         Command::Delete(args) => cmd::objects::delete(&g, args).await,
@@ -116,5 +126,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tag(args) => cmd::tag::run(&g, args).await,
         Command::Rollout { command } => cmd::rollout::run(&g, command).await,
         Command::ImportImage(args) => cmd::import::run(&g, args).await,
+        Command::NewBuild(args) => cmd::newbuild::run(&g, args).await,
+        Command::StartBuild(args) => cmd::startbuild::run(&g, args).await,
+        Command::CancelBuild(args) => cmd::builds::cancel(&g, args).await,
+        Command::Logs(args) => cmd::builds::logs(&g, args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks flag definitions (short-flag clashes, groups) only here.
+    #[test]
+    fn cli_definition_is_valid() {
+        super::Cli::command().debug_assert();
     }
 }

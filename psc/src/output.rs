@@ -141,8 +141,8 @@ fn cells(kind: &KindInfo, v: &Value, wide: bool) -> Vec<String> {
         }
         "BuildConfig" => vec![
             name,
-            s(v, "/spec/strategy/type").to_string(),
-            source_type(v, "/spec/source"),
+            strategy_type(v),
+            build_from(v),
             v.pointer("/status/lastVersion")
                 .and_then(Value::as_i64)
                 .unwrap_or(0)
@@ -150,22 +150,17 @@ fn cells(kind: &KindInfo, v: &Value, wide: bool) -> Vec<String> {
         ],
         "Build" => {
             let started = s(v, "/status/startTimestamp");
-            let duration = v
-                .pointer("/status/duration")
-                .and_then(Value::as_i64)
-                .map(|ns| format!("{}s", ns / 1_000_000_000))
-                .unwrap_or_default();
             vec![
                 name,
-                s(v, "/spec/strategy/type").to_string(),
-                source_type(v, "/spec/source"),
-                s(v, "/status/phase").to_string(),
+                strategy_type(v),
+                build_from(v),
+                build_status(v),
                 if started.is_empty() {
                     String::new()
                 } else {
                     ago(started)
                 },
-                duration,
+                build_duration(v).map(duration).unwrap_or_default(),
             ]
         }
         "DeploymentConfig" => {
@@ -253,23 +248,76 @@ fn cells(kind: &KindInfo, v: &Value, wide: bool) -> Vec<String> {
     row
 }
 
-fn source_type(v: &Value, ptr: &str) -> String {
-    let Some(src) = v.pointer(ptr) else {
+/// `Docker`, `Source`, … from the strategy's type, or the one sub-field set.
+pub fn strategy_type(v: &Value) -> String {
+    let Some(strategy) = v.pointer("/spec/strategy") else {
         return String::new();
     };
-    if let Some(t) = src.get("type").and_then(Value::as_str) {
+    if let Some(t) = strategy.get("type").and_then(Value::as_str) {
         return t.to_string();
     }
-    for (field, name) in [
-        ("git", "Git"),
-        ("binary", "Binary"),
-        ("dockerfile", "Dockerfile"),
-    ] {
-        if src.get(field).is_some() {
-            return name.into();
-        }
+    [
+        ("dockerStrategy", "Docker"),
+        ("sourceStrategy", "Source"),
+        ("customStrategy", "Custom"),
+        ("jenkinsPipelineStrategy", "JenkinsPipeline"),
+    ]
+    .iter()
+    .find(|(field, _)| strategy.get(field).is_some_and(|x| !x.is_null()))
+    .map(|(_, name)| name.to_string())
+    .unwrap_or_default()
+}
+
+/// oc's FROM column: the kind of source, with the first 7 characters of
+/// the built commit when there is one (`Git@1a2b3c4`, `Binary`).
+pub fn build_from(v: &Value) -> String {
+    let src = v.pointer("/spec/source");
+    let has = |field: &str| src.and_then(|x| x.get(field)).is_some_and(|x| !x.is_null());
+    let (from, with_revision) = if has("binary") {
+        ("Binary", true)
+    } else if has("dockerfile") && has("git") {
+        ("Dockerfile,Git", true)
+    } else if has("dockerfile") {
+        ("Dockerfile", false)
+    } else if has("git") {
+        ("Git", true)
+    } else {
+        (src.map_or("", |x| s(x, "/type")), false)
+    };
+    let commit = match s(v, "/spec/revision/git/commit") {
+        "" => s(v, "/status/revision/git/commit"),
+        c => c,
+    };
+    if with_revision && !commit.is_empty() {
+        format!("{from}@{}", commit.chars().take(7).collect::<String>())
+    } else {
+        from.to_string()
     }
-    String::new()
+}
+
+/// The phase, and the reason when there is one: `Failed (DockerBuildFailed)`.
+pub fn build_status(v: &Value) -> String {
+    match (s(v, "/status/phase"), s(v, "/status/reason")) {
+        (phase, "") => phase.to_string(),
+        (phase, reason) => format!("{phase} ({reason})"),
+    }
+}
+
+/// A finished build's duration in whole seconds (`status.duration` is in
+/// nanoseconds).
+pub fn build_duration(v: &Value) -> Option<i64> {
+    let ns = v.pointer("/status/duration").and_then(Value::as_i64)?;
+    (ns > 0).then(|| (ns + 500_000_000) / 1_000_000_000)
+}
+
+/// Go's duration format, as oc prints it: `12s`, `1m2s`, `1h0m5s`.
+pub fn duration(secs: i64) -> String {
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s}s"),
+        _ => format!("{h}h{m}m{s}s"),
+    }
 }
 
 /// Prints items as an aligned table (three spaces between columns, as kubectl).
@@ -328,6 +376,31 @@ pub fn json(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_columns() {
+        let git = serde_json::json!({
+            "spec": {"source": {"type": "Git", "git": {"uri": "https://x/shop"}},
+                     "strategy": {"dockerStrategy": {}},
+                     "revision": {"git": {"commit": "0123456789abcdef"}}},
+            "status": {"phase": "Failed", "reason": "DockerBuildFailed", "duration": 72_400_000_000i64}
+        });
+        assert_eq!(build_from(&git), "Git@0123456");
+        assert_eq!(strategy_type(&git), "Docker");
+        assert_eq!(build_status(&git), "Failed (DockerBuildFailed)");
+        assert_eq!(build_duration(&git).map(duration).as_deref(), Some("1m12s"));
+        let binary = serde_json::json!({
+            "spec": {"source": {"type": "Binary", "binary": {}, "git": null}},
+            "status": {"phase": "Running"}
+        });
+        assert_eq!(build_from(&binary), "Binary");
+        assert_eq!(build_status(&binary), "Running");
+        assert_eq!(build_duration(&binary), None);
+        let plain = serde_json::json!({"spec": {"source": {"git": {"uri": "u"}}}});
+        assert_eq!(build_from(&plain), "Git");
+        assert_eq!(duration(12), "12s");
+        assert_eq!(duration(3605), "1h0m5s");
+    }
 
     #[test]
     fn tables_align() {

@@ -22,7 +22,10 @@ pub async fn embedded_node(store: &Store, authn: &Authenticator) -> anyhow::Resu
             "roleRef",
             json!({"name": podspace_api::auth::BUILD_NODE_ROLE}),
         )
-        .with("subjects", json!([{"kind": "User", "name": EMBEDDED_NODE_USER}]));
+        .with(
+            "subjects",
+            json!([{"kind": "User", "name": EMBEDDED_NODE_USER}]),
+        );
     match store.create(crb, binding).await {
         Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
         Err(e) => return Err(e).context("binding the embedded build node"),

@@ -38,7 +38,12 @@ struct NodeArgs {
     #[arg(long, env = "PODSPACE_API", value_name = "URL")]
     api: String,
     /// Token of a user bound to the system:build-node cluster role (or a cluster-admin)
-    #[arg(long, env = "PODSPACE_NODE_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PODSPACE_NODE_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     token: String,
     /// Name of this node [default: the host name]
     #[arg(long, env = "PODSPACE_NODE_NAME")]

@@ -36,9 +36,18 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route(&format!("{p}/{{node}}/lease"), post(lease))
         .route(&format!("{p}/{{node}}/heartbeat"), post(heartbeat))
-        .route(&format!("{p}/{{node}}/builds/{{ns}}/{{name}}/log"), post(append_log))
-        .route(&format!("{p}/{{node}}/builds/{{ns}}/{{name}}/details"), put(report))
-        .route(&format!("{p}/{{node}}/builds/{{ns}}/{{name}}/input"), get(input))
+        .route(
+            &format!("{p}/{{node}}/builds/{{ns}}/{{name}}/log"),
+            post(append_log),
+        )
+        .route(
+            &format!("{p}/{{node}}/builds/{{ns}}/{{name}}/details"),
+            put(report),
+        )
+        .route(
+            &format!("{p}/{{node}}/builds/{{ns}}/{{name}}/input"),
+            get(input),
+        )
 }
 
 fn kind(name: &'static str) -> ApiResult<&'static KindInfo> {
@@ -69,12 +78,17 @@ async fn check_node(state: &AppState, caller: Option<&Caller>, node: &str) -> Ap
             node.chars().take(80).collect::<String>()
         ))));
     }
-    if state.authz.is_cluster_admin(&p).await? || state.authz.has_cluster_role(&p, BUILD_NODE_ROLE).await? {
+    if state.authz.is_cluster_admin(&p).await?
+        || state.authz.has_cluster_role(&p, BUILD_NODE_ROLE).await?
+    {
         return Ok(p);
     }
     Err(ApiError(Status::new(
         Reason::Forbidden,
-        format!("User {:?} is not a build node (cluster role {BUILD_NODE_ROLE})", p.name),
+        format!(
+            "User {:?} is not a build node (cluster role {BUILD_NODE_ROLE})",
+            p.name
+        ),
     )))
 }
 
@@ -90,11 +104,7 @@ async fn leased_build(state: &AppState, node: &str, ns: &str, name: &str) -> Api
     }
 }
 
-async fn lease(
-    State(state): State<AppState>,
-    Path(node): Path<String>,
-    req: Request,
-) -> Response {
+async fn lease(State(state): State<AppState>, Path(node): Path<String>, req: Request) -> Response {
     respond(lease_inner(state, node, req).await)
 }
 
@@ -275,8 +285,16 @@ async fn git_auth(state: &AppState, build: &Object) -> ApiResult<Option<GitAuth>
     };
     use base64::Engine;
     let field = |k: &str| {
-        let data = secret.body.get("data").and_then(|d| d.get(k)).and_then(Value::as_str);
-        let plain = secret.body.get("stringData").and_then(|d| d.get(k)).and_then(Value::as_str);
+        let data = secret
+            .body
+            .get("data")
+            .and_then(|d| d.get(k))
+            .and_then(Value::as_str);
+        let plain = secret
+            .body
+            .get("stringData")
+            .and_then(|d| d.get(k))
+            .and_then(Value::as_str);
         match (plain, data) {
             (Some(p), _) => Some(p.to_string()),
             (None, Some(d)) => base64::engine::general_purpose::STANDARD
@@ -307,7 +325,10 @@ async fn heartbeat_inner(state: AppState, node: String, req: Request) -> ApiResu
     let beat: Heartbeat = serde_json::from_slice(&body)
         .map_err(|e| ApiError(Status::bad_request(format!("invalid heartbeat: {e}"))))?;
     let expires = now_ms() + state.config.build_lease.as_millis() as i64;
-    let held = state.store.renew_leases(&node, &beat.builds, expires).await?;
+    let held = state
+        .store
+        .renew_leases(&node, &beat.builds, expires)
+        .await?;
     let held_set: BTreeSet<&String> = held.iter().collect();
     let mut reply = HeartbeatReply {
         lost: beat
@@ -327,7 +348,11 @@ async fn heartbeat_inner(state: AppState, node: String, req: Request) -> ApiResu
             .get(kind("Build")?, &lease.namespace, &lease.name)
             .await
         {
-            Ok(b) => b.metadata.uid != *uid || phase::cancel_requested(&b) || phase::is_terminal(phase::phase(&b)),
+            Ok(b) => {
+                b.metadata.uid != *uid
+                    || phase::cancel_requested(&b)
+                    || phase::is_terminal(phase::phase(&b))
+            }
             Err(StoreError::NotFound { .. }) => true,
             Err(e) => return Err(e.into()),
         };
@@ -406,9 +431,7 @@ async fn report_inner(
                 return Err(podspace_builder::controller::terminal_refusal(b));
             }
             if let Some(rev) = &r.revision {
-                b.body
-                    .entry("spec")
-                    .or_insert_with(|| json!({}))["revision"] = rev.clone();
+                b.body.entry("spec").or_insert_with(|| json!({}))["revision"] = rev.clone();
             }
             if !phase::set(b, &r.phase, &r.reason, &r.message) {
                 return Err(podspace_builder::controller::terminal_refusal(b));
@@ -458,7 +481,12 @@ async fn input_inner(
         .store
         .build_input(&build.metadata.uid)
         .await?
-        .ok_or_else(|| ApiError(Status::new(Reason::NotFound, "the build has no binary input")))?;
+        .ok_or_else(|| {
+            ApiError(Status::new(
+                Reason::NotFound,
+                "the build has no binary input",
+            ))
+        })?;
     let stream = state
         .storage
         .read(&input.location, None)

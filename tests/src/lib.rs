@@ -87,8 +87,8 @@ impl Server {
             cmd.args(["--node-slots", "0"]);
         }
         cmd.args(&self.extra_args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().context("starting podspace")?;
         let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
         let (tx, rx) = mpsc::channel();
@@ -432,6 +432,11 @@ impl DockerCli {
         Ok(cli)
     }
 
+    /// The CLI's own `DOCKER_CONFIG` (its registry logins).
+    pub fn config_dir(&self) -> &Path {
+        self.config.path()
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         Command::new(DOCKER)
             .args(args)
@@ -755,8 +760,18 @@ impl GitDaemon {
     fn git(&self, dir: &Path, args: &[&str]) -> Result<String> {
         let out = Command::new("git")
             .current_dir(dir)
-            .args(["-c", "user.name=Ada Builder", "-c", "user.email=ada@example.com"])
-            .args(["-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false"])
+            .args([
+                "-c",
+                "user.name=Ada Builder",
+                "-c",
+                "user.email=ada@example.com",
+            ])
+            .args([
+                "-c",
+                "init.defaultBranch=main",
+                "-c",
+                "commit.gpgsign=false",
+            ])
             .args(args)
             .output()?;
         if !out.status.success() {
@@ -771,10 +786,16 @@ impl GitDaemon {
         let bare = self.root.path().join(format!("{repo}.git"));
         let dir = self.work.path().join(repo);
         if !bare.exists() {
-            self.git(self.root.path(), &["init", "--bare", "-q", &format!("{repo}.git")])?;
+            self.git(
+                self.root.path(),
+                &["init", "--bare", "-q", &format!("{repo}.git")],
+            )?;
             std::fs::create_dir_all(&dir)?;
             self.git(&dir, &["init", "-q"])?;
-            self.git(&dir, &["remote", "add", "origin", &bare.display().to_string()])?;
+            self.git(
+                &dir,
+                &["remote", "add", "origin", &bare.display().to_string()],
+            )?;
         }
         for (path, content) in files {
             let p = dir.join(path);

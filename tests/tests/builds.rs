@@ -32,7 +32,11 @@ async fn env(extra: &[&str]) -> anyhow::Result<Env> {
     let docker = DockerCli::new()?;
     let local = unique("podspace-base");
     docker.busybox_image(&local)?;
-    let out = docker.login(&server.registry, "admin", admin.token.as_deref().unwrap_or_default());
+    let out = docker.login(
+        &server.registry,
+        "admin",
+        admin.token.as_deref().unwrap_or_default(),
+    );
     anyhow::ensure!(out.status.success(), "docker login failed");
     let base = format!("{}/{ns}/base:1", server.registry);
     docker.ok(&["tag", &local, &base]);
@@ -80,7 +84,15 @@ impl Env {
     async fn wait_phase(&self, name: &str, phases: &[&str], secs: u64) -> anyhow::Result<Value> {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
-            let b = self.build(name).await?;
+            // A triggered build may not exist yet.
+            let b = match self.build(name).await {
+                Ok(b) => b,
+                Err(e) if Instant::now() < deadline && e.to_string().contains(" 404 ") => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if phases.contains(&phase(&b)) {
                 return Ok(b);
             }
@@ -110,7 +122,10 @@ impl Env {
         let r = self
             .admin
             .post(
-                &format!("/apis/build.openshift.io/v1/namespaces/{}/buildconfigs", self.ns),
+                &format!(
+                    "/apis/build.openshift.io/v1/namespaces/{}/buildconfigs",
+                    self.ns
+                ),
                 &json!({"metadata": {"name": name}, "spec": spec}),
             )
             .await?;
@@ -130,7 +145,10 @@ impl Env {
             )
             .await?;
         anyhow::ensure!(r.status == 201, "instantiate: {} {}", r.status, r.text);
-        Ok(r.body["metadata"]["name"].as_str().unwrap_or_default().to_string())
+        Ok(r.body["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
     }
 
     /// The Image behind an image stream tag.
@@ -178,13 +196,28 @@ async fn git_build_with_psc_then_pull_and_run() -> anyhow::Result<()> {
     );
     let first = git.commit(
         "app",
-        &[("Dockerfile", &dockerfile), ("hello.txt", "hello from git v1\n")],
+        &[
+            ("Dockerfile", &dockerfile),
+            ("hello.txt", "hello from git v1\n"),
+        ],
         "first version",
     )?;
-    let second = git.commit("app", &[("hello.txt", "hello from git v2\n")], "second version")?;
+    let second = git.commit(
+        "app",
+        &[("hello.txt", "hello from git v2\n")],
+        "second version",
+    )?;
 
-    let out = e.psc.ok(&["new-build", &format!("{}#main", git.url("app")), "--name", "app"]);
-    assert!(out.contains("buildconfig.build.openshift.io \"app\" created"), "{out}");
+    let out = e.psc.ok(&[
+        "new-build",
+        &format!("{}#main", git.url("app")),
+        "--name",
+        "app",
+    ]);
+    assert!(
+        out.contains("buildconfig.build.openshift.io \"app\" created"),
+        "{out}"
+    );
     // The ConfigChange trigger builds once by itself.
     e.wait_phase("app-1", &["Complete"], 120).await?;
 
@@ -195,14 +228,27 @@ async fn git_build_with_psc_then_pull_and_run() -> anyhow::Result<()> {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("build.build.openshift.io/app-2 started"), "{stdout}");
-    for step in ["Cloning", "COPY hello.txt", "step-run-ok", "Push successful"] {
+    assert!(
+        stdout.contains("build.build.openshift.io/app-2 started"),
+        "{stdout}"
+    );
+    for step in [
+        "Cloning",
+        "COPY hello.txt",
+        "step-run-ok",
+        "Push successful",
+    ] {
         assert!(stdout.contains(step), "--follow shows {step:?}: {stdout}");
     }
     let b = e.wait_phase("app-2", &["Complete"], 10).await?;
     assert_eq!(b["spec"]["revision"]["git"]["commit"], second.as_str());
-    assert_eq!(b["spec"]["revision"]["git"]["author"]["name"], "Ada Builder");
-    let digest = b["status"]["output"]["to"]["imageDigest"].as_str().unwrap_or_default();
+    assert_eq!(
+        b["spec"]["revision"]["git"]["author"]["name"],
+        "Ada Builder"
+    );
+    let digest = b["status"]["output"]["to"]["imageDigest"]
+        .as_str()
+        .unwrap_or_default();
     assert!(digest.starts_with("sha256:"), "{}", b["status"]);
 
     // The push landed in the image stream, with the build's labels.
@@ -211,9 +257,18 @@ async fn git_build_with_psc_then_pull_and_run() -> anyhow::Result<()> {
     let labels = &tag["image"]["dockerImageMetadata"]["Config"]["Labels"];
     assert_eq!(labels["io.openshift.build.commit.id"], second.as_str());
     assert_eq!(labels["io.openshift.build.commit.ref"], "main");
-    assert_eq!(labels["io.openshift.build.commit.message"], "second version");
-    assert_eq!(labels["io.openshift.build.commit.author"], "Ada Builder <ada@example.com>");
-    assert_eq!(labels["io.openshift.build.source-location"], git.url("app").as_str());
+    assert_eq!(
+        labels["io.openshift.build.commit.message"],
+        "second version"
+    );
+    assert_eq!(
+        labels["io.openshift.build.commit.author"],
+        "Ada Builder <ada@example.com>"
+    );
+    assert_eq!(
+        labels["io.openshift.build.source-location"],
+        git.url("app").as_str()
+    );
     assert_eq!(labels["io.openshift.build.name"], "app-2");
     assert_eq!(labels["io.openshift.build.namespace"], e.ns.as_str());
 
@@ -221,15 +276,24 @@ async fn git_build_with_psc_then_pull_and_run() -> anyhow::Result<()> {
     let image = format!("{}/{}/app@{digest}", e.server.registry, e.ns);
     e.docker.ok(&["pull", &image]);
     let name = unique("run");
-    let out = e.docker.ok(&["run", "--name", &name, "--network", "none", &image]);
+    let out = e
+        .docker
+        .ok(&["run", "--name", &name, "--network", "none", &image]);
     assert_eq!(out, "hello from git v2\n");
-    let env_out = e.docker.ok(&["run", "--rm", "--network", "none", &image, "env"]);
+    let env_out = e
+        .docker
+        .ok(&["run", "--rm", "--network", "none", &image, "env"]);
     assert!(env_out.contains("OPENSHIFT_BUILD_NAME=app-2"), "{env_out}");
-    assert!(env_out.contains(&format!("OPENSHIFT_BUILD_COMMIT={second}")), "{env_out}");
+    assert!(
+        env_out.contains(&format!("OPENSHIFT_BUILD_COMMIT={second}")),
+        "{env_out}"
+    );
     let _ = e.docker.run(&["rm", "-f", &name]);
 
     // A given commit.
-    let out = e.psc.ok(&["start-build", "app", "--commit", &first, "--wait"]);
+    let out = e
+        .psc
+        .ok(&["start-build", "app", "--commit", &first, "--wait"]);
     assert!(out.contains("app-3"), "{out}");
     let b = e.build("app-3").await?;
     assert_eq!(phase(&b), "Complete", "{}", b["status"]);
@@ -260,7 +324,11 @@ async fn context_dir_build_args_and_binary_from_dir() -> anyhow::Result<()> {
     );
     git.commit(
         "mono",
-        &[("web/Dockerfile", &dockerfile), ("web/msg", "from web\n"), ("README", "x\n")],
+        &[
+            ("web/Dockerfile", &dockerfile),
+            ("web/msg", "from web\n"),
+            ("README", "x\n"),
+        ],
         "mono repo",
     )?;
     e.create_bc(
@@ -282,7 +350,13 @@ async fn context_dir_build_args_and_binary_from_dir() -> anyhow::Result<()> {
     let out = e.docker.ok(&["run", "--rm", "--network", "none", &image]);
     assert_eq!(out, "from web\nmint\n");
     // A build argument given at start-build wins.
-    e.psc.ok(&["start-build", "web", "--build-arg", "FLAVOUR=lemon", "--wait"]);
+    e.psc.ok(&[
+        "start-build",
+        "web",
+        "--build-arg",
+        "FLAVOUR=lemon",
+        "--wait",
+    ]);
     e.docker.ok(&["pull", &image]);
     let out = e.docker.ok(&["run", "--rm", "--network", "none", &image]);
     assert_eq!(out, "from web\nlemon\n");
@@ -290,11 +364,17 @@ async fn context_dir_build_args_and_binary_from_dir() -> anyhow::Result<()> {
 
     // Binary: a local directory.
     let out = e.psc.ok(&["new-build", "--binary", "--name", "bin"]);
-    assert!(out.contains("buildconfig.build.openshift.io \"bin\" created"), "{out}");
+    assert!(
+        out.contains("buildconfig.build.openshift.io \"bin\" created"),
+        "{out}"
+    );
     let dir = tempfile::tempdir()?;
     std::fs::write(
         dir.path().join("Dockerfile"),
-        format!("FROM {}\nCOPY . /src\nCMD [\"cat\", \"/src/data.txt\"]\n", e.base()),
+        format!(
+            "FROM {}\nCOPY . /src\nCMD [\"cat\", \"/src/data.txt\"]\n",
+            e.base()
+        ),
     )?;
     std::fs::write(dir.path().join("data.txt"), "binary input\n")?;
     let out = e.psc.run(&[
@@ -327,11 +407,15 @@ async fn context_dir_build_args_and_binary_from_dir() -> anyhow::Result<()> {
 async fn run_policies_history_and_cancel() -> anyhow::Result<()> {
     let e = env(&[]).await?;
     let slow = |secs: u32| {
-        format!("FROM scratch\nRUN echo {} && sleep {secs}\n", unique("nocache"))
+        format!(
+            "FROM scratch\nRUN echo {} && sleep {secs}\n",
+            unique("nocache")
+        )
     };
 
     // Serial: one at a time, oldest first.
-    e.create_bc("serial", inline_spec(&slow(2), "serial:latest", "Serial")).await?;
+    e.create_bc("serial", inline_spec(&slow(2), "serial:latest", "Serial"))
+        .await?;
     let names: Vec<String> = vec![
         e.instantiate("serial").await?,
         e.instantiate("serial").await?,
@@ -354,13 +438,20 @@ async fn run_policies_history_and_cancel() -> anyhow::Result<()> {
         if builds.iter().all(|b| phase(b) == "Complete") && builds.len() == 3 {
             break;
         }
-        assert!(Instant::now() < deadline, "serial builds did not finish: {builds:?}");
+        assert!(
+            Instant::now() < deadline,
+            "serial builds did not finish: {builds:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(names, vec!["serial-1", "serial-2", "serial-3"]);
 
     // SerialLatestOnly: the queued older builds are cancelled, the running one is not.
-    e.create_bc("latest", inline_spec(&slow(4), "latest:latest", "SerialLatestOnly")).await?;
+    e.create_bc(
+        "latest",
+        inline_spec(&slow(4), "latest:latest", "SerialLatestOnly"),
+    )
+    .await?;
     e.instantiate("latest").await?;
     e.wait_phase("latest-1", &["Running"], 60).await?;
     for _ in 0..3 {
@@ -372,7 +463,8 @@ async fn run_policies_history_and_cancel() -> anyhow::Result<()> {
     e.wait_phase("latest-4", &["Complete"], 60).await?;
 
     // Parallel: both slots at once.
-    e.create_bc("par", inline_spec(&slow(4), "par:latest", "Parallel")).await?;
+    e.create_bc("par", inline_spec(&slow(4), "par:latest", "Parallel"))
+        .await?;
     e.instantiate("par").await?;
     e.instantiate("par").await?;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -381,7 +473,10 @@ async fn run_policies_history_and_cancel() -> anyhow::Result<()> {
         if builds.iter().filter(|b| phase(b) == "Running").count() == 2 {
             break;
         }
-        assert!(Instant::now() < deadline, "Parallel builds never ran together");
+        assert!(
+            Instant::now() < deadline,
+            "Parallel builds never ran together"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     e.wait_phase("par-1", &["Complete"], 60).await?;
@@ -394,7 +489,8 @@ async fn run_policies_history_and_cancel() -> anyhow::Result<()> {
     e.create_bc("hist", spec).await?;
     for n in 1..=3 {
         e.instantiate("hist").await?;
-        e.wait_phase(&format!("hist-{n}"), &["Complete"], 60).await?;
+        e.wait_phase(&format!("hist-{n}"), &["Complete"], 60)
+            .await?;
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -402,7 +498,12 @@ async fn run_policies_history_and_cancel() -> anyhow::Result<()> {
             .builds("hist")
             .await?
             .iter()
-            .map(|b| b["metadata"]["name"].as_str().unwrap_or_default().to_string())
+            .map(|b| {
+                b["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
             .collect();
         if names == ["hist-3"] {
             break;
@@ -412,7 +513,8 @@ async fn run_policies_history_and_cancel() -> anyhow::Result<()> {
     }
 
     // Cancel a running build: stopped within 5 seconds.
-    e.create_bc("long", inline_spec(&slow(60), "long:latest", "Serial")).await?;
+    e.create_bc("long", inline_spec(&slow(60), "long:latest", "Serial"))
+        .await?;
     e.instantiate("long").await?;
     e.wait_phase("long-1", &["Running"], 60).await?;
     // Let the engine get into the RUN step.
@@ -424,7 +526,11 @@ async fn run_policies_history_and_cancel() -> anyhow::Result<()> {
     assert!(asked.elapsed() < Duration::from_secs(5));
     assert_eq!(b["status"]["reason"], "CancelledBuild");
     // The engine stopped too: the next build of the same config runs at once.
-    e.create_bc("after", inline_spec("FROM scratch\nRUN true\n", "after:latest", "Serial")).await?;
+    e.create_bc(
+        "after",
+        inline_spec("FROM scratch\nRUN true\n", "after:latest", "Serial"),
+    )
+    .await?;
     e.instantiate("after").await?;
     e.wait_phase("after-1", &["Complete"], 60).await?;
     Ok(())
@@ -435,7 +541,11 @@ async fn failures_are_reported_clearly() -> anyhow::Result<()> {
     let e = env(&[]).await?;
     e.create_bc(
         "broken",
-        inline_spec("FROM scratch\nRUN echo about-to-fail && exit 3\n", "broken:latest", "Serial"),
+        inline_spec(
+            "FROM scratch\nRUN echo about-to-fail && exit 3\n",
+            "broken:latest",
+            "Serial",
+        ),
     )
     .await?;
     e.instantiate("broken").await?;
@@ -443,8 +553,13 @@ async fn failures_are_reported_clearly() -> anyhow::Result<()> {
     assert_eq!(b["status"]["reason"], "DockerBuildFailed");
     let log = e.log("broken-1").await?;
     assert!(log.contains("about-to-fail"), "{log}");
-    assert!(log.contains("exit code: 3") || log.contains("returned a non-zero code: 3"), "the engine's error is in the log: {log}");
-    assert!(b["status"]["logSnippet"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(
+        log.contains("exit code: 3") || log.contains("returned a non-zero code: 3"),
+        "the engine's error is in the log: {log}"
+    );
+    assert!(b["status"]["logSnippet"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty()));
 
     e.create_bc(
         "nogit",
@@ -459,7 +574,10 @@ async fn failures_are_reported_clearly() -> anyhow::Result<()> {
     let b = e.wait_phase("nogit-1", &["Failed"], 60).await?;
     assert_eq!(b["status"]["reason"], "FetchSourceFailed");
     let message = b["status"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("git://127.0.0.1:9/nowhere.git"), "{message}");
+    assert!(
+        message.contains("git://127.0.0.1:9/nowhere.git"),
+        "{message}"
+    );
     Ok(())
 }
 
@@ -476,7 +594,8 @@ async fn binary_input_over_the_limit_is_refused_before_it_is_stored() -> anyhow:
         )
         .await?;
     assert_eq!(r.status, 201, "{}", r.text);
-    let path = format!("/apis/build.openshift.io/v1/namespaces/{ns}/buildconfigs/bin/instantiatebinary");
+    let path =
+        format!("/apis/build.openshift.io/v1/namespaces/{ns}/buildconfigs/bin/instantiatebinary");
     let token = admin.token.clone().unwrap_or_default();
 
     // Declared 2 GB: refused from the headers, nothing read.
@@ -510,11 +629,15 @@ async fn binary_input_over_the_limit_is_refused_before_it_is_stored() -> anyhow:
 
     // Nothing changed: no build, no build number used, no bytes kept.
     let bc = admin
-        .get(&format!("/apis/build.openshift.io/v1/namespaces/{ns}/buildconfigs/bin"))
+        .get(&format!(
+            "/apis/build.openshift.io/v1/namespaces/{ns}/buildconfigs/bin"
+        ))
         .await?;
     assert_eq!(bc.body["status"]["lastVersion"].as_i64().unwrap_or(0), 0);
     let builds = admin
-        .get(&format!("/apis/build.openshift.io/v1/namespaces/{ns}/builds"))
+        .get(&format!(
+            "/apis/build.openshift.io/v1/namespaces/{ns}/builds"
+        ))
         .await?;
     assert_eq!(builds.body["items"].as_array().map(Vec::len), Some(0));
     let blobs = server.data_dir.join("registry");
@@ -547,10 +670,21 @@ async fn a_killed_node_loses_its_build_in_time() -> anyhow::Result<()> {
     admin.new_project(&ns).await?;
     let work = tempfile::tempdir()?;
     let mut node = std::process::Command::new(podspace_e2e::bin("podspace"))
-        .args(["node", "--api", &server.url, "--name", "doomed", "--slots", "1"])
+        .args([
+            "node",
+            "--api",
+            &server.url,
+            "--name",
+            "doomed",
+            "--slots",
+            "1",
+        ])
         .arg("--work-dir")
         .arg(work.path())
-        .env("PODSPACE_NODE_TOKEN", admin.token.as_deref().unwrap_or_default())
+        .env(
+            "PODSPACE_NODE_TOKEN",
+            admin.token.as_deref().unwrap_or_default(),
+        )
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()?;
@@ -575,7 +709,10 @@ async fn a_killed_node_loses_its_build_in_time() -> anyhow::Result<()> {
     loop {
         let b = admin.get(&path).await?.body;
         if phase(&b) == "Running" {
-            assert_eq!(b["metadata"]["annotations"]["podspace.io/build-node"], "doomed");
+            assert_eq!(
+                b["metadata"]["annotations"]["podspace.io/build-node"],
+                "doomed"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "never ran: {}", b["status"]);

@@ -64,14 +64,13 @@ impl Store {
     ) -> Result<Vec<String>, StoreError> {
         let mut held = Vec::new();
         for uid in uids {
-            let r = sqlx::query(
-                "UPDATE build_leases SET expires_at = $1 WHERE uid = $2 AND node = $3",
-            )
-            .bind(expires_at)
-            .bind(uid)
-            .bind(node)
-            .execute(self.write_pool())
-            .await?;
+            let r =
+                sqlx::query("UPDATE build_leases SET expires_at = $1 WHERE uid = $2 AND node = $3")
+                    .bind(expires_at)
+                    .bind(uid)
+                    .bind(node)
+                    .execute(self.write_pool())
+                    .await?;
             if r.rows_affected() == 1 {
                 held.push(uid.clone());
             }
@@ -225,9 +224,11 @@ impl Store {
         let gone = "NOT EXISTS (SELECT 1 FROM objects o WHERE o.kind = 'Build'
              AND o.namespace = t.namespace AND o.name = t.name)";
         for table in ["build_logs", "build_leases"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE uid IN (SELECT t.uid FROM {table} t WHERE {gone})"))
-                .execute(self.write_pool())
-                .await?;
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE uid IN (SELECT t.uid FROM {table} t WHERE {gone})"
+            ))
+            .execute(self.write_pool())
+            .await?;
         }
         let cutoff = chrono::Utc::now().timestamp() - grace;
         let rows = sqlx::query(&format!(

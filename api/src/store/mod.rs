@@ -27,8 +27,8 @@ use serde_json::Value;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
 
-use cache::{Cached, ObjectCache};
 pub use builds::{BuildInput, BuildLease};
+use cache::{Cached, ObjectCache};
 pub use consumer::Pending;
 pub use credentials::TokenRecord;
 pub use error::StoreError;

@@ -58,7 +58,10 @@ fn quote(value: &str) -> String {
 
 fn env_line(vars: &[(String, String)]) -> Option<String> {
     (!vars.is_empty()).then(|| {
-        let pairs: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={}", quote(v))).collect();
+        let pairs: Vec<String> = vars
+            .iter()
+            .map(|(k, v)| format!("{k}={}", quote(v)))
+            .collect();
         format!("ENV {}", pairs.join(" "))
     })
 }

@@ -63,9 +63,8 @@ impl DockerEngine {
             .map_err(|e| EngineError::Unavailable(e.to_string()))?;
         // BuildKit is part of dockerd on Linux since API 1.39 (Docker 18.09).
         let api = version.api_version.unwrap_or_default();
-        let buildkit = !force_classic
-            && version.os.as_deref() == Some("linux")
-            && api_at_least(&api, 1, 39);
+        let buildkit =
+            !force_classic && version.os.as_deref() == Some("linux") && api_at_least(&api, 1, 39);
         tracing::info!(
             engine = version.version.as_deref().unwrap_or("?"),
             api = %api,
@@ -124,8 +123,8 @@ impl DockerEngine {
                     }
                     if let (Some(status), None) = (info.status, info.id) {
                         if !matches!(status.as_str(), "Preparing" | "Waiting" | "Pushing") {
-                log.line(&status);
-            }
+                            log.line(&status);
+                        }
                     }
                 }
                 Err(bollard::errors::Error::DockerStreamError { error }) => {

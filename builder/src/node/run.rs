@@ -129,7 +129,10 @@ pub async fn build(
         .tempdir_in(&config.work_dir);
     let started = Instant::now();
     let outcome = match &work {
-        Err(e) => Outcome::Error("CannotCreateBuildPod", format!("the node's work directory: {e}")),
+        Err(e) => Outcome::Error(
+            "CannotCreateBuildPod",
+            format!("the node's work directory: {e}"),
+        ),
         Ok(dir) => {
             tokio::select! {
                 o = execute(&build, &grant, client, engine, config, &log, &mut progress, dir.path()) => o,
@@ -143,7 +146,10 @@ pub async fn build(
     };
     let report = match outcome {
         Outcome::Complete { reference, digest } => {
-            log.line(&format!("Build complete in {:.1}s", started.elapsed().as_secs_f64()));
+            log.line(&format!(
+                "Build complete in {:.1}s",
+                started.elapsed().as_secs_f64()
+            ));
             BuildReport {
                 phase: phase::COMPLETE.into(),
                 output_docker_image_reference: reference,
@@ -264,7 +270,11 @@ async fn execute(
     log.line(&format!(
         "Build {ns}/{name} on node {} ({})",
         client.node(),
-        if engine.buildkit() { "BuildKit" } else { "classic builder" }
+        if engine.buildkit() {
+            "BuildKit"
+        } else {
+            "classic builder"
+        }
     ));
 
     // Inputs.
@@ -291,7 +301,11 @@ async fn execute(
         let as_file = str_at(&spec, "/source/binary/asFile").to_string();
         let dest = src.clone();
         let unpacked = tokio::task::spawn_blocking(move || {
-            source::unpack_binary(&file, &dest, (!as_file.is_empty()).then_some(as_file.as_str()))
+            source::unpack_binary(
+                &file,
+                &dest,
+                (!as_file.is_empty()).then_some(as_file.as_str()),
+            )
         })
         .await;
         match unpacked {
@@ -433,7 +447,10 @@ async fn execute(
         );
         for (k, v) in [
             ("io.openshift.build.commit.id", str_at(r, "/git/commit")),
-            ("io.openshift.build.commit.message", str_at(r, "/git/message")),
+            (
+                "io.openshift.build.commit.message",
+                str_at(r, "/git/message"),
+            ),
             ("io.openshift.build.commit.date", str_at(r, "/git/date")),
             ("io.openshift.build.commit.author", author.as_str()),
         ] {
@@ -449,7 +466,10 @@ async fn execute(
         labels.insert("io.openshift.build.source-location".into(), git_uri.clone());
     }
     if !context_dir.is_empty() {
-        labels.insert("io.openshift.build.source-context-dir".into(), context_dir.clone());
+        labels.insert(
+            "io.openshift.build.source-context-dir".into(),
+            context_dir.clone(),
+        );
     }
     labels.insert("io.openshift.build.name".into(), name.into());
     labels.insert("io.openshift.build.namespace".into(), ns.into());
@@ -457,8 +477,8 @@ async fn execute(
         labels.insert(k, v);
     }
     let build_start = (chrono::Utc::now(), Instant::now());
-    let pull_always = docker.get("forcePull") == Some(&json!(true))
-        || str_at(&docker, "/pullPolicy") == "Always";
+    let pull_always =
+        docker.get("forcePull") == Some(&json!(true)) || str_at(&docker, "/pullPolicy") == "Always";
     let built = engine
         .build(
             BuildSpec {
@@ -520,7 +540,8 @@ mod tests {
             output_reference(&spec, "p", "127.0.0.1:5000").as_deref(),
             Some("127.0.0.1:5000/p/shop:v1")
         );
-        let spec = json!({"output": {"to": {"kind": "ImageStreamTag", "name": "shop", "namespace": "q"}}});
+        let spec =
+            json!({"output": {"to": {"kind": "ImageStreamTag", "name": "shop", "namespace": "q"}}});
         assert_eq!(
             output_reference(&spec, "p", "r:1").as_deref(),
             Some("r:1/q/shop:latest")

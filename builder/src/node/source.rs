@@ -56,7 +56,11 @@ fn callbacks(auth: Option<&GitAuth>) -> RemoteCallbacks<'_> {
 }
 
 /// Clones into `dest` and checks out; returns `spec.revision` for the build.
-pub fn checkout(src: &GitSource<'_>, dest: &Path, log: &dyn Fn(&str)) -> Result<Value, SourceError> {
+pub fn checkout(
+    src: &GitSource<'_>,
+    dest: &Path,
+    log: &dyn Fn(&str),
+) -> Result<Value, SourceError> {
     let repo = Repository::init(dest)?;
     let mut remote = repo.remote_anonymous(src.uri)?;
     let target = match src.commit {
@@ -81,10 +85,18 @@ pub fn checkout(src: &GitSource<'_>, dest: &Path, log: &dyn Fn(&str)) -> Result<
             obj.peel_to_commit()?.id()
         }
         None => {
-            let wanted = if src.git_ref.is_empty() { "HEAD" } else { src.git_ref };
+            let wanted = if src.git_ref.is_empty() {
+                "HEAD"
+            } else {
+                src.git_ref
+            };
             log(&format!("Cloning \"{}\" (ref {wanted}) ...", src.uri));
             remote.connect_auth(git2::Direction::Fetch, Some(callbacks(src.auth)), None)?;
-            let advertised: Vec<String> = remote.list()?.iter().map(|h| h.name().to_string()).collect();
+            let advertised: Vec<String> = remote
+                .list()?
+                .iter()
+                .map(|h| h.name().to_string())
+                .collect();
             remote.disconnect()?;
             let full = [
                 wanted.to_string(),
@@ -98,7 +110,11 @@ pub fn checkout(src: &GitSource<'_>, dest: &Path, log: &dyn Fn(&str)) -> Result<
             })?;
             let mut opts = FetchOptions::new();
             opts.remote_callbacks(callbacks(src.auth)).depth(1);
-            remote.fetch(&[format!("+{full}:refs/podspace/source")], Some(&mut opts), None)?;
+            remote.fetch(
+                &[format!("+{full}:refs/podspace/source")],
+                Some(&mut opts),
+                None,
+            )?;
             repo.refname_to_id("refs/podspace/source")?
         }
     };
@@ -107,13 +123,16 @@ pub fn checkout(src: &GitSource<'_>, dest: &Path, log: &dyn Fn(&str)) -> Result<
     co.force();
     repo.checkout_tree(commit.as_object(), Some(&mut co))?;
     repo.set_head_detached(target)?;
-    let who = |s: git2::Signature<'_>| {
-        json!({"name": s.name().unwrap_or_default(), "email": s.email().unwrap_or_default()})
-    };
+    let who = |s: git2::Signature<'_>| json!({"name": s.name().unwrap_or_default(), "email": s.email().unwrap_or_default()});
     let when = chrono::DateTime::from_timestamp(commit.time().seconds(), 0)
         .map(|t| t.to_rfc2822())
         .unwrap_or_default();
-    let message = commit.summary().ok().flatten().unwrap_or_default().to_string();
+    let message = commit
+        .summary()
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .to_string();
     log(&format!("Commit:\t{} ({message})", target));
     Ok(json!({
         "type": "Git",
@@ -195,7 +214,10 @@ pub fn tar_context(dir: &Path, out: &Path) -> Result<(), SourceError> {
     let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
     builder.follow_symlinks(false);
     builder.append_dir_all(".", dir)?;
-    builder.into_inner()?.into_inner().map_err(|e| e.into_error())?;
+    builder
+        .into_inner()?
+        .into_inner()
+        .map_err(|e| e.into_error())?;
     Ok(())
 }
 

@@ -1,12 +1,12 @@
-//! `psc describe is/NAME` and `psc describe istag/IS[:TAG]` in the shape
-//! cli.md gives (the `oc describe` layout).
+//! `psc describe` for image streams, image stream tags (in the shape cli.md
+//! gives), build configs and builds: the `oc describe` layouts.
 
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::output::{ago, s};
+use crate::output::{ago, build_duration, duration, s, strategy_type};
 
 fn meta_lines(out: &mut String, obj: &Value) {
     let map = |ptr: &str| match obj.pointer(ptr).and_then(Value::as_object) {
@@ -340,9 +340,310 @@ pub fn image_stream_tag(ist: &Value) -> String {
     out
 }
 
+/// `Label:` and the value, aligned at the third tab stop as the rest.
+fn line(out: &mut String, label: &str, value: &str) {
+    let label = format!("{label}:");
+    let tabs = 24usize.saturating_sub(label.len()).div_ceil(8);
+    out.push_str(&label);
+    out.push_str(&"\t".repeat(tabs.max(1)));
+    out.push_str(&value.replace('\n', "\n\t\t\t"));
+    out.push('\n');
+}
+
+fn or_none(v: &str) -> &str {
+    if v.is_empty() {
+        "<none>"
+    } else {
+        v
+    }
+}
+
+fn parse_time(ts: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(ts)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// `Mon, 06 Mar 2017 14:37:11 UTC`, as oc prints a start time.
+fn when(ts: &str) -> String {
+    parse_time(ts).map_or_else(
+        || or_none(ts).to_string(),
+        |t| t.format("%a, %d %b %Y %H:%M:%S UTC").to_string(),
+    )
+}
+
+fn seconds_since(ts: &str) -> Option<i64> {
+    parse_time(ts).map(|t| (chrono::Utc::now() - t).num_seconds().max(0))
+}
+
+/// `1m2s`, `running for 5s`, `waiting for 3s`.
+fn duration_text(b: &Value) -> String {
+    if let Some(secs) = build_duration(b) {
+        return duration(secs);
+    }
+    let start = s(b, "/status/startTimestamp");
+    match s(b, "/status/phase") {
+        "New" | "Pending" => seconds_since(s(b, "/metadata/creationTimestamp"))
+            .map(|t| format!("waiting for {}", duration(t)))
+            .unwrap_or_default(),
+        "Running" => seconds_since(start)
+            .map(|t| format!("running for {}", duration(t)))
+            .unwrap_or_default(),
+        _ => match (
+            parse_time(start),
+            parse_time(s(b, "/status/completionTimestamp")),
+        ) {
+            (Some(a), Some(z)) => duration((z - a).num_seconds().max(0)),
+            _ => String::new(),
+        },
+    }
+}
+
+/// `ImageStreamTag project/name:tag`, for `from` and `output.to`.
+fn object_ref(r: Option<&Value>) -> String {
+    let Some(r) = r.filter(|r| r.is_object()) else {
+        return String::new();
+    };
+    match s(r, "/namespace") {
+        "" => format!("{} {}", s(r, "/kind"), s(r, "/name")),
+        ns => format!("{} {ns}/{}", s(r, "/kind"), s(r, "/name")),
+    }
+}
+
+fn name_meta(out: &mut String, obj: &Value) {
+    line(out, "Name", s(obj, "/metadata/name"));
+    line(out, "Namespace", s(obj, "/metadata/namespace"));
+    line(out, "Created", &ago(s(obj, "/metadata/creationTimestamp")));
+    meta_lines(out, obj);
+}
+
+/// Strategy, source and base image of a BuildConfig's or a Build's spec.
+fn source_lines(out: &mut String, obj: &Value) {
+    line(out, "Strategy", or_none(&strategy_type(obj)));
+    let src = &obj["spec"]["source"];
+    if src["git"].is_object() {
+        line(out, "URL", s(src, "/git/uri"));
+        if !s(src, "/git/ref").is_empty() {
+            line(out, "Ref", s(src, "/git/ref"));
+        }
+    }
+    if !s(src, "/contextDir").is_empty() {
+        line(out, "ContextDir", s(src, "/contextDir"));
+    }
+    if src["binary"].is_object() {
+        match s(src, "/binary/asFile") {
+            "" => line(out, "Binary", "provided on build"),
+            f => line(out, "Binary", &format!("provided as file {f:?} on build")),
+        }
+    }
+    let strategy = &obj["spec"]["strategy"];
+    let from = ["dockerStrategy", "sourceStrategy", "customStrategy"]
+        .iter()
+        .find_map(|k| strategy.get(*k).and_then(|x| x.get("from")));
+    let from = object_ref(from);
+    if !from.is_empty() {
+        line(out, "From Image", &from);
+    }
+}
+
+fn output_line(out: &mut String, obj: &Value) {
+    line(
+        out,
+        "Output to",
+        or_none(&object_ref(obj.pointer("/spec/output/to"))),
+    );
+}
+
+/// Creation time the way Go prints one: `2024-01-01 10:00:00 +0000 UTC`.
+fn creation_time(ts: &str) -> String {
+    parse_time(ts).map_or_else(
+        || ts.to_string(),
+        |t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string(),
+    )
+}
+
+/// `psc describe bc NAME`; `builds` newest first.
+pub fn build_config(bc: &Value, builds: &[Value]) -> String {
+    let mut out = String::new();
+    name_meta(&mut out, bc);
+    match bc.pointer("/status/lastVersion").and_then(Value::as_i64) {
+        Some(v) if v > 0 => line(&mut out, "Latest Version", &v.to_string()),
+        _ => line(&mut out, "Latest Version", "Never built"),
+    }
+    out.push('\n');
+    source_lines(&mut out, bc);
+    output_line(&mut out, bc);
+    out.push('\n');
+    let policy = match s(bc, "/spec/runPolicy") {
+        "" => "Serial",
+        p => p,
+    };
+    line(&mut out, "Build Run Policy", policy);
+    let triggers: Vec<&str> = bc
+        .pointer("/spec/triggers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|t| match s(t, "/type") {
+            "ConfigChange" => "Config",
+            other => other,
+        })
+        .collect();
+    line(&mut out, "Triggered by", or_none(&triggers.join(", ")));
+    if builds.is_empty() {
+        return out;
+    }
+    out.push('\n');
+    let mut rows = vec![[
+        "Build".to_string(),
+        "Status".to_string(),
+        "Duration".to_string(),
+        "Creation Time".to_string(),
+    ]];
+    rows.extend(builds.iter().map(|b| {
+        [
+            s(b, "/metadata/name").to_string(),
+            s(b, "/status/phase").to_lowercase(),
+            duration_text(b),
+            creation_time(s(b, "/metadata/creationTimestamp")),
+        ]
+    }));
+    let width = |c: usize| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0);
+    let widths = [width(0), width(1), width(2)];
+    for r in &rows {
+        let text = format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {}",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        );
+        out.push_str(text.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `psc describe build NAME`.
+pub fn build(b: &Value) -> String {
+    let mut out = String::new();
+    name_meta(&mut out, b);
+    out.push('\n');
+    line(&mut out, "Status", &crate::output::build_status(b));
+    if !s(b, "/status/message").is_empty() {
+        line(&mut out, "Message", s(b, "/status/message"));
+    }
+    line(&mut out, "Started", &when(s(b, "/status/startTimestamp")));
+    line(&mut out, "Duration", or_none(&duration_text(b)));
+    out.push('\n');
+    let config = match s(b, "/status/config/name") {
+        "" => s(b, "/metadata/labels/openshift.io~1build-config.name"),
+        c => c,
+    };
+    line(&mut out, "Build Config", or_none(config));
+    let pod = s(b, "/metadata/annotations/openshift.io~1build.pod-name");
+    if !pod.is_empty() {
+        line(&mut out, "Build Pod", pod);
+    }
+    out.push('\n');
+    source_lines(&mut out, b);
+    let revision = ["/status/revision/git", "/spec/revision/git"]
+        .iter()
+        .filter_map(|p| b.pointer(p))
+        .find(|g| !s(g, "/commit").is_empty());
+    if let Some(git) = revision {
+        match s(git, "/message") {
+            "" => line(&mut out, "Commit", s(git, "/commit")),
+            m => line(
+                &mut out,
+                "Commit",
+                &format!("{} ({})", s(git, "/commit"), m.trim()),
+            ),
+        }
+        let (author, committer) = (s(git, "/author/name"), s(git, "/committer/name"));
+        if !author.is_empty() || !committer.is_empty() {
+            line(
+                &mut out,
+                "Author/Committer",
+                &format!("{author} / {committer}"),
+            );
+        }
+    }
+    output_line(&mut out, b);
+    let digest = s(b, "/status/output/to/imageDigest");
+    if !digest.is_empty() {
+        line(&mut out, "Digest", digest);
+    }
+    out.push('\n');
+    let causes: Vec<&str> = b
+        .pointer("/spec/triggeredBy")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|c| s(c, "/message"))
+        .filter(|m| !m.is_empty())
+        .collect();
+    line(&mut out, "Build trigger cause", or_none(&causes.join("\n")));
+    let snippet = s(b, "/status/logSnippet");
+    if !snippet.is_empty() {
+        out.push('\n');
+        line(&mut out, "Log Tail", snippet.trim_end());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_layout() {
+        let b = serde_json::json!({
+            "metadata": {"name": "shop-2", "namespace": "p", "creationTimestamp": "2024-01-01T10:00:00Z",
+                "labels": {"openshift.io/build-config.name": "shop"}},
+            "spec": {"source": {"type": "Git", "git": {"uri": "https://x/shop", "ref": "main"}},
+                "strategy": {"type": "Docker", "dockerStrategy": {"from": {"kind": "ImageStreamTag", "name": "base:1", "namespace": "lib"}}},
+                "output": {"to": {"kind": "ImageStreamTag", "name": "shop:latest"}},
+                "revision": {"git": {"commit": "abc", "message": "Fix", "author": {"name": "Ann"}, "committer": {"name": "Cid"}}},
+                "triggeredBy": [{"message": "Manually triggered"}]},
+            "status": {"phase": "Failed", "reason": "DockerBuildFailed", "duration": 5_000_000_000i64,
+                "startTimestamp": "2024-01-01T10:00:01Z", "logSnippet": "a\nb", "output": {"to": {"imageDigest": "sha256:d"}}}
+        });
+        let text = build(&b);
+        for want in [
+            "Status:\t\t\tFailed (DockerBuildFailed)\n",
+            "Started:\t\tMon, 01 Jan 2024 10:00:01 UTC\n",
+            "Duration:\t\t5s\n",
+            "Build Config:\t\tshop\n",
+            "From Image:\t\tImageStreamTag lib/base:1\n",
+            "Commit:\t\t\tabc (Fix)\nAuthor/Committer:\tAnn / Cid\n",
+            "Output to:\t\tImageStreamTag shop:latest\nDigest:\t\t\tsha256:d\n",
+            "Build trigger cause:\tManually triggered\n",
+            "Log Tail:\t\ta\n\t\t\tb\n",
+        ] {
+            assert!(text.contains(want), "{want:?} in\n{text}");
+        }
+        let bc = serde_json::json!({
+            "metadata": {"name": "shop", "namespace": "p"},
+            "spec": {"source": {"binary": {}}, "strategy": {"dockerStrategy": {}},
+                "triggers": [{"type": "ConfigChange"}, {"type": "ImageChange"}]},
+            "status": {"lastVersion": 2}
+        });
+        let text = build_config(&bc, &[b]);
+        assert!(text.contains("Latest Version:\t\t2\n"), "{text}");
+        assert!(text.contains("Binary:\t\t\tprovided on build\n"), "{text}");
+        assert!(
+            text.contains("Triggered by:\t\tConfig, ImageChange\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Build   Status  Duration  Creation Time\nshop-2  failed  5s        2024-01-01 10:00:00 +0000 UTC\n"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn tags_sort_latest_first_then_by_version() {

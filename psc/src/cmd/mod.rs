@@ -1,11 +1,15 @@
 pub mod auth;
+pub mod builds;
 pub mod describe;
 pub mod import;
+pub mod newbuild;
 pub mod objects;
 pub mod policy;
 pub mod projects;
 pub mod rollout;
+pub mod startbuild;
 pub mod tag;
+pub mod upload;
 
 use anyhow::{anyhow, bail, Result};
 

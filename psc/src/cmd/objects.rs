@@ -139,7 +139,7 @@ pub async fn get(g: &Global, args: GetArgs) -> Result<()> {
     Ok(())
 }
 
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -156,6 +156,9 @@ pub async fn describe(g: &Global, kind: &str, name: &str) -> Result<()> {
         Some((k, n)) if name.is_empty() => (kind_of(k)?, n.to_string()),
         _ => (kind_of(kind)?, name.to_string()),
     };
+    if name.is_empty() {
+        bail!("name the object: psc describe KIND NAME or KIND/NAME");
+    }
     let ns = namespace_for(&session, kind)?;
     // `istag/IS` means IS:latest.
     let name = if kind.kind == "ImageStreamTag" && !name.contains(':') {
@@ -167,6 +170,11 @@ pub async fn describe(g: &Global, kind: &str, name: &str) -> Result<()> {
     let text = match kind.kind {
         "ImageStream" => super::describe::image_stream(&obj),
         "ImageStreamTag" => super::describe::image_stream_tag(&obj),
+        "BuildConfig" => {
+            let builds = super::builds::of_config(&session.client, ns, &name).await?;
+            super::describe::build_config(&obj, &builds)
+        }
+        "Build" => super::describe::build(&obj),
         _ => describe_text(kind, &obj),
     };
     print!("{text}");

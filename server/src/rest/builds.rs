@@ -86,7 +86,10 @@ fn created(target: &Target, build: Object) -> Response {
         b.insert("kind".into(), json!("Build"));
     }
     let value = render(target, build);
-    json_response(StatusCode::CREATED, serde_json::to_vec(&value).unwrap_or_default())
+    json_response(
+        StatusCode::CREATED,
+        serde_json::to_vec(&value).unwrap_or_default(),
+    )
 }
 
 async fn build_request(
@@ -104,14 +107,25 @@ async fn build_request(
             .and_then(Value::as_str)
             .is_some_and(|k| k != kind)
     {
-        return Err(ApiError(Status::bad_request(format!("the body must be a {kind}"))));
+        return Err(ApiError(Status::bad_request(format!(
+            "the body must be a {kind}"
+        ))));
     }
     Ok(request)
 }
 
-async fn clone(state: &AppState, target: &Target, name: &str, request: &Value) -> ApiResult<Response> {
-    let build_kind = by_kind("Build").ok_or_else(|| ApiError(Status::internal("Build kind missing")))?;
-    let old = state.store.get(build_kind, target.ns_or_empty(), name).await?;
+async fn clone(
+    state: &AppState,
+    target: &Target,
+    name: &str,
+    request: &Value,
+) -> ApiResult<Response> {
+    let build_kind =
+        by_kind("Build").ok_or_else(|| ApiError(Status::internal("Build kind missing")))?;
+    let old = state
+        .store
+        .get(build_kind, target.ns_or_empty(), name)
+        .await?;
     let Some(bc) = old
         .metadata
         .annotations
@@ -158,11 +172,20 @@ async fn binary(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let bc_kind = by_kind("BuildConfig").ok_or_else(|| ApiError(Status::internal("BuildConfig kind missing")))?;
+    let bc_kind = by_kind("BuildConfig")
+        .ok_or_else(|| ApiError(Status::internal("BuildConfig kind missing")))?;
     // Refuse early (before reading the body) what instantiate would refuse.
     let bc = state.store.get(bc_kind, target.ns_or_empty(), name).await?;
-    if bc.metadata.annotations.get("openshift.io/build-config.paused").map(String::as_str) == Some("true") {
-        return Err(ApiError(Status::bad_request(format!("BuildConfig {name:?} is paused"))));
+    if bc
+        .metadata
+        .annotations
+        .get("openshift.io/build-config.paused")
+        .map(String::as_str)
+        == Some("true")
+    {
+        return Err(ApiError(Status::bad_request(format!(
+            "BuildConfig {name:?} is paused"
+        ))));
     }
     let as_file = query.get("asFile").cloned().unwrap_or_default();
     let revision = revision_from(query);
@@ -172,7 +195,10 @@ async fn binary(
     let storage_err = |e: podspace_registry::storage::StorageError| {
         ApiError(Status::internal(format!("storing the binary input: {e}")))
     };
-    let mut upload = storage.start_upload(&upload_id).await.map_err(storage_err)?;
+    let mut upload = storage
+        .start_upload(&upload_id)
+        .await
+        .map_err(storage_err)?;
     let mut hasher = podspace_registry::digest::ResumableSha256::new();
     let mut size: u64 = 0;
     let mut body = req.into_body().into_data_stream();
@@ -181,7 +207,9 @@ async fn binary(
             Ok(c) => c,
             Err(e) => {
                 let _ = storage.abort(upload).await;
-                return Err(ApiError(Status::bad_request(format!("reading the upload: {e}"))));
+                return Err(ApiError(Status::bad_request(format!(
+                    "reading the upload: {e}"
+                ))));
             }
         };
         size += chunk.len() as u64;
@@ -252,7 +280,8 @@ fn uuid_like() -> String {
 fn revision_from(query: &Query) -> Option<Value> {
     let q = |k: &str| query.get(k).cloned().unwrap_or_default();
     let commit = q("revision.commit");
-    if commit.is_empty() && q("revision.message").is_empty() && q("revision.authorName").is_empty() {
+    if commit.is_empty() && q("revision.message").is_empty() && q("revision.authorName").is_empty()
+    {
         return None;
     }
     Some(json!({"type": "Git", "git": {
@@ -267,17 +296,22 @@ fn revision_from(query: &Query) -> Option<Value> {
 /// (unless `nowait`), then streams what the node sent; with `follow`, until
 /// the build ends.
 async fn log(state: &AppState, target: &Target, name: &str, query: &Query) -> ApiResult<Response> {
-    let build_kind = by_kind("Build").ok_or_else(|| ApiError(Status::internal("Build kind missing")))?;
+    let build_kind =
+        by_kind("Build").ok_or_else(|| ApiError(Status::internal("Build kind missing")))?;
     let flag = |k: &str| matches!(query.get(k).map(String::as_str), Some("true" | "1"));
     let (follow, nowait, previous) = (flag("follow"), flag("nowait"), flag("previous"));
     let version = match query.get("version") {
         Some(v) => Some(v.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {
-            ApiError(Status::bad_request("version must be a positive build number"))
+            ApiError(Status::bad_request(
+                "version must be a positive build number",
+            ))
         })?),
         None => None,
     };
     if previous && version.is_some() {
-        return Err(ApiError(Status::bad_request("previous and version cannot be used together")));
+        return Err(ApiError(Status::bad_request(
+            "previous and version cannot be used together",
+        )));
     }
     let ns = target.ns_or_empty().to_string();
     let mut build = state.store.get(build_kind, &ns, name).await?;
@@ -289,7 +323,10 @@ async fn log(state: &AppState, target: &Target, name: &str, query: &Query) -> Ap
             .cloned()
             .unwrap_or_default();
         let n = version.unwrap_or(phase::number(&build) - 1);
-        build = state.store.get(build_kind, &ns, &format!("{bc}-{n}")).await?;
+        build = state
+            .store
+            .get(build_kind, &ns, &format!("{bc}-{n}"))
+            .await?;
     }
     let name = build.metadata.name.clone();
     let uid = build.metadata.uid.clone();
@@ -386,4 +423,3 @@ where
     tokio::spawn(f(tx));
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
-
