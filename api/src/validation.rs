@@ -512,3 +512,59 @@ mod tests {
             .any(|c| c.field == "spec.triggers[0].imageChangeParams.containerNames[0]"));
     }
 }
+
+/// Rules for changing a stored object through the API (the controllers and
+/// build nodes write through the store and are not bound by them). A
+/// Build's spec is fixed once created, except `output.pushSecret`; of its
+/// status a client may only ask for cancellation — phases, outputs and
+/// timestamps belong to the build system.
+pub fn validate_update(old: &Object, new: &Object) -> Result<(), Status> {
+    if old.kind != "Build" {
+        return Ok(());
+    }
+    let without_push_secret = |o: &Object| {
+        let mut spec = o.body.get("spec").cloned().unwrap_or(Value::Null);
+        if let Some(out) = spec.get_mut("output").and_then(Value::as_object_mut) {
+            out.remove("pushSecret");
+        }
+        spec
+    };
+    if without_push_secret(old) != without_push_secret(new) {
+        return Err(Status::new(
+            Reason::Invalid,
+            format!(
+                "Build.build.openshift.io {:?} is invalid: spec: Invalid value: the build spec is immutable except spec.output.pushSecret",
+                old.metadata.name
+            ),
+        ));
+    }
+    let without_cancel = |o: &Object| {
+        let mut status = o.body.get("status").cloned().unwrap_or(Value::Null);
+        if let Some(s) = status.as_object_mut() {
+            s.remove("cancelled");
+        }
+        status
+    };
+    if without_cancel(old) != without_cancel(new) {
+        return Err(Status::new(
+            Reason::Invalid,
+            format!(
+                "Build.build.openshift.io {:?} is invalid: status: Invalid value: only status.cancelled may be set; the build system owns the rest of the status",
+                old.metadata.name
+            ),
+        ));
+    }
+    let cancelled = |o: &Object| {
+        o.body.get("status").and_then(|s| s.get("cancelled")) == Some(&Value::Bool(true))
+    };
+    if cancelled(old) && !cancelled(new) {
+        return Err(Status::new(
+            Reason::Invalid,
+            format!(
+                "Build.build.openshift.io {:?} is invalid: status.cancelled: a cancellation cannot be taken back",
+                old.metadata.name
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -736,3 +736,102 @@ async fn a_killed_node_loses_its_build_in_time() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clients_may_only_cancel_and_queued_builds_cancel_at_once() -> anyhow::Result<()> {
+    // No build node: the build stays queued.
+    let server = Server::start()?;
+    let admin = Api::admin(&server.url).await?;
+    let ns = unique("q");
+    admin.new_project(&ns).await?;
+    let base = format!("/apis/build.openshift.io/v1/namespaces/{ns}");
+    let r = admin
+        .post(
+            &format!("{base}/buildconfigs"),
+            &json!({"metadata": {"name": "q"}, "spec": {"source": {"dockerfile": "FROM scratch\n"}, "strategy": {"dockerStrategy": {}}}}),
+        )
+        .await?;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = admin
+        .post(
+            &format!("{base}/buildconfigs/q/instantiate"),
+            &json!({"kind": "BuildRequest", "metadata": {"name": "q"}, "env": [{"name": "A", "value": "1"}]}),
+        )
+        .await?;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(
+        r.body["spec"]["strategy"]["dockerStrategy"]["env"],
+        json!([{"name": "A", "value": "1"}])
+    );
+    assert_eq!(
+        r.body["spec"]["triggeredBy"][0]["message"],
+        "Manually triggered"
+    );
+    let build = format!("{base}/builds/q-1");
+    let before = admin.get(&build).await?.body;
+
+    for (path, patch) in [
+        (
+            format!("{build}/status"),
+            json!({"status": {"phase": "Complete"}}),
+        ),
+        (
+            build.clone(),
+            json!({"spec": {"source": {"dockerfile": "FROM other\n"}}}),
+        ),
+    ] {
+        let r = admin.merge_patch(&path, &patch).await?;
+        assert_eq!(r.status, 422, "{}", r.text);
+        assert_eq!(r.body["reason"], "Invalid");
+    }
+    let after = admin.get(&build).await?.body;
+    assert_eq!(before["spec"], after["spec"]);
+    assert!(
+        matches!(phase(&after), "New" | "Pending"),
+        "still queued: {}",
+        after["status"]
+    );
+
+    let r = admin
+        .merge_patch(
+            &format!("{build}/status"),
+            &json!({"status": {"cancelled": true}}),
+        )
+        .await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let b = admin.get(&build).await?.body;
+        if phase(&b) == "Cancelled" {
+            assert_eq!(b["status"]["reason"], "CancelledBuild");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", b["status"]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Logs of a build cancelled before it ran: a clear 400.
+    let r = admin.get(&format!("{build}/log")).await?;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(
+        r.text.contains("was cancelled. No logs are available."),
+        "{}",
+        r.text
+    );
+    // Builds of a config without input refuse to start from a binary config.
+    let r = admin
+        .post(
+            &format!("{base}/buildconfigs"),
+            &json!({"metadata": {"name": "bin"}, "spec": {"source": {"binary": {}}, "strategy": {"dockerStrategy": {}}}}),
+        )
+        .await?;
+    assert_eq!(r.status, 201);
+    let r = admin
+        .post(
+            &format!("{base}/buildconfigs/bin/instantiate"),
+            &json!({"kind": "BuildRequest", "metadata": {"name": "bin"}}),
+        )
+        .await?;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("no valid source inputs"), "{}", r.text);
+    Ok(())
+}

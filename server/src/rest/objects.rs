@@ -319,7 +319,51 @@ async fn update(
     let (mut obj, _) = object_body(state, target, headers, body).await?;
     podspace_api::defaults::apply(target.kind, &mut obj, target.legacy);
     validate(target.kind, &obj).map_err(ApiError)?;
-    let updated = state.store.update(target.kind, obj, scope(target)).await?;
+    let updated = if target.kind.kind == "Build" {
+        // Checked against the stored build under the writer lock.
+        let precondition = match obj.metadata.resource_version.as_str() {
+            "" => None,
+            rv => Some(rv.parse::<i64>().map_err(|_| {
+                ApiError(Status::bad_request(format!(
+                    "metadata.resourceVersion: Invalid value: {rv:?}: must be an integer"
+                )))
+            })?),
+        };
+        let scope = scope(target);
+        state
+            .store
+            .mutate(
+                target.kind,
+                target.ns_or_empty(),
+                name_of(target),
+                precondition,
+                scope,
+                move |cur| {
+                    let mut next = obj;
+                    // What the scope leaves untouched is not the client's change.
+                    match scope {
+                        UpdateScope::Status => {
+                            next.body.insert(
+                                "spec".into(),
+                                cur.body.get("spec").cloned().unwrap_or(Value::Null),
+                            );
+                        }
+                        _ => {
+                            next.body.insert(
+                                "status".into(),
+                                cur.body.get("status").cloned().unwrap_or(Value::Null),
+                            );
+                        }
+                    }
+                    podspace_api::validation::validate_update(cur, &next)?;
+                    *cur = next;
+                    Ok(())
+                },
+            )
+            .await?
+    } else {
+        state.store.update(target.kind, obj, scope(target)).await?
+    };
     Ok(ok_json(StatusCode::OK, &render(target, updated.to_value())))
 }
 
@@ -404,6 +448,7 @@ async fn patch(
                 })?;
                 podspace_api::defaults::apply(kind, &mut next, legacy);
                 validate(kind, &next)?;
+                podspace_api::validation::validate_update(cur, &next)?;
                 *cur = next;
                 Ok(())
             },
