@@ -471,48 +471,6 @@ fn secret(errs: &mut Errors, obj: &Object) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names() {
-        assert!(dns1123_label("my-project").is_ok());
-        assert!(dns1123_label("My-Project").is_err());
-        assert!(dns1123_label("-a").is_err());
-        assert!(dns1123_label(&"a".repeat(64)).is_err());
-        assert!(dns1123_label(&"a".repeat(63)).is_ok());
-        assert!(dns1123_subdomain("a.b-c").is_ok());
-        assert!(dns1123_subdomain("a..b").is_err());
-        assert!(dns1123_subdomain("a_b").is_err());
-        assert!(user_name("alice@example.com").is_ok());
-        assert!(user_name("system:admin").is_err());
-        assert!(user_name("a/b").is_err());
-    }
-
-    #[test]
-    fn deployment_config_trigger_kinds() {
-        let kind = crate::kinds::by_kind("DeploymentConfig").unwrap();
-        let mut dc = Object::new("DeploymentConfig", "p", "web");
-        dc.body.insert(
-            "spec".into(),
-            serde_json::json!({
-                "template": {"spec": {"containers": [{"name": "web", "image": "x"}]}},
-                "triggers": [{"type": "ImageChange", "imageChangeParams": {"from": {"kind": "DockerImage", "name": "x"}, "containerNames": ["nope"]}}]
-            }),
-        );
-        let err = validate(kind, &dc).unwrap_err();
-        assert_eq!(err.reason, Reason::Invalid);
-        let causes = err.details.unwrap().causes;
-        assert!(causes
-            .iter()
-            .any(|c| c.field == "spec.triggers[0].imageChangeParams.from.kind"));
-        assert!(causes
-            .iter()
-            .any(|c| c.field == "spec.triggers[0].imageChangeParams.containerNames[0]"));
-    }
-}
-
 /// Rules for changing a stored object through the API (the controllers and
 /// build nodes write through the store and are not bound by them). A
 /// Build's spec is fixed once created, except `output.pushSecret`; of its
@@ -567,4 +525,46 @@ pub fn validate_update(old: &Object, new: &Object) -> Result<(), Status> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(dns1123_label("my-project").is_ok());
+        assert!(dns1123_label("My-Project").is_err());
+        assert!(dns1123_label("-a").is_err());
+        assert!(dns1123_label(&"a".repeat(64)).is_err());
+        assert!(dns1123_label(&"a".repeat(63)).is_ok());
+        assert!(dns1123_subdomain("a.b-c").is_ok());
+        assert!(dns1123_subdomain("a..b").is_err());
+        assert!(dns1123_subdomain("a_b").is_err());
+        assert!(user_name("alice@example.com").is_ok());
+        assert!(user_name("system:admin").is_err());
+        assert!(user_name("a/b").is_err());
+    }
+
+    #[test]
+    fn deployment_config_trigger_kinds() {
+        let kind = crate::kinds::by_kind("DeploymentConfig").unwrap();
+        let mut dc = Object::new("DeploymentConfig", "p", "web");
+        dc.body.insert(
+            "spec".into(),
+            serde_json::json!({
+                "template": {"spec": {"containers": [{"name": "web", "image": "x"}]}},
+                "triggers": [{"type": "ImageChange", "imageChangeParams": {"from": {"kind": "DockerImage", "name": "x"}, "containerNames": ["nope"]}}]
+            }),
+        );
+        let err = validate(kind, &dc).unwrap_err();
+        assert_eq!(err.reason, Reason::Invalid);
+        let causes = err.details.unwrap().causes;
+        assert!(causes
+            .iter()
+            .any(|c| c.field == "spec.triggers[0].imageChangeParams.from.kind"));
+        assert!(causes
+            .iter()
+            .any(|c| c.field == "spec.triggers[0].imageChangeParams.containerNames[0]"));
+    }
 }

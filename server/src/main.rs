@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the all-in-one service (API, registry, controllers) on the embedded default.
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Run a build node for a PodSpace API on another machine.
     Node(NodeArgs),
 }
@@ -69,7 +69,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            let config = config::Config::resolve(args)?;
+            let config = config::Config::resolve(*args)?;
             init_tracing(config.log_format);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

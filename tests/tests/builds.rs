@@ -77,7 +77,7 @@ impl Env {
             ))
             .await?;
         let mut items = r.body["items"].as_array().cloned().unwrap_or_default();
-        items.sort_by_key(|b| number(b));
+        items.sort_by_key(number);
         Ok(items)
     }
 

@@ -189,7 +189,7 @@ pub async fn build(
     };
     let mut report = report;
     report.revision = progress.revision.take();
-    report.stages = (!progress.stages.is_empty()).then(|| Value::Array(progress.stages));
+    report.stages = (!progress.stages.is_empty()).then_some(Value::Array(progress.stages));
     shipper.finish(log).await;
     if !report.phase.is_empty() {
         for attempt in 0..5u32 {
