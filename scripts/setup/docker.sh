@@ -8,11 +8,14 @@ log() { echo "[docker] $*" >&2; }
 
 pkgs=()
 { command -v dockerd >/dev/null && [ -x /usr/bin/docker ]; } || pkgs+=(docker.io)
-# CNCF distribution: the "other registry" that image imports read from.
-command -v docker-registry >/dev/null || pkgs+=(docker-registry)
-command -v skopeo >/dev/null || pkgs+=(skopeo)
-# Test images are a statically linked busybox copied into an empty rootfs.
-dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || pkgs+=(busybox-static)
+# --engine-only (scripts/serve): just the engine, none of the test tools.
+if [ "${1:-}" != "--engine-only" ]; then
+  # CNCF distribution: the "other registry" that image imports read from.
+  command -v docker-registry >/dev/null || pkgs+=(docker-registry)
+  command -v skopeo >/dev/null || pkgs+=(skopeo)
+  # Test images are a statically linked busybox copied into an empty rootfs.
+  dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || pkgs+=(busybox-static)
+fi
 if [ ${#pkgs[@]} -gt 0 ]; then
   log "installing ${pkgs[*]}"
   # Keep the package from starting its own daemon (with a bridge) at install.

@@ -68,8 +68,24 @@ impl Running {
 }
 
 /// Runs the node until `shutdown`.
-pub async fn run(config: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(), NodeError> {
-    let engine = DockerEngine::connect(config.classic_builder).await?;
+pub async fn run(config: NodeConfig, mut shutdown: watch::Receiver<bool>) -> Result<(), NodeError> {
+    // An engine that is not up yet (or restarting) is waited for.
+    let mut warned = false;
+    let engine = loop {
+        match DockerEngine::connect(config.classic_builder).await {
+            Ok(e) => break e,
+            Err(e) => {
+                if !warned {
+                    tracing::warn!(error = %e, "no container engine yet; the build node waits for one");
+                    warned = true;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = podspace_api::store::stopped(&mut shutdown) => return Ok(()),
+                }
+            }
+        }
+    };
     let client = NodeClient::new(&config.api, &config.token, &config.name)?;
     std::fs::create_dir_all(&config.work_dir)?;
     let running = Running::default();
