@@ -204,12 +204,21 @@ fn build_from(
         }
     }
     if let Some(from) = strategy_from_mut(&mut spec) {
-        if from.get("kind").and_then(Value::as_str) == Some("ImageStreamTag") {
+        if matches!(
+            from.get("kind").and_then(Value::as_str),
+            Some("ImageStreamTag" | "ImageStreamImage")
+        ) {
             let image = from_image.ok_or_else(|| {
+                let kind = from.get("kind").and_then(Value::as_str).unwrap_or_default();
+                let what = if kind == "ImageStreamTag" {
+                    "unable to find latest tagged image"
+                } else {
+                    "no such image in the stream"
+                };
                 Status::new(
                     Reason::Invalid,
                     format!(
-                        "Error resolving ImageStreamTag {} in namespace {}: unable to find latest tagged image",
+                        "Error resolving {kind} {} in namespace {}: {what}",
                         from.get("name").and_then(Value::as_str).unwrap_or_default(),
                         bc.metadata.namespace
                     ),

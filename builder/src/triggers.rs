@@ -399,6 +399,9 @@ async fn strategy_pull_spec(
     let Some(f) = bc.body.get("spec").and_then(strategy_from) else {
         return Ok(None);
     };
+    if f.get("kind").and_then(Value::as_str) == Some("ImageStreamImage") {
+        return image_pull_spec(store, f, ns).await;
+    }
     if f.get("kind").and_then(Value::as_str) != Some("ImageStreamTag") {
         return Ok(None);
     }
@@ -417,4 +420,49 @@ async fn strategy_pull_spec(
     Ok(resolve(store, bc, from_ns, is, tag)
         .await?
         .map(|r| r.pull_spec))
+}
+
+/// An ImageStreamImage `from` (`stream@id`, id a digest or a unique prefix
+/// of one) as the pull spec the stream's history recorded for that image.
+async fn image_pull_spec(
+    store: &Store,
+    from: &Value,
+    ns: &str,
+) -> Result<Option<String>, StoreError> {
+    let Some((is, id)) = from
+        .get("name")
+        .and_then(Value::as_str)
+        .and_then(|n| n.split_once('@'))
+    else {
+        return Ok(None);
+    };
+    let from_ns = from
+        .get("namespace")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .unwrap_or(ns);
+    let stream = match store.get(kind("ImageStream")?, from_ns, is).await {
+        Ok(s) => s,
+        Err(StoreError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Ok(Some(event)) = imagestreams::find_image(&stream, id) else {
+        return Ok(None);
+    };
+    let image = event
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let repo = stream
+        .body
+        .get("status")
+        .and_then(|s| s.get("dockerImageRepository"))
+        .and_then(Value::as_str);
+    Ok(match repo {
+        Some(repo) if !image.is_empty() => Some(format!("{repo}@{image}")),
+        _ => event
+            .get("dockerImageReference")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
 }

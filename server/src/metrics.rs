@@ -22,6 +22,11 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LatencyLabels {
     method: String,
     resource: String,
@@ -34,6 +39,8 @@ pub struct Metrics {
     pub watches: Gauge,
     pub events_tailed: Counter,
     pub resource_version: Gauge,
+    builds: Family<BuildLabels, Counter>,
+    build_duration: Histogram,
 }
 
 impl Metrics {
@@ -51,6 +58,20 @@ impl Metrics {
         let watches = Gauge::default();
         let events_tailed = Counter::default();
         let resource_version = Gauge::default();
+        let builds = Family::<BuildLabels, Counter>::default();
+        let build_duration = Histogram::new(
+            [1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0].into_iter(),
+        );
+        registry.register(
+            "builds_finished",
+            "Builds that reached a terminal phase as reported by build nodes, by phase",
+            builds.clone(),
+        );
+        registry.register(
+            "build_duration_seconds",
+            "Time from a build's start on a node to its end",
+            build_duration.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by method, resource and status code",
@@ -79,7 +100,18 @@ impl Metrics {
             watches,
             events_tailed,
             resource_version,
+            builds,
+            build_duration,
         }
+    }
+
+    pub fn observe_build(&self, phase: &str, seconds: f64) {
+        self.builds
+            .get_or_create(&BuildLabels {
+                phase: phase.to_string(),
+            })
+            .inc();
+        self.build_duration.observe(seconds);
     }
 
     pub fn observe_request(&self, method: &str, resource: &str, code: u16, elapsed: Duration) {
@@ -113,6 +145,10 @@ pub fn resource_label(path: &str) -> String {
         other => other,
     };
     let plural = rest.first().copied().unwrap_or("discovery");
+    // The build node protocol: nodes/<node>/<call> or nodes/<node>/builds/<ns>/<name>/<call>.
+    if plural == "nodes" && parts.get(1) == Some(&"podspace.io") {
+        return format!("nodes/{}", rest.last().copied().unwrap_or_default());
+    }
     let known =
         podspace_api::KINDS.iter().any(|k| k.plural == plural) || plural == "projectrequests";
     if !known {

@@ -454,6 +454,14 @@ async fn report_inner(
         .await?;
     if terminal {
         state.store.release_build(&uid, None).await?;
+        let secs = updated
+            .body
+            .get("status")
+            .and_then(|s| s.get("duration"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0) as f64
+            / 1e9;
+        state.metrics.observe_build(&r.phase, secs);
         tracing::info!(namespace = %ns, build = %name, phase = %r.phase, reason = %r.reason, node, "build finished");
     }
     Ok(Json(updated.to_value()).into_response())

@@ -362,6 +362,28 @@ async fn context_dir_build_args_and_binary_from_dir() -> anyhow::Result<()> {
     assert_eq!(out, "from web\nlemon\n");
     let _ = e.docker.run(&["rmi", &image]);
 
+    // `from` pinned to one image of a stream by a digest prefix.
+    let digest = e.istag("base:1").await?["image"]["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let prefix = &digest["sha256:".len().."sha256:".len() + 12];
+    e.create_bc(
+        "pinned",
+        json!({
+            "source": {"dockerfile": "FROM busybox\nRUN test -x /bin/busybox\n"},
+            "strategy": {"dockerStrategy": {"from": {"kind": "ImageStreamImage", "name": format!("base@{prefix}")}}},
+            "output": {"to": {"kind": "ImageStreamTag", "name": "pinned:latest"}},
+        }),
+    )
+    .await?;
+    e.instantiate("pinned").await?;
+    let b = e.wait_phase("pinned-1", &["Complete"], 60).await?;
+    assert_eq!(
+        b["spec"]["strategy"]["dockerStrategy"]["from"],
+        json!({"kind": "DockerImage", "name": format!("{}/{}/base@{digest}", e.server.registry, e.ns)})
+    );
+
     // Binary: a local directory.
     let out = e.psc.ok(&["new-build", "--binary", "--name", "bin"]);
     assert!(
