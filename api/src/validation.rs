@@ -431,7 +431,7 @@ fn deployment_config(errs: &mut Errors, spec: Option<&Value>) {
 
 fn role_binding(errs: &mut Errors, kind: &KindInfo, obj: &Object) {
     let allowed: &[&str] = if kind.kind == "ClusterRoleBinding" {
-        &["cluster-admin"]
+        &["cluster-admin", crate::auth::BUILD_NODE_ROLE]
     } else {
         crate::auth::Role::NAMES
     };

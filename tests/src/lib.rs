@@ -811,6 +811,52 @@ impl GitDaemon {
     }
 }
 
+/// The same repositories over smart HTTP behind Basic auth
+/// (`tests/fixtures/git-http.py`: `git http-backend` as CGI).
+pub struct GitHttp {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl GitHttp {
+    pub fn url(&self, repo: &str) -> String {
+        format!("http://127.0.0.1:{}/{repo}.git", self.port)
+    }
+}
+
+impl Drop for GitHttp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl GitDaemon {
+    pub fn serve_http(&self, user: &str, password: &str) -> Result<GitHttp> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/git-http.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(self.root.path())
+            .arg(port.to_string())
+            .args([user, password])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting the git HTTP server")?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        if line.trim() != "ready" {
+            let _ = child.kill();
+            bail!("the git HTTP server did not start");
+        }
+        Ok(GitHttp { child, port })
+    }
+}
+
 impl Drop for GitDaemon {
     fn drop(&mut self) {
         let _ = self.child.kill();

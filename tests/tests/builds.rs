@@ -690,6 +690,25 @@ async fn a_killed_node_loses_its_build_in_time() -> anyhow::Result<()> {
     let admin = Api::admin(&server.url).await?;
     let ns = unique("lost");
     admin.new_project(&ns).await?;
+    // A node's own identity: a user bound to the build-node cluster role.
+    let node_user = admin.create_user("node-doomed", "node-password").await?;
+    let lease_path = "/apis/podspace.io/v1/nodes/doomed/lease";
+    let r = node_user
+        .post(lease_path, &json!({"waitSeconds": 0}))
+        .await?;
+    assert_eq!(r.status, 403, "not a build node yet: {}", r.text);
+    let r = admin
+        .post(
+            "/apis/authorization.openshift.io/v1/clusterrolebindings",
+            &json!({"metadata": {"name": "doomed-node"}, "roleRef": {"name": "system:build-node"},
+                    "subjects": [{"kind": "User", "name": "node-doomed"}]}),
+        )
+        .await?;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = node_user
+        .post(lease_path, &json!({"waitSeconds": 0}))
+        .await?;
+    assert_eq!(r.status, 204, "a build node with nothing to do: {}", r.text);
     let work = tempfile::tempdir()?;
     let mut node = std::process::Command::new(podspace_e2e::bin("podspace"))
         .args([
@@ -740,6 +759,13 @@ async fn a_killed_node_loses_its_build_in_time() -> anyhow::Result<()> {
         assert!(Instant::now() < deadline, "never ran: {}", b["status"]);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let r = admin
+        .put(
+            &format!("/apis/podspace.io/v1/nodes/other/builds/{ns}/slow-1/details"),
+            &json!({"phase": "Complete"}),
+        )
+        .await?;
+    assert_eq!(r.status, 409, "only the lease holder reports: {}", r.text);
     node.kill()?;
     let _ = node.wait();
     let killed = Instant::now();
@@ -855,5 +881,80 @@ async fn clients_may_only_cancel_and_queued_builds_cancel_at_once() -> anyhow::R
         .await?;
     assert_eq!(r.status, 400, "{}", r.text);
     assert!(r.text.contains("no valid source inputs"), "{}", r.text);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn private_git_over_http_with_a_source_secret() -> anyhow::Result<()> {
+    let e = env(&[]).await?;
+    let git = GitDaemon::start()?;
+    git.commit(
+        "private",
+        &[(
+            "Dockerfile",
+            &format!("FROM {}\nRUN echo private-ok\n", e.base()),
+        )],
+        "private code",
+    )?;
+    let password = unique("s3cret-token");
+    let http = git.serve_http("ada", &password)?;
+    let spec = |secret: Option<&str>| {
+        let mut source = json!({"git": {"uri": http.url("private")}});
+        if let Some(s) = secret {
+            source["sourceSecret"] = json!({"name": s});
+        }
+        json!({"source": source, "strategy": {"dockerStrategy": {}},
+               "output": {"to": {"kind": "ImageStreamTag", "name": "private:latest"}}})
+    };
+
+    e.create_bc("nocreds", spec(None)).await?;
+    e.instantiate("nocreds").await?;
+    let b = e.wait_phase("nocreds-1", &["Failed"], 60).await?;
+    assert_eq!(
+        b["status"]["reason"], "FetchSourceFailed",
+        "{}",
+        b["status"]
+    );
+
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let r = e
+        .admin
+        .post(
+            &format!("/api/v1/namespaces/{}/secrets", e.ns),
+            &json!({"kind": "Secret", "apiVersion": "v1", "metadata": {"name": "gitcreds"},
+                    "type": "kubernetes.io/basic-auth",
+                    "data": {"username": b64("ada"), "password": b64(&password)}}),
+        )
+        .await?;
+    assert_eq!(r.status, 201, "{}", r.text);
+    e.create_bc("withcreds", spec(Some("gitcreds"))).await?;
+    e.instantiate("withcreds").await?;
+    e.wait_phase("withcreds-1", &["Complete"], 60).await?;
+    let log = e.log("withcreds-1").await?;
+    assert!(log.contains("private-ok"), "{log}");
+    assert!(!log.contains(&password), "the token never reaches the log");
+    // Credentials written into the URI are not shown either.
+    let with_userinfo = http
+        .url("private")
+        .replace("http://", &format!("http://ada:{password}@"));
+    e.create_bc(
+        "inuri",
+        json!({"source": {"git": {"uri": with_userinfo}}, "strategy": {"dockerStrategy": {}},
+               "output": {"to": {"kind": "ImageStreamTag", "name": "inuri:latest"}}}),
+    )
+    .await?;
+    e.instantiate("inuri").await?;
+    e.wait_phase("inuri-1", &["Complete"], 60).await?;
+    let log = e.log("inuri-1").await?;
+    assert!(!log.contains(&password), "{log}");
+    let labels =
+        &e.istag("inuri:latest").await?["image"]["dockerImageMetadata"]["Config"]["Labels"];
+    assert_eq!(
+        labels["io.openshift.build.source-location"],
+        http.url("private")
+            .replace("http://", "http://ada:***@")
+            .as_str()
+    );
     Ok(())
 }

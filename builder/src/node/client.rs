@@ -28,6 +28,14 @@ pub enum ClientError {
     Io(#[from] std::io::Error),
 }
 
+impl ClientError {
+    /// The API answered and will answer the same again (the build is gone,
+    /// or its lease): retrying is pointless.
+    pub fn is_final(&self) -> bool {
+        matches!(self, ClientError::Refused { status, .. } if status.is_client_error())
+    }
+}
+
 #[derive(Clone)]
 pub struct NodeClient {
     http: reqwest::Client,

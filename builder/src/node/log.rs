@@ -59,6 +59,7 @@ impl BuildLog {
                             sent = true;
                             break;
                         }
+                        Err(e) if e.is_final() => break,
                         Err(e) => {
                             tracing::warn!(build = %name, error = %e, attempt, "sending the build log");
                             tokio::time::sleep(Duration::from_millis(200 << attempt)).await;

@@ -195,6 +195,10 @@ pub async fn build(
         for attempt in 0..5u32 {
             match client.report(&ns, &name, &report).await {
                 Ok(()) => break,
+                Err(e) if e.is_final() => {
+                    tracing::info!(build = %name, error = %e, "the build result was not taken");
+                    break;
+                }
                 Err(e) => {
                     tracing::warn!(build = %name, error = %e, attempt, "reporting the build result");
                     tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
@@ -339,7 +343,10 @@ async fn execute(
             Ok(Err(e)) => {
                 return Outcome::Failed(
                     "FetchSourceFailed",
-                    format!("Failed to fetch the input source from {git_uri}: {e}"),
+                    format!(
+                        "Failed to fetch the input source from {}: {e}",
+                        source::display_uri(&git_uri)
+                    ),
                 )
             }
             Err(e) => return Outcome::Error("FetchSourceFailed", e.to_string()),
@@ -396,12 +403,14 @@ async fn execute(
         .as_ref()
         .map(|r| str_at(r, "/git/commit").to_string())
         .unwrap_or_default();
+    // Credentials in the URI must not be baked into the image.
+    let shown_uri = source::display_uri(&git_uri);
     let mut build_env = vec![
         ("OPENSHIFT_BUILD_NAME".to_string(), name.to_string()),
         ("OPENSHIFT_BUILD_NAMESPACE".to_string(), ns.to_string()),
     ];
     for (k, v) in [
-        ("OPENSHIFT_BUILD_SOURCE", git_uri.as_str()),
+        ("OPENSHIFT_BUILD_SOURCE", shown_uri.as_str()),
         ("OPENSHIFT_BUILD_REFERENCE", git_ref.as_str()),
         ("OPENSHIFT_BUILD_COMMIT", commit.as_str()),
     ] {
@@ -463,7 +472,10 @@ async fn execute(
         labels.insert("io.openshift.build.commit.ref".into(), git_ref.clone());
     }
     if !git_uri.is_empty() {
-        labels.insert("io.openshift.build.source-location".into(), git_uri.clone());
+        labels.insert(
+            "io.openshift.build.source-location".into(),
+            shown_uri.clone(),
+        );
     }
     if !context_dir.is_empty() {
         labels.insert(

@@ -29,6 +29,29 @@ impl From<git2::Error> for SourceError {
     }
 }
 
+/// `uri` without credentials, for logs and messages: `https://user:tok@h/r`
+/// becomes `https://user:***@h/r`, `https://tok@h/r` becomes `https://***@h/r`.
+pub fn display_uri(uri: &str) -> String {
+    let Some(scheme_end) = uri.find("://").map(|i| i + 3) else {
+        return uri.to_string();
+    };
+    let authority_end = uri[scheme_end..]
+        .find('/')
+        .map_or(uri.len(), |i| scheme_end + i);
+    let Some(at) = uri[scheme_end..authority_end]
+        .rfind('@')
+        .map(|i| scheme_end + i)
+    else {
+        return uri.to_string();
+    };
+    let creds = &uri[scheme_end..at];
+    let shown = match creds.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => "***".to_string(),
+    };
+    format!("{}{shown}{}", &uri[..scheme_end], &uri[at..])
+}
+
 /// What to check out.
 pub struct GitSource<'a> {
     pub uri: &'a str,
@@ -65,7 +88,10 @@ pub fn checkout(
     let mut remote = repo.remote_anonymous(src.uri)?;
     let target = match src.commit {
         Some(commit) => {
-            log(&format!("Cloning \"{}\" (commit {commit}) ...", src.uri));
+            log(&format!(
+                "Cloning \"{}\" (commit {commit}) ...",
+                display_uri(src.uri)
+            ));
             let mut opts = FetchOptions::new();
             opts.remote_callbacks(callbacks(src.auth));
             remote.fetch(
@@ -80,7 +106,10 @@ pub fn checkout(
                 .revparse_single(commit)
                 .or_else(|_| repo.revparse_single(&format!("origin/{commit}")))
                 .map_err(|_| {
-                    SourceError::Git(format!("commit {commit:?} not found in {}", src.uri))
+                    SourceError::Git(format!(
+                        "commit {commit:?} not found in {}",
+                        display_uri(src.uri)
+                    ))
                 })?;
             obj.peel_to_commit()?.id()
         }
@@ -90,7 +119,10 @@ pub fn checkout(
             } else {
                 src.git_ref
             };
-            log(&format!("Cloning \"{}\" (ref {wanted}) ...", src.uri));
+            log(&format!(
+                "Cloning \"{}\" (ref {wanted}) ...",
+                display_uri(src.uri)
+            ));
             remote.connect_auth(git2::Direction::Fetch, Some(callbacks(src.auth)), None)?;
             let advertised: Vec<String> = remote
                 .list()?
@@ -106,7 +138,10 @@ pub fn checkout(
             .into_iter()
             .find(|c| advertised.contains(c))
             .ok_or_else(|| {
-                SourceError::Git(format!("no branch or tag {wanted:?} in {}", src.uri))
+                SourceError::Git(format!(
+                    "no branch or tag {wanted:?} in {}",
+                    display_uri(src.uri)
+                ))
             })?;
             let mut opts = FetchOptions::new();
             opts.remote_callbacks(callbacks(src.auth)).depth(1);
@@ -224,6 +259,20 @@ pub fn tar_context(dir: &Path, out: &Path) -> Result<(), SourceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_never_shown() {
+        assert_eq!(
+            display_uri("https://ada:s3cret@git.example.com/a/b.git"),
+            "https://ada:***@git.example.com/a/b.git"
+        );
+        assert_eq!(
+            display_uri("https://tok3n@git.example.com/a@b.git"),
+            "https://***@git.example.com/a@b.git"
+        );
+        assert_eq!(display_uri("git://h/r.git"), "git://h/r.git");
+        assert_eq!(display_uri("https://h/a@b"), "https://h/a@b");
+    }
 
     #[test]
     fn context_dir_cannot_escape() {
