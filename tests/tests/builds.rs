@@ -418,7 +418,65 @@ async fn context_dir_build_args_and_binary_from_dir() -> anyhow::Result<()> {
     e.docker.ok(&["pull", &image]);
     let out = e.docker.ok(&["run", "--rm", "--network", "none", &image]);
     assert_eq!(out, "binary input\n");
+    // One file: kept as that file (here the Dockerfile itself).
+    let single = dir.path().join("single");
+    std::fs::create_dir(&single)?;
+    std::fs::write(
+        single.join("Dockerfile"),
+        format!("FROM {}\nRUN echo from-file-ok\n", e.base()),
+    )?;
+    let out = e.psc.ok(&[
+        "start-build",
+        "bin",
+        "--from-file",
+        &single.join("Dockerfile").display().to_string(),
+        "--wait",
+    ]);
+    assert!(out.contains("bin-2"), "{out}");
+    assert_eq!(
+        e.build("bin-2").await?["spec"]["source"]["binary"]["asFile"],
+        "Dockerfile"
+    );
+    assert!(e.log("bin-2").await?.contains("from-file-ok"));
+
+    // A git working copy at a given commit: its revision is recorded.
+    let git = GitDaemon::start()?;
+    let v1 = git.commit(
+        "repo",
+        &[
+            (
+                "Dockerfile",
+                &format!("FROM {}\nCOPY v /v\nCMD [\"cat\", \"/v\"]\n", e.base()),
+            ),
+            ("v", "one\n"),
+        ],
+        "v one",
+    )?;
+    git.commit("repo", &[("v", "two\n")], "v two")?;
+    let clone = tempfile::tempdir()?;
+    let st = std::process::Command::new("git")
+        .args(["clone", "-q", &git.url("repo")])
+        .arg(clone.path().join("repo"))
+        .status()?;
+    assert!(st.success());
+    let repo = clone.path().join("repo").display().to_string();
+    e.psc.ok(&[
+        "start-build",
+        "bin",
+        "--from-repo",
+        &repo,
+        "--commit",
+        &v1,
+        "--wait",
+    ]);
+    let b = e.build("bin-3").await?;
+    assert_eq!(b["spec"]["revision"]["git"]["commit"], v1.as_str());
+    assert_eq!(b["spec"]["revision"]["git"]["message"], "v one");
+    e.docker.ok(&["pull", &image]);
+    let out = e.docker.ok(&["run", "--rm", "--network", "none", &image]);
+    assert_eq!(out, "one\n");
     let _ = e.docker.run(&["rmi", &image]);
+
     // Without input a binary config does not build.
     let err = e.psc.fails(&["start-build", "bin"]);
     assert!(err.contains("no valid source inputs"), "{err}");
@@ -600,6 +658,18 @@ async fn failures_are_reported_clearly() -> anyhow::Result<()> {
         message.contains("git://127.0.0.1:9/nowhere.git"),
         "{message}"
     );
+
+    // completionDeadlineSeconds: the node gives up and says why.
+    let mut spec = inline_spec(
+        &format!("FROM scratch\nRUN echo {} && sleep 60\n", unique("slow")),
+        "deadline:latest",
+        "Serial",
+    );
+    spec["completionDeadlineSeconds"] = json!(2);
+    e.create_bc("deadline", spec).await?;
+    e.instantiate("deadline").await?;
+    let b = e.wait_phase("deadline-1", &["Failed"], 30).await?;
+    assert_eq!(b["status"]["reason"], "DeadlineExceeded", "{}", b["status"]);
     Ok(())
 }
 
