@@ -196,8 +196,9 @@ async fn reconcile(
     Ok(())
 }
 
-/// Applies `f` to the stored build (not the listed copy, which may be stale).
-async fn transition<F>(store: &Store, b: &Object, f: F) -> Result<(), StoreError>
+/// Applies `f` to the stored build's status (not the listed copy, which may
+/// be stale); a build deleted meanwhile is left alone.
+pub async fn transition<F>(store: &Store, b: &Object, f: F) -> Result<(), StoreError>
 where
     F: FnOnce(&mut Object) + Send,
 {

@@ -128,6 +128,30 @@ fn image_refs(bc: &Object) -> Vec<Option<(String, String, String)>> {
         .collect()
 }
 
+/// Where a config's image triggers and strategy `from` stand now.
+struct Images {
+    refs: Vec<Option<(String, String, String)>>,
+    resolved: Vec<Option<Resolved>>,
+    strategy_image: Option<String>,
+}
+
+async fn images(store: &Store, bc: &Object, ns: &str) -> Result<Images, StoreError> {
+    let refs = image_refs(bc);
+    let mut resolved = Vec::with_capacity(refs.len());
+    for r in &refs {
+        resolved.push(match r {
+            Some((is, tag, from_ns)) => resolve(store, bc, from_ns, is, tag).await?,
+            None => None,
+        });
+    }
+    let strategy_image = strategy_pull_spec(store, bc, ns).await?;
+    Ok(Images {
+        refs,
+        resolved,
+        strategy_image,
+    })
+}
+
 struct Resolved {
     pull_spec: String,
     produced_by_self: bool,
@@ -191,15 +215,11 @@ pub async fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), StoreE
         Err(StoreError::NotFound { .. }) => return Ok(()),
         Err(e) => return Err(e),
     };
-    let refs = image_refs(&bc);
-    let mut resolved = Vec::with_capacity(refs.len());
-    for r in &refs {
-        resolved.push(match r {
-            Some((is, tag, from_ns)) => resolve(store, &bc, from_ns, is, tag).await?,
-            None => None,
-        });
-    }
-    let strategy_image = strategy_pull_spec(store, &bc, ns).await?;
+    let Images {
+        refs,
+        resolved,
+        strategy_image,
+    } = images(store, &bc, ns).await?;
     let result = store
         .mutate_spawning(bc_kind, ns, name, None, UpdateScope::All, |bc| {
             evaluate(bc, &refs, &resolved, strategy_image.as_deref(), build_kind)
@@ -333,15 +353,11 @@ pub async fn instantiate(
     let bc_kind = kind("BuildConfig")?;
     let build_kind = kind("Build")?;
     let bc = store.get(bc_kind, ns, name).await?;
-    let refs = image_refs(&bc);
-    let mut resolved = Vec::with_capacity(refs.len());
-    for r in &refs {
-        resolved.push(match r {
-            Some((is, tag, from_ns)) => resolve(store, &bc, from_ns, is, tag).await?,
-            None => None,
-        });
-    }
-    let strategy_image = strategy_pull_spec(store, &bc, ns).await?;
+    let Images {
+        resolved,
+        strategy_image,
+        ..
+    } = images(store, &bc, ns).await?;
     let causes = request
         .get("triggeredBy")
         .and_then(Value::as_array)

@@ -241,26 +241,13 @@ async fn give_up_on_missing_input(state: &AppState, b: &Object) -> ApiResult<()>
     if chrono::Utc::now().timestamp() - created < BINARY_INPUT_TIMEOUT {
         return Ok(());
     }
-    let r = state
-        .store
-        .mutate(
-            kind("Build")?,
-            &b.metadata.namespace,
-            &b.metadata.name,
-            None,
-            UpdateScope::Status,
-            |b| {
-                if phase::cancel(b) {
-                    b.body["status"]["message"] = json!("The binary input never arrived.");
-                }
-                Ok(())
-            },
-        )
-        .await;
-    match r {
-        Ok(_) | Err(StoreError::NotFound { .. }) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    podspace_builder::controller::transition(&state.store, b, |b| {
+        if phase::cancel(b) {
+            b.body["status"]["message"] = json!("The binary input never arrived.");
+        }
+    })
+    .await?;
+    Ok(())
 }
 
 /// `spec.source.sourceSecret`: a basic-auth Secret (`username` and
