@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use podspace_e2e::{unique, Api, DockerCli, GitDaemon, Psc, Server, ADMIN_PASSWORD};
+use podspace_e2e::{unique, Api, DockerCli, GitDaemon, Moto, Psc, Server, ADMIN_PASSWORD};
 use serde_json::{json, Value};
 
 struct Env {
@@ -1026,5 +1026,94 @@ async fn private_git_over_http_with_a_source_secret() -> anyhow::Result<()> {
             .replace("http://", "http://ada:***@")
             .as_str()
     );
+    Ok(())
+}
+
+/// The whole pipeline on S3 blob storage: a new base image triggers the
+/// build, the build's push moves the output tag, that deploys; binary
+/// input lives in S3 too.
+#[tokio::test(flavor = "multi_thread")]
+async fn base_push_builds_and_deploys_on_s3() -> anyhow::Result<()> {
+    let moto = Moto::start().await?;
+    let s3_args = moto.serve_args();
+    let args: Vec<&str> = s3_args.iter().map(String::as_str).collect();
+    let e = env(&args).await?;
+    let mut spec = inline_spec("FROM busybox\nRUN echo chained\n", "app:latest", "Serial");
+    spec["triggers"] = json!([{"type": "ImageChange", "imageChange": {}}]);
+    e.create_bc("app", spec).await?;
+    // The base already has an image: the trigger builds at once.
+    let first = e.wait_phase("app-1", &["Complete"], 60).await?;
+    assert_eq!(first["spec"]["triggeredBy"][0]["message"], "Image change");
+    let r = e
+        .admin
+        .post(
+            &format!("/apis/apps.openshift.io/v1/namespaces/{}/deploymentconfigs", e.ns),
+            &json!({"metadata": {"name": "web"}, "spec": {"replicas": 1, "selector": {"app": "web"},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "x"}]}},
+                "triggers": [{"type": "ImageChange", "imageChangeParams": {"automatic": true, "containerNames": ["app"],
+                               "from": {"kind": "ImageStreamTag", "name": "app:latest"}}}]}}),
+        )
+        .await?;
+    assert_eq!(r.status, 201, "{}", r.text);
+
+    // A new base image.
+    let local = unique("podspace-base2");
+    e.docker.busybox_image_with(&local, 4096)?;
+    e.docker.ok(&["tag", &local, &e.base()]);
+    e.docker.ok(&["push", &e.base()]);
+    let _ = e.docker.run(&["rmi", &local, &e.base()]);
+    let second = e.wait_phase("app-2", &["Complete"], 60).await?;
+    let digest = second["status"]["output"]["to"]["imageDigest"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let rc_path = format!("/api/v1/namespaces/{}/replicationcontrollers", e.ns);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rcs = e.admin.get(&rc_path).await?.body;
+        let images: Vec<String> = rcs["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|rc| {
+                rc["spec"]["template"]["spec"]["containers"][0]["image"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .collect();
+        if images.iter().any(|i| i.ends_with(&digest)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the build's image was not deployed: {images:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The config's own output does not trigger it again (the loop guard).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(e.builds("app").await?.len(), 2);
+
+    // Binary input through S3.
+    e.psc.ok(&["new-build", "--binary", "--name", "bin"]);
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {}\nCOPY . /src\nRUN test -f /src/payload\n", e.base()),
+    )?;
+    std::fs::write(dir.path().join("payload"), vec![b'p'; 300_000])?;
+    let s3_requests = || moto.requests.load(std::sync::atomic::Ordering::SeqCst);
+    let before = s3_requests();
+    e.psc.ok(&[
+        "start-build",
+        "bin",
+        "--from-dir",
+        &dir.path().display().to_string(),
+        "--wait",
+    ]);
+    assert_eq!(phase(&e.build("bin-1").await?), "Complete");
+    assert!(s3_requests() > before, "the input and the image went to S3");
+    let local = walk_files(&e.server.data_dir.join("registry"));
+    assert!(local.is_empty(), "no blob on the local disk: {local:?}");
     Ok(())
 }
