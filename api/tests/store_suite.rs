@@ -716,13 +716,13 @@ async fn build_leases_logs_and_inputs(db: Db) {
     let holder = store.build_lease(&uid).await.unwrap().unwrap().node;
     // Only the holder renews; an expired lease renewed meanwhile is kept.
     assert!(store
-        .renew_leases("other", &[uid.clone()], 2_000)
+        .renew_leases("other", std::slice::from_ref(&uid), 2_000)
         .await
         .unwrap()
         .is_empty());
     assert_eq!(
         store
-            .renew_leases(&holder, &[uid.clone()], 2_000)
+            .renew_leases(&holder, std::slice::from_ref(&uid), 2_000)
             .await
             .unwrap(),
         vec![uid.clone()]
