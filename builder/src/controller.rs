@@ -38,12 +38,16 @@ pub async fn run(store: Store, lease: Duration, shutdown: watch::Receiver<bool>)
     let mut waiter = ChangeWaiter::new(&store, shutdown, Duration::from_millis(500));
     let mut last_sweep = Instant::now();
     let mut last_orphans = Instant::now();
+    // Leases that ran out while this process (or the API that nodes talk
+    // to) was down are not the nodes' fault: they get one lease period to
+    // renew before anything is declared lost.
+    let started = Instant::now();
     loop {
         if let Err(e) = pass(&store).await {
             tracing::warn!(error = %e, "build controller pass failed; retrying");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        if last_sweep.elapsed() >= SWEEP_EVERY {
+        if started.elapsed() >= lease && last_sweep.elapsed() >= SWEEP_EVERY {
             last_sweep = Instant::now();
             if let Err(e) = sweep_leases(&store).await {
                 tracing::warn!(error = %e, "build lease sweep failed");
