@@ -43,6 +43,8 @@ pub struct Server {
     _tmp: Option<tempfile::TempDir>,
     pub log: PathBuf,
     extra_args: Vec<String>,
+    /// Listen on these (API, registry) addresses instead of free ports.
+    fixed: Option<(String, String)>,
 }
 
 impl Server {
@@ -63,19 +65,24 @@ impl Server {
             _tmp: Some(tmp),
             log,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            fixed: None,
         };
         server.spawn()?;
         Ok(server)
     }
 
     fn spawn(&mut self) -> Result<()> {
+        let (api, registry) = self
+            .fixed
+            .clone()
+            .unwrap_or_else(|| ("127.0.0.1:0".into(), "127.0.0.1:0".into()));
         let mut cmd = Command::new(bin("podspace"));
         cmd.args([
             "serve",
             "--listen",
-            "127.0.0.1:0",
+            &api,
             "--registry-listen",
-            "127.0.0.1:0",
+            &registry,
             "--log-format",
             "json",
         ])
@@ -168,6 +175,17 @@ impl Server {
     /// Stops (SIGKILL) and starts again on the same data directory.
     pub fn restart(&mut self) -> Result<()> {
         self.kill();
+        self.spawn()
+    }
+
+    /// Stops gracefully (SIGTERM), stays down for `pause`, and starts again
+    /// on the same addresses, as an operator's restart would (clients keep
+    /// their URLs).
+    pub fn restart_in_place(&mut self, pause: Duration) -> Result<()> {
+        self.terminate()?;
+        std::thread::sleep(pause);
+        let api = self.url.trim_start_matches("http://").to_string();
+        self.fixed = Some((api, self.registry.clone()));
         self.spawn()
     }
 

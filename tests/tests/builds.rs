@@ -6,7 +6,9 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use podspace_e2e::{unique, Api, DockerCli, GitDaemon, Moto, Psc, Server, ADMIN_PASSWORD};
+use podspace_e2e::{
+    unique, Api, Distribution, DockerCli, GitDaemon, Moto, Psc, Server, ADMIN_PASSWORD,
+};
 use serde_json::{json, Value};
 
 struct Env {
@@ -20,7 +22,10 @@ struct Env {
 /// A server with a build node, a project, a logged-in psc, and a busybox
 /// base image `base:1` pushed into the project's registry.
 async fn env(extra: &[&str]) -> anyhow::Result<Env> {
-    let mut args = vec!["--node-slots", "2"];
+    let mut args = Vec::new();
+    if !extra.contains(&"--node-slots") {
+        args.extend_from_slice(&["--node-slots", "2"]);
+    }
     args.extend_from_slice(extra);
     let server = Server::start_with(&args)?;
     let admin = Api::admin(&server.url).await?;
@@ -1115,5 +1120,94 @@ async fn base_push_builds_and_deploys_on_s3() -> anyhow::Result<()> {
     assert!(s3_requests() > before, "the input and the image went to S3");
     let local = walk_files(&e.server.data_dir.join("registry"));
     assert!(local.is_empty(), "no blob on the local disk: {local:?}");
+    Ok(())
+}
+
+/// A node on another "machine" (its own process) with the classic builder:
+/// its build outlives the API being down for longer than a lease (the node
+/// renews once the API is back; nothing is declared lost), and it pushes to
+/// another registry.
+#[tokio::test(flavor = "multi_thread")]
+async fn remote_classic_node_outlives_an_api_restart() -> anyhow::Result<()> {
+    let mut e = env(&["--node-slots", "0", "--build-lease", "4"]).await?;
+    let work = tempfile::tempdir()?;
+    let start_node = |url: &str| {
+        std::process::Command::new(podspace_e2e::bin("podspace"))
+            .args([
+                "node",
+                "--api",
+                url,
+                "--name",
+                "classic",
+                "--slots",
+                "1",
+                "--classic-builder",
+            ])
+            .arg("--work-dir")
+            .arg(work.path())
+            .env(
+                "PODSPACE_NODE_TOKEN",
+                e.admin.token.as_deref().unwrap_or_default(),
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+    };
+    let mut node = start_node(&e.server.url)?;
+    let marker = unique("classic");
+    e.create_bc(
+        "classic",
+        inline_spec(
+            &format!("FROM busybox\nRUN echo {marker} && sleep 12\n"),
+            "classic:latest",
+            "Serial",
+        ),
+    )
+    .await?;
+    e.instantiate("classic").await?;
+    e.wait_phase("classic-1", &["Running"], 60).await?;
+    // Past the base image pull (the registry goes down with the API).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !e.log("classic-1").await?.contains(&marker) {
+        assert!(Instant::now() < deadline, "the RUN step never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Down for longer than the 4 s lease.
+    e.server.restart_in_place(Duration::from_secs(6))?;
+    e.admin = Api::admin(&e.server.url).await?;
+    let b = e
+        .wait_phase("classic-1", &["Complete", "Failed", "Error"], 60)
+        .await?;
+    assert_eq!(phase(&b), "Complete", "{}", b["status"]);
+    let log = e.log("classic-1").await?;
+    assert!(
+        log.contains("Step 1/"),
+        "the classic builder's steps: {log}"
+    );
+
+    // Output to another registry (DockerImage), pushed without our credentials.
+    let dist = Distribution::start().await?;
+    let target = format!("{}/ext/app:1", dist.addr);
+    e.create_bc(
+        "external",
+        json!({"source": {"dockerfile": "FROM busybox\nRUN true\n"},
+               "strategy": {"dockerStrategy": {"from": {"kind": "ImageStreamTag", "name": "base:1"}}},
+               "output": {"to": {"kind": "DockerImage", "name": target}}}),
+    )
+    .await?;
+    e.instantiate("external").await?;
+    let b = e.wait_phase("external-1", &["Complete"], 60).await?;
+    assert_eq!(b["status"]["outputDockerImageReference"], target.as_str());
+    let manifest = reqwest::Client::new()
+        .get(format!("http://{}/v2/ext/app/manifests/1", dist.addr))
+        .header(
+            "accept",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )
+        .send()
+        .await?;
+    assert_eq!(manifest.status().as_u16(), 200);
+    let _ = node.kill();
+    let _ = node.wait();
     Ok(())
 }
