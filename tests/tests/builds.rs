@@ -311,6 +311,17 @@ async fn git_build_with_psc_then_pull_and_run() -> anyhow::Result<()> {
     // psc logs and describe.
     let out = e.psc.ok(&["logs", "bc/app"]);
     assert!(out.contains("Push successful"), "{out}");
+    assert!(
+        out.contains(&first),
+        "bc/NAME is the newest build (at the first commit): {out}"
+    );
+    let out = e.psc.ok(&["logs", "bc/app", "--version", "2"]);
+    assert!(out.contains(&second), "{out}");
+    let out = e.psc.ok(&["logs", "build/app-3", "--previous"]);
+    assert!(
+        out.contains(&second),
+        "the build before app-3 is app-2: {out}"
+    );
     let out = e.psc.ok(&["describe", "build", "app-3"]);
     assert!(out.contains(&first), "{out}");
     let out = e.psc.ok(&["get", "builds"]);
