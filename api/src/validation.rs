@@ -290,6 +290,19 @@ fn build_spec(errs: &mut Errors, f: &str, spec: Option<&Value>) {
             );
         }
     }
+    if let Some(hook) = spec.get("postCommit").filter(|h| !h.is_null()) {
+        let script = hook
+            .get("script")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty());
+        let command = !array(hook.get("command")).is_empty();
+        if script && command {
+            errs.field(
+                &format!("{f}.postCommit"),
+                "Invalid value: script and command cannot both be set",
+            );
+        }
+    }
     if let Some(source) = spec.get("source") {
         if source.get("git").is_some_and(|g| !g.is_null())
             && source.get("binary").is_some_and(|b| !b.is_null())

@@ -675,6 +675,29 @@ async fn failures_are_reported_clearly() -> anyhow::Result<()> {
         "{message}"
     );
 
+    // A postCommit hook runs in the built image; its failure fails the build.
+    for (name, script, want) in [
+        ("hookok", "test -x /bin/busybox", "Complete"),
+        ("hookbad", "exit 7", "Failed"),
+    ] {
+        let mut spec = inline_spec(
+            "FROM busybox\nRUN true\n",
+            &format!("{name}:latest"),
+            "Serial",
+        );
+        spec["postCommit"] = json!({"script": script});
+        e.create_bc(name, spec).await?;
+        e.instantiate(name).await?;
+        let b = e.wait_phase(&format!("{name}-1"), &[want], 60).await?;
+        if want == "Failed" {
+            assert_eq!(
+                b["status"]["reason"], "PostCommitHookFailed",
+                "{}",
+                b["status"]
+            );
+        }
+    }
+
     // completionDeadlineSeconds: the node gives up and says why.
     let mut spec = inline_spec(
         &format!("FROM scratch\nRUN echo {} && sleep 60\n", unique("slow")),
@@ -951,6 +974,17 @@ async fn clients_may_only_cancel_and_queued_builds_cancel_at_once() -> anyhow::R
         "{}",
         r.text
     );
+    // A hook is a script or a command, not both.
+    let r = admin
+        .post(
+            &format!("{base}/buildconfigs"),
+            &json!({"metadata": {"name": "hook"}, "spec": {"source": {"dockerfile": "FROM scratch\n"},
+                    "strategy": {"dockerStrategy": {}},
+                    "postCommit": {"script": "make test", "command": ["rake"]}}}),
+        )
+        .await?;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert!(r.text.contains("spec.postCommit"), "{}", r.text);
     // Builds of a config without input refuse to start from a binary config.
     let r = admin
         .post(

@@ -131,6 +131,44 @@ pub fn rewrite(
     Ok(text)
 }
 
+/// The `postCommit` hook as a last `RUN` (exec form), and the text by which
+/// an engine error names it: `script` runs as `/bin/sh -ic SCRIPT`,
+/// `command` with `args` as given.
+pub fn post_commit(hook: &serde_json::Value) -> Result<Option<(String, String)>, String> {
+    let strs = |k: &str| -> Vec<String> {
+        hook.get(k)
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    };
+    let script = hook
+        .get("script")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    let (command, args) = (strs("command"), strs("args"));
+    let argv: Vec<String> = match (script.is_empty(), command.is_empty()) {
+        (false, false) => {
+            return Err("postCommit: script and command cannot both be set".into());
+        }
+        (false, true) => ["/bin/sh".into(), "-ic".into(), script.to_string()]
+            .into_iter()
+            .chain(args)
+            .collect(),
+        (true, false) => command.into_iter().chain(args).collect(),
+        (true, true) if args.is_empty() => return Ok(None),
+        (true, true) => {
+            return Err("postCommit: args need a command or a script".into());
+        }
+    };
+    let line = format!(
+        "RUN {}",
+        serde_json::to_string(&argv).map_err(|e| e.to_string())?
+    );
+    Ok(Some((line, argv.join(" "))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +203,27 @@ mod tests {
         assert_eq!(out, "FROM \\\n  busybox\nENV A=\"1\"\nRUN echo hi\n");
         let out = rewrite(text, Some("x"), &[], &[]).unwrap();
         assert_eq!(out, "FROM x\nRUN echo hi\n");
+    }
+
+    #[test]
+    fn post_commit_hooks() {
+        use serde_json::json;
+        assert_eq!(
+            post_commit(&json!({"script": "make test"})).unwrap(),
+            Some((
+                r#"RUN ["/bin/sh","-ic","make test"]"#.to_string(),
+                "/bin/sh -ic make test".to_string()
+            ))
+        );
+        assert_eq!(
+            post_commit(&json!({"command": ["rake"], "args": ["test"]}))
+                .unwrap()
+                .map(|h| h.0),
+            Some(r#"RUN ["rake","test"]"#.to_string())
+        );
+        assert_eq!(post_commit(&json!({})).unwrap(), None);
+        assert!(post_commit(&json!({"script": "x", "command": ["y"]})).is_err());
+        assert!(post_commit(&json!({"args": ["y"]})).is_err());
     }
 
     #[test]

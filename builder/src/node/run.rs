@@ -418,10 +418,21 @@ async fn execute(
             build_env.push((k.to_string(), v.to_string()));
         }
     }
-    let rewritten = match dockerfile::rewrite(&text, from, &pairs(docker.get("env")), &build_env) {
-        Ok(t) => t,
-        Err(e) => return Outcome::Failed("DockerBuildFailed", e.to_string()),
+    let mut rewritten =
+        match dockerfile::rewrite(&text, from, &pairs(docker.get("env")), &build_env) {
+            Ok(t) => t,
+            Err(e) => return Outcome::Failed("DockerBuildFailed", e.to_string()),
+        };
+    // The postCommit hook runs last, in the built image.
+    let hook = match spec.get("postCommit").map(dockerfile::post_commit) {
+        Some(Ok(h)) => h,
+        Some(Err(e)) => return Outcome::Failed("PostCommitHookFailed", e),
+        None => None,
     };
+    if let Some((line, _)) = &hook {
+        rewritten.push_str(line);
+        rewritten.push('\n');
+    }
     if let Some(parent) = ctx.join(&dockerfile_path).parent() {
         let _ = tokio::fs::create_dir_all(parent).await;
     }
@@ -509,7 +520,16 @@ async fn execute(
         .await;
     progress.stage("Build", build_start.0, build_start.1.elapsed());
     if let Err(e) = built {
-        return Outcome::Failed("DockerBuildFailed", e.to_string());
+        let message = e.to_string();
+        let in_hook = hook
+            .as_ref()
+            .is_some_and(|(_, named)| message.contains(named.as_str()));
+        let reason = if in_hook {
+            "PostCommitHookFailed"
+        } else {
+            "DockerBuildFailed"
+        };
+        return Outcome::Failed(reason, message);
     }
 
     // Push.
