@@ -6,10 +6,12 @@
 pub mod client;
 pub mod dockerfile;
 pub mod engine;
+mod inputs;
 pub mod log;
 pub mod protocol;
 mod run;
 pub mod source;
+mod strategy;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

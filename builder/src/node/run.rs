@@ -12,11 +12,12 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use super::client::NodeClient;
-use super::dockerfile;
 use super::engine::{BuildSpec, DockerEngine};
+use super::inputs::{self, Inputs};
 use super::log::BuildLog;
 use super::protocol::{BuildReport, LeaseGrant};
-use super::source::{self, GitSource};
+use super::source;
+use super::strategy;
 use super::{NodeConfig, Running};
 use crate::phase;
 
@@ -63,7 +64,8 @@ impl Stop {
     }
 }
 
-enum Outcome {
+/// How a build ended on the node; the steps return it early on failure.
+pub enum Outcome {
     Complete {
         reference: Option<String>,
         digest: Option<String>,
@@ -213,11 +215,12 @@ pub async fn build(
     }
 }
 
-fn str_at<'a>(v: &'a Value, path: &str) -> &'a str {
+pub fn str_at<'a>(v: &'a Value, path: &str) -> &'a str {
     v.pointer(path).and_then(Value::as_str).unwrap_or_default()
 }
 
-fn pairs(v: Option<&Value>) -> Vec<(String, String)> {
+/// `[{name, value}]` lists (env, build args, labels) as pairs.
+pub fn pairs(v: Option<&Value>) -> Vec<(String, String)> {
     v.and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -257,6 +260,14 @@ fn split_tag(reference: &str) -> (&str, &str) {
     }
 }
 
+/// What the build is about, for the strategies: where it runs, what it
+/// fetched.
+pub struct BuildMeta<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub spec: &'a Value,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn execute(
     build: &Object,
@@ -271,6 +282,11 @@ async fn execute(
     let ns = build.metadata.namespace.as_str();
     let name = build.metadata.name.as_str();
     let spec = build.body.get("spec").cloned().unwrap_or(Value::Null);
+    let meta = BuildMeta {
+        namespace: ns,
+        name,
+        spec: &spec,
+    };
     log.line(&format!(
         "Build {ns}/{name} on node {} ({})",
         client.node(),
@@ -281,166 +297,21 @@ async fn execute(
         }
     ));
 
-    // Inputs.
     let fetch_start = (chrono::Utc::now(), Instant::now());
-    let src = work.join("src");
-    if let Err(e) = std::fs::create_dir_all(&src) {
-        return Outcome::Error("CannotCreateBuildPod", e.to_string());
-    }
-    let git_uri = str_at(&spec, "/source/git/uri").to_string();
-    let git_ref = str_at(&spec, "/source/git/ref").to_string();
-    let binary = spec.pointer("/source/binary").is_some_and(|b| !b.is_null());
-    if binary {
-        if !grant.has_input {
-            return Outcome::Failed(
-                "FetchSourceFailed",
-                "the build has no binary input: start it with --from-dir, --from-file, --from-archive or --from-repo".into(),
-            );
-        }
-        let file = work.join("input");
-        match client.fetch_input(ns, name, &file).await {
-            Ok(n) => log.line(&format!("Receiving binary input ({n} bytes) ...")),
-            Err(e) => return Outcome::Error("FetchSourceFailed", e.to_string()),
-        }
-        let as_file = str_at(&spec, "/source/binary/asFile").to_string();
-        let dest = src.clone();
-        let unpacked = tokio::task::spawn_blocking(move || {
-            source::unpack_binary(
-                &file,
-                &dest,
-                (!as_file.is_empty()).then_some(as_file.as_str()),
-            )
-        })
-        .await;
-        match unpacked {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Outcome::Failed("FetchSourceFailed", e.to_string()),
-            Err(e) => return Outcome::Error("FetchSourceFailed", e.to_string()),
-        }
-        let given = spec.pointer("/revision").cloned().filter(|r| !r.is_null());
-        progress.revision = given;
-    } else if !git_uri.is_empty() {
-        let commit = str_at(&spec, "/revision/git/commit").to_string();
-        let auth = grant.git_auth.clone();
-        let dest = src.clone();
-        let (uri, gref) = (git_uri.clone(), git_ref.clone());
-        let log2 = log.clone();
-        let fetched = tokio::task::spawn_blocking(move || {
-            source::checkout(
-                &GitSource {
-                    uri: &uri,
-                    git_ref: &gref,
-                    commit: (!commit.is_empty()).then_some(commit.as_str()),
-                    auth: auth.as_ref(),
-                },
-                &dest,
-                &|l| log2.line(l),
-            )
-        })
-        .await;
-        match fetched {
-            Ok(Ok(revision)) => progress.revision = Some(revision),
-            Ok(Err(e)) => {
-                return Outcome::Failed(
-                    "FetchSourceFailed",
-                    format!(
-                        "Failed to fetch the input source from {}: {e}",
-                        source::display_uri(&git_uri)
-                    ),
-                )
-            }
-            Err(e) => return Outcome::Error("FetchSourceFailed", e.to_string()),
-        }
-    } else if spec.pointer("/source/dockerfile").is_none() {
-        return Outcome::Failed(
-            "FetchSourceFailed",
-            "the build has no source: no git repository, binary input or Dockerfile".into(),
-        );
-    }
+    let inputs = match inputs::fetch(&meta, grant, client, work, log).await {
+        Ok(i) => i,
+        Err(o) => return o,
+    };
+    progress.revision = inputs.revision.clone();
     progress.stage("FetchInputs", fetch_start.0, fetch_start.1.elapsed());
 
-    // Context and Dockerfile.
-    let context_dir = str_at(&spec, "/source/contextDir").to_string();
-    let ctx = match source::context_path(&src, &context_dir) {
-        Ok(c) => c,
-        Err(e) => return Outcome::Failed("InvalidContextDirectory", e.to_string()),
+    // The strategy turns the build and its inputs into a plan for the engine.
+    let plan = match strategy::plan(&meta, &inputs).await {
+        Ok(p) => p,
+        Err(o) => return o,
     };
-    let docker = spec
-        .pointer("/strategy/dockerStrategy")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let inline = spec.pointer("/source/dockerfile").and_then(Value::as_str);
-    let dockerfile_path = match (inline, str_at(&docker, "/dockerfilePath")) {
-        (Some(_), _) | (None, "") => "Dockerfile".to_string(),
-        (None, p) => p.trim_start_matches('/').to_string(),
-    };
-    if Path::new(&dockerfile_path)
-        .components()
-        .any(|c| !matches!(c, std::path::Component::Normal(_)))
-    {
-        return Outcome::Failed(
-            "InvalidContextDirectory",
-            format!("invalid dockerfilePath {dockerfile_path:?}"),
-        );
-    }
-    let text = match inline {
-        Some(t) => t.to_string(),
-        None => match tokio::fs::read_to_string(ctx.join(&dockerfile_path)).await {
-            Ok(t) => t,
-            Err(_) => {
-                return Outcome::Failed(
-                    "DockerBuildFailed",
-                    format!("no Dockerfile at {dockerfile_path:?} in the build context"),
-                )
-            }
-        },
-    };
-    let from = (str_at(&docker, "/from/kind") == "DockerImage")
-        .then(|| str_at(&docker, "/from/name"))
-        .filter(|n| !n.is_empty());
-    let commit = progress
-        .revision
-        .as_ref()
-        .map(|r| str_at(r, "/git/commit").to_string())
-        .unwrap_or_default();
-    // Credentials in the URI must not be baked into the image.
-    let shown_uri = source::display_uri(&git_uri);
-    let mut build_env = vec![
-        ("OPENSHIFT_BUILD_NAME".to_string(), name.to_string()),
-        ("OPENSHIFT_BUILD_NAMESPACE".to_string(), ns.to_string()),
-    ];
-    for (k, v) in [
-        ("OPENSHIFT_BUILD_SOURCE", shown_uri.as_str()),
-        ("OPENSHIFT_BUILD_REFERENCE", git_ref.as_str()),
-        ("OPENSHIFT_BUILD_COMMIT", commit.as_str()),
-    ] {
-        if !v.is_empty() {
-            build_env.push((k.to_string(), v.to_string()));
-        }
-    }
-    let mut rewritten =
-        match dockerfile::rewrite(&text, from, &pairs(docker.get("env")), &build_env) {
-            Ok(t) => t,
-            Err(e) => return Outcome::Failed("DockerBuildFailed", e.to_string()),
-        };
-    // The postCommit hook runs last, in the built image.
-    let hook = match spec.get("postCommit").map(dockerfile::post_commit) {
-        Some(Ok(h)) => h,
-        Some(Err(e)) => return Outcome::Failed("PostCommitHookFailed", e),
-        None => None,
-    };
-    if let Some((line, _)) = &hook {
-        rewritten.push_str(line);
-        rewritten.push('\n');
-    }
-    if let Some(parent) = ctx.join(&dockerfile_path).parent() {
-        let _ = tokio::fs::create_dir_all(parent).await;
-    }
-    if let Err(e) = tokio::fs::write(ctx.join(&dockerfile_path), rewritten).await {
-        return Outcome::Error("CannotCreateBuildPod", e.to_string());
-    }
     let context_tar = work.join("context.tar");
-    let (c, t) = (ctx.clone(), context_tar.clone());
+    let (c, t) = (plan.context.clone(), context_tar.clone());
     match tokio::task::spawn_blocking(move || source::tar_context(&c, &t)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Outcome::Failed("FetchSourceFailed", e.to_string()),
@@ -458,60 +329,17 @@ async fn execute(
         serveraddress: Some(grant.registry.clone()),
         ..Default::default()
     };
-    let mut labels: HashMap<String, String> = HashMap::new();
-    if let Some(r) = &progress.revision {
-        let author = format!(
-            "{} <{}>",
-            str_at(r, "/git/author/name"),
-            str_at(r, "/git/author/email")
-        );
-        for (k, v) in [
-            ("io.openshift.build.commit.id", str_at(r, "/git/commit")),
-            (
-                "io.openshift.build.commit.message",
-                str_at(r, "/git/message"),
-            ),
-            ("io.openshift.build.commit.date", str_at(r, "/git/date")),
-            ("io.openshift.build.commit.author", author.as_str()),
-        ] {
-            if !v.is_empty() && v != " <>" {
-                labels.insert(k.into(), v.into());
-            }
-        }
-    }
-    if !git_ref.is_empty() {
-        labels.insert("io.openshift.build.commit.ref".into(), git_ref.clone());
-    }
-    if !git_uri.is_empty() {
-        labels.insert(
-            "io.openshift.build.source-location".into(),
-            shown_uri.clone(),
-        );
-    }
-    if !context_dir.is_empty() {
-        labels.insert(
-            "io.openshift.build.source-context-dir".into(),
-            context_dir.clone(),
-        );
-    }
-    labels.insert("io.openshift.build.name".into(), name.into());
-    labels.insert("io.openshift.build.namespace".into(), ns.into());
-    for (k, v) in pairs(spec.pointer("/output/imageLabels")) {
-        labels.insert(k, v);
-    }
     let build_start = (chrono::Utc::now(), Instant::now());
-    let pull_always =
-        docker.get("forcePull") == Some(&json!(true)) || str_at(&docker, "/pullPolicy") == "Always";
     let built = engine
         .build(
             BuildSpec {
                 context: &context_tar,
-                dockerfile: dockerfile_path.clone(),
+                dockerfile: plan.dockerfile.clone(),
                 tag: tag.clone(),
-                build_args: pairs(docker.get("buildArgs")).into_iter().collect(),
-                labels,
-                no_cache: docker.get("noCache") == Some(&json!(true)),
-                force_pull: pull_always,
+                build_args: plan.build_args.clone(),
+                labels: image_labels(&meta, &inputs),
+                no_cache: plan.no_cache,
+                force_pull: plan.force_pull,
                 network: config.network.clone(),
                 credentials: HashMap::from([(grant.registry.clone(), credentials.clone())]),
             },
@@ -521,9 +349,10 @@ async fn execute(
     progress.stage("Build", build_start.0, build_start.1.elapsed());
     if let Err(e) = built {
         let message = e.to_string();
-        let in_hook = hook
+        let in_hook = plan
+            .hook
             .as_ref()
-            .is_some_and(|(_, named)| message.contains(named.as_str()));
+            .is_some_and(|named| message.contains(named.as_str()));
         let reason = if in_hook {
             "PostCommitHookFailed"
         } else {
@@ -559,6 +388,76 @@ async fn execute(
         }
         Err(e) => Outcome::Failed("PushImageToRegistryFailed", e.to_string()),
     }
+}
+
+/// The `OPENSHIFT_BUILD_*` variables baked into the image (builds.md §11).
+pub fn build_env(meta: &BuildMeta<'_>, inputs: &Inputs) -> Vec<(String, String)> {
+    let commit = inputs
+        .revision
+        .as_ref()
+        .map(|r| str_at(r, "/git/commit").to_string())
+        .unwrap_or_default();
+    let mut env = vec![
+        ("OPENSHIFT_BUILD_NAME".to_string(), meta.name.to_string()),
+        (
+            "OPENSHIFT_BUILD_NAMESPACE".to_string(),
+            meta.namespace.to_string(),
+        ),
+    ];
+    for (k, v) in [
+        ("OPENSHIFT_BUILD_SOURCE", inputs.source_location.as_str()),
+        ("OPENSHIFT_BUILD_REFERENCE", inputs.git_ref.as_str()),
+        ("OPENSHIFT_BUILD_COMMIT", commit.as_str()),
+    ] {
+        if !v.is_empty() {
+            env.push((k.to_string(), v.to_string()));
+        }
+    }
+    env
+}
+
+/// The output image's labels (builds.md §11), `output.imageLabels` last.
+fn image_labels(meta: &BuildMeta<'_>, inputs: &Inputs) -> HashMap<String, String> {
+    let mut labels: HashMap<String, String> = HashMap::new();
+    if let Some(r) = &inputs.revision {
+        let author = format!(
+            "{} <{}>",
+            str_at(r, "/git/author/name"),
+            str_at(r, "/git/author/email")
+        );
+        for (k, v) in [
+            ("io.openshift.build.commit.id", str_at(r, "/git/commit")),
+            (
+                "io.openshift.build.commit.message",
+                str_at(r, "/git/message"),
+            ),
+            ("io.openshift.build.commit.date", str_at(r, "/git/date")),
+            ("io.openshift.build.commit.author", author.as_str()),
+        ] {
+            if !v.is_empty() && v != " <>" {
+                labels.insert(k.into(), v.into());
+            }
+        }
+    }
+    let context_dir = str_at(meta.spec, "/source/contextDir");
+    for (k, v) in [
+        ("io.openshift.build.commit.ref", inputs.git_ref.as_str()),
+        (
+            "io.openshift.build.source-location",
+            inputs.source_location.as_str(),
+        ),
+        ("io.openshift.build.source-context-dir", context_dir),
+        ("io.openshift.build.name", meta.name),
+        ("io.openshift.build.namespace", meta.namespace),
+    ] {
+        if !v.is_empty() {
+            labels.insert(k.into(), v.into());
+        }
+    }
+    for (k, v) in pairs(meta.spec.pointer("/output/imageLabels")) {
+        labels.insert(k, v);
+    }
+    labels
 }
 
 #[cfg(test)]

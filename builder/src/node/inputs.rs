@@ -1,0 +1,111 @@
+//! Fetching a build's inputs into its work directory: a git checkout, the
+//! uploaded binary input, or nothing (an inline Dockerfile). Strategy
+//! independent: Docker and (later) S2I start from the same `Inputs`.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::client::NodeClient;
+use super::log::BuildLog;
+use super::protocol::LeaseGrant;
+use super::run::{str_at, BuildMeta, Outcome};
+use super::source::{self, GitSource};
+
+pub struct Inputs {
+    /// The fetched source tree (may be empty).
+    pub src: PathBuf,
+    /// `spec.revision` as fetched (git) or as given (binary input).
+    pub revision: Option<Value>,
+    /// The git URI without credentials (labels, env); empty without git.
+    pub source_location: String,
+    /// `source.git.ref` as configured.
+    pub git_ref: String,
+}
+
+pub async fn fetch(
+    meta: &BuildMeta<'_>,
+    grant: &LeaseGrant,
+    client: &NodeClient,
+    work: &Path,
+    log: &BuildLog,
+) -> Result<Inputs, Outcome> {
+    let spec = meta.spec;
+    let src = work.join("src");
+    std::fs::create_dir_all(&src)
+        .map_err(|e| Outcome::Error("CannotCreateBuildPod", e.to_string()))?;
+    let git_uri = str_at(spec, "/source/git/uri").to_string();
+    let mut inputs = Inputs {
+        src: src.clone(),
+        revision: None,
+        source_location: source::display_uri(&git_uri),
+        git_ref: str_at(spec, "/source/git/ref").to_string(),
+    };
+    let binary = spec.pointer("/source/binary").is_some_and(|b| !b.is_null());
+    if binary {
+        if !grant.has_input {
+            return Err(Outcome::Failed(
+                "FetchSourceFailed",
+                "the build has no binary input: start it with --from-dir, --from-file, --from-archive or --from-repo".into(),
+            ));
+        }
+        let file = work.join("input");
+        match client.fetch_input(meta.namespace, meta.name, &file).await {
+            Ok(n) => log.line(&format!("Receiving binary input ({n} bytes) ...")),
+            Err(e) => return Err(Outcome::Error("FetchSourceFailed", e.to_string())),
+        }
+        let as_file = str_at(spec, "/source/binary/asFile").to_string();
+        let unpacked = tokio::task::spawn_blocking(move || {
+            source::unpack_binary(
+                &file,
+                &src,
+                (!as_file.is_empty()).then_some(as_file.as_str()),
+            )
+        })
+        .await;
+        match unpacked {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Outcome::Failed("FetchSourceFailed", e.to_string())),
+            Err(e) => return Err(Outcome::Error("FetchSourceFailed", e.to_string())),
+        }
+        inputs.revision = spec.pointer("/revision").cloned().filter(|r| !r.is_null());
+    } else if !git_uri.is_empty() {
+        let commit = str_at(spec, "/revision/git/commit").to_string();
+        let auth = grant.git_auth.clone();
+        let gref = inputs.git_ref.clone();
+        let uri = git_uri.clone();
+        let log2 = log.clone();
+        let fetched = tokio::task::spawn_blocking(move || {
+            source::checkout(
+                &GitSource {
+                    uri: &uri,
+                    git_ref: &gref,
+                    commit: (!commit.is_empty()).then_some(commit.as_str()),
+                    auth: auth.as_ref(),
+                },
+                &src,
+                &|l| log2.line(l),
+            )
+        })
+        .await;
+        match fetched {
+            Ok(Ok(revision)) => inputs.revision = Some(revision),
+            Ok(Err(e)) => {
+                return Err(Outcome::Failed(
+                    "FetchSourceFailed",
+                    format!(
+                        "Failed to fetch the input source from {}: {e}",
+                        inputs.source_location
+                    ),
+                ))
+            }
+            Err(e) => return Err(Outcome::Error("FetchSourceFailed", e.to_string())),
+        }
+    } else if spec.pointer("/source/dockerfile").is_none() {
+        return Err(Outcome::Failed(
+            "FetchSourceFailed",
+            "the build has no source: no git repository, binary input or Dockerfile".into(),
+        ));
+    }
+    Ok(inputs)
+}
