@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use podspace_e2e::{unique, Api, DockerCli, Server, DOCKER};
+use podspace_e2e::{unique, Api, DockerCli, Psc, Server, ADMIN_PASSWORD, DOCKER};
 use serde_json::{json, Value};
 
 #[derive(Parser)]
@@ -77,11 +77,16 @@ async fn main() -> Result<()> {
     docker.ok(&["tag", &local, &base]);
     docker.ok(&["push", &base]);
 
+    let psc = Psc::new()?;
+    psc.ok(&["login", &server.url, "-u", "admin", "-p", ADMIN_PASSWORD]);
+    psc.ok(&["project", ns]);
+
     // 1. Latency, side by side.
     let ctx = tempfile::tempdir()?;
     std::fs::write(ctx.path().join("app.txt"), vec![b'x'; 64 << 10])?;
     let mut ours = Vec::new();
     let mut hand = Vec::new();
+    let mut cli = Vec::new();
     for run in 0..args.runs {
         let marker = unique("run");
         let dockerfile = format!("FROM {base}\nCOPY app.txt /app.txt\nRUN echo {marker}\n");
@@ -149,15 +154,42 @@ async fn main() -> Result<()> {
             }
         }
         let ours_secs = t.elapsed().as_secs_f64();
-        println!("run {run}: by hand {by_hand:.3} s, start-build→Complete {ours_secs:.3} s");
+
+        // The same through the CLI, as a user runs it: psc start-build
+        // --from-dir --follow (process start, tar.gz, upload, live log,
+        // exit once Complete).
+        std::fs::write(
+            ctx.path().join("Dockerfile"),
+            format!(
+                "FROM {base}\nCOPY app.txt /app.txt\nRUN echo {}\n",
+                unique("cli")
+            ),
+        )?;
+        let t = Instant::now();
+        let out = psc.run(&[
+            "start-build",
+            &bc,
+            "--from-dir",
+            &ctx.path().display().to_string(),
+            "--follow",
+        ]);
+        if !out.status.success() {
+            bail!("psc start-build: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let cli_secs = t.elapsed().as_secs_f64();
+        println!(
+            "run {run}: by hand {by_hand:.3} s, API instantiatebinary→Complete {ours_secs:.3} s, psc start-build --from-dir --follow {cli_secs:.3} s"
+        );
         hand.push(by_hand);
         ours.push(ours_secs);
+        cli.push(cli_secs);
     }
-    let (h, o) = (median(&mut hand), median(&mut ours));
+    let (h, o, c) = (median(&mut hand), median(&mut ours), median(&mut cli));
     println!(
-        "latency (median of {}): docker build + push {h:.3} s, podspace {o:.3} s, ratio {:.2}x (target <= 1.3x)",
+        "latency (median of {}): docker build + push {h:.3} s; podspace via the API {o:.3} s ({:.2}x), via psc {c:.3} s ({:.2}x) (target <= 1.3x)",
         args.runs,
-        o / h
+        o / h,
+        c / h
     );
 
     // 2. Throughput.

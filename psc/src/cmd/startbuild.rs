@@ -163,7 +163,7 @@ pub async fn run(g: &Global, args: StartBuildArgs) -> Result<()> {
         }
         // The log can end a moment before the build's phase is written.
         let deadline = Instant::now() + Duration::from_secs(60);
-        let every = Duration::from_millis(500);
+        let every = Duration::from_millis(100);
         match wait_terminal(client, ns, &name, every, Some(deadline)).await? {
             Some(done) => return finished(ns, &done),
             None => {
@@ -175,7 +175,7 @@ pub async fn run(g: &Global, args: StartBuildArgs) -> Result<()> {
         }
     }
     if args.wait {
-        let every = Duration::from_millis(500);
+        let every = Duration::from_millis(200);
         if let Some(done) = wait_terminal(client, ns, &name, every, None).await? {
             return finished(ns, &done);
         }

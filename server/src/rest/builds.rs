@@ -357,6 +357,8 @@ async fn log(state: &AppState, target: &Target, name: &str, query: &Query) -> Ap
     }
     let store = state.store.clone();
     let mut notices = state.build_logs.subscribe();
+    // The end comes as a commit (the node's final report), not as a log append.
+    let mut commits = state.store.subscribe_commits();
     let mut shutdown = state.shutdown.clone();
     let stream = async_stream_log(move |tx| async move {
         let mut pos = 0i64;
@@ -394,6 +396,7 @@ async fn log(state: &AppState, target: &Target, name: &str, query: &Query) -> Ap
             }
             tokio::select! {
                 _ = notices.changed() => {}
+                _ = commits.changed() => {}
                 // Another replica's appends and phase changes.
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 _ = crate::app::stopped(&mut shutdown) => return,
