@@ -23,7 +23,7 @@ pub struct LeaseRequest {
     pub wait_seconds: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LeaseGrant {
     /// The Build object, as stored when the node claimed it.
@@ -41,6 +41,19 @@ pub struct LeaseGrant {
     /// Whether the build has binary input to fetch.
     #[serde(default)]
     pub has_input: bool,
+}
+
+// The token never appears in debug output.
+impl std::fmt::Debug for LeaseGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseGrant")
+            .field("build", &self.build.pointer("/metadata/name"))
+            .field("lease_seconds", &self.lease_seconds)
+            .field("registry", &self.registry)
+            .field("git_auth", &self.git_auth)
+            .field("has_input", &self.has_input)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone, Serialize, Deserialize)]
