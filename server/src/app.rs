@@ -32,6 +32,8 @@ pub struct AppState {
     pub storage: Arc<dyn podspace_registry::storage::BlobStorage>,
     /// Bumped on every build log append: wakes `log?follow=true` readers.
     pub build_logs: Arc<watch::Sender<u64>>,
+    /// The lease polls' shared view of the Pending builds.
+    pub pending_builds: Arc<crate::nodes::PendingBuilds>,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -159,6 +161,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         registry_host: public_host.clone(),
         storage: storage.clone(),
         build_logs: Arc::new(watch::channel(0).0),
+        pending_builds: Arc::default(),
         shutdown: shutdown.clone(),
     };
     spawn_build_sweep(state.clone());

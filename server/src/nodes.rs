@@ -5,6 +5,7 @@
 //! unless the calling node holds that build's lease.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -133,22 +134,60 @@ async fn lease_inner(state: AppState, node: String, req: Request) -> ApiResult<R
     }
 }
 
+/// The Pending builds, oldest first, as of a local commit. Every waiting
+/// lease poll of this replica is woken by the same commit; one of them
+/// lists the builds and the others reuse that list (a stale entry only
+/// costs a failed claim). Other replicas' commits are seen within the TTL.
+#[derive(Default)]
+pub struct PendingBuilds {
+    cached: tokio::sync::Mutex<Option<PendingSnapshot>>,
+}
+
+struct PendingSnapshot {
+    /// The local commit it was listed after.
+    rv: i64,
+    listed: std::time::Instant,
+    builds: Arc<Vec<Object>>,
+}
+
+const PENDING_TTL: Duration = Duration::from_millis(500);
+
+impl PendingBuilds {
+    async fn get(&self, state: &AppState) -> ApiResult<Arc<Vec<Object>>> {
+        let rv = *state.store.subscribe_commits().borrow();
+        let mut cached = self.cached.lock().await;
+        if let Some(snap) = cached.as_ref() {
+            if snap.rv == rv && snap.listed.elapsed() < PENDING_TTL {
+                return Ok(snap.builds.clone());
+            }
+        }
+        let (builds, _) = state
+            .store
+            .list(kind("Build")?, "", &LabelSelector::everything())
+            .await?;
+        let mut queue: Vec<Object> = builds
+            .into_iter()
+            .filter(|b| phase::phase(b) == phase::PENDING && !phase::cancel_requested(b))
+            .collect();
+        queue.sort_by(|a, b| {
+            (&a.metadata.creation_timestamp, phase::number(a))
+                .cmp(&(&b.metadata.creation_timestamp, phase::number(b)))
+        });
+        let builds = Arc::new(queue);
+        *cached = Some(PendingSnapshot {
+            rv,
+            listed: std::time::Instant::now(),
+            builds: builds.clone(),
+        });
+        Ok(builds)
+    }
+}
+
 async fn try_lease(state: &AppState, node: &str) -> ApiResult<Option<LeaseGrant>> {
     let build_kind = kind("Build")?;
-    let (builds, _) = state
-        .store
-        .list(build_kind, "", &LabelSelector::everything())
-        .await?;
-    let mut queue: Vec<Object> = builds
-        .into_iter()
-        .filter(|b| phase::phase(b) == phase::PENDING && !phase::cancel_requested(b))
-        .collect();
-    queue.sort_by(|a, b| {
-        (&a.metadata.creation_timestamp, phase::number(a))
-            .cmp(&(&b.metadata.creation_timestamp, phase::number(b)))
-    });
+    let queue = state.pending_builds.get(state).await?;
     let lease_ms = state.config.build_lease.as_millis() as i64;
-    for b in queue {
+    for b in queue.iter() {
         let binary = b
             .body
             .get("spec")
