@@ -196,7 +196,7 @@ async fn try_lease(state: &AppState, node: &str) -> ApiResult<Option<LeaseGrant>
             .is_some_and(|v| !v.is_null());
         let input = state.store.build_input(&b.metadata.uid).await?;
         if binary && input.is_none() {
-            give_up_on_missing_input(state, &b).await?;
+            give_up_on_missing_input(state, b).await?;
             continue;
         }
         let lease = BuildLease {
