@@ -104,10 +104,17 @@ fn main() -> anyhow::Result<()> {
                 .build()
                 .context("starting the async runtime")?;
             runtime.block_on(async move {
+                // SIGINT or SIGTERM: take no new builds, finish the running
+                // ones (a second signal stops at once).
                 let (tx, rx) = tokio::sync::watch::channel(false);
                 tokio::spawn(async move {
-                    let _ = tokio::signal::ctrl_c().await;
+                    app::shutdown_signal().await;
+                    tracing::info!(
+                        "build node draining: no new builds, finishing the running ones"
+                    );
                     let _ = tx.send(true);
+                    app::shutdown_signal().await;
+                    std::process::exit(130);
                 });
                 podspace_builder::node::run(node, rx)
                     .await

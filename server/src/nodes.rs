@@ -31,6 +31,9 @@ use crate::http::{json_response, read_body, ApiError, ApiResult, Caller};
 /// How long binary input may take to arrive before its build is given up.
 const BINARY_INPUT_TIMEOUT: i64 = 300;
 const MAX_LOG_CHUNK: usize = 4 << 20;
+/// A build's stored log stops growing here (a runaway build must not fill
+/// the store); the build itself goes on.
+const MAX_BUILD_LOG: i64 = 64 << 20;
 
 pub fn routes() -> Router<AppState> {
     let p = podspace_builder::node::protocol::PREFIX;
@@ -209,45 +212,28 @@ async fn try_lease(state: &AppState, node: &str) -> ApiResult<Option<LeaseGrant>
         if !state.store.claim_build(&lease).await? {
             continue;
         }
-        let uid = b.metadata.uid.clone();
-        let node_name = node.to_string();
-        let started = state
+        // The claim is only an offer until the node confirms it (its first
+        // report, Running): a node that vanished while its lease poll was
+        // answered never starts the build, and the offer simply expires.
+        let current = match state
             .store
-            .mutate(
-                build_kind,
-                &b.metadata.namespace,
-                &b.metadata.name,
-                None,
-                UpdateScope::All,
-                move |b| {
-                    if b.metadata.uid != uid
-                        || phase::phase(b) != phase::PENDING
-                        || phase::cancel_requested(b)
-                    {
-                        return Err(Status::new(Reason::Conflict, "no longer pending"));
-                    }
-                    b.metadata
-                        .annotations
-                        .insert("podspace.io/build-node".into(), node_name);
-                    let pod = format!("{}-build", b.metadata.name);
-                    b.metadata
-                        .annotations
-                        .insert("openshift.io/build.pod-name".into(), pod);
-                    phase::set(b, phase::RUNNING, "", "");
-                    Ok(())
-                },
-            )
-            .await;
-        let build = match started {
-            Ok(b) => b,
-            Err(StoreError::NotFound { .. } | StoreError::Rejected(_)) => {
-                state.store.release_build(&lease.uid, None).await?;
-                continue;
-            }
+            .get(build_kind, &b.metadata.namespace, &b.metadata.name)
+            .await
+        {
+            Ok(c) => Some(c),
+            Err(StoreError::NotFound { .. }) => None,
             Err(e) => {
                 state.store.release_build(&lease.uid, None).await?;
                 return Err(e.into());
             }
+        };
+        let Some(build) = current.filter(|c| {
+            c.metadata.uid == b.metadata.uid
+                && phase::phase(c) == phase::PENDING
+                && !phase::cancel_requested(c)
+        }) else {
+            state.store.release_build(&lease.uid, None).await?;
+            continue;
         };
         let ns = build.metadata.namespace.clone();
         let token = state
@@ -408,6 +394,12 @@ async fn append_log(
             if q.pos < 0 {
                 return Err(ApiError(Status::bad_request("pos must not be negative")));
             }
+            if q.pos + data.len() as i64 > MAX_BUILD_LOG {
+                return Err(ApiError(Status::new(
+                    Reason::RequestEntityTooLarge,
+                    format!("the build log is over {MAX_BUILD_LOG} bytes; the rest is not kept"),
+                )));
+            }
             state
                 .store
                 .append_build_log(&ns, &name, &build.metadata.uid, q.pos, &data)
@@ -450,11 +442,25 @@ async fn report_inner(
     }
     let uid = build.metadata.uid.clone();
     let terminal = phase::is_terminal(&r.phase);
+    let node_name = node.clone();
     let updated = state
         .store
         .mutate(kind("Build")?, &ns, &name, None, UpdateScope::All, |b| {
-            if b.metadata.uid != uid || phase::phase(b) != phase::RUNNING {
+            let current = phase::phase(b).to_string();
+            // Pending → Running is the node confirming its lease; every
+            // other report is about a build it runs.
+            let confirming = current == phase::PENDING && r.phase == phase::RUNNING;
+            if b.metadata.uid != uid
+                || phase::cancel_requested(b) && confirming
+                || !(confirming || current == phase::RUNNING)
+            {
                 return Err(podspace_builder::controller::terminal_refusal(b));
+            }
+            if confirming {
+                let pod = format!("{}-build", b.metadata.name);
+                let annotations = &mut b.metadata.annotations;
+                annotations.insert("podspace.io/build-node".into(), node_name);
+                annotations.insert("openshift.io/build.pod-name".into(), pod);
             }
             if let Some(rev) = &r.revision {
                 b.body.entry("spec").or_insert_with(|| json!({}))["revision"] = rev.clone();

@@ -818,26 +818,6 @@ async fn a_killed_node_loses_its_build_in_time() -> anyhow::Result<()> {
         .post(lease_path, &json!({"waitSeconds": 0}))
         .await?;
     assert_eq!(r.status, 204, "a build node with nothing to do: {}", r.text);
-    let work = tempfile::tempdir()?;
-    let mut node = std::process::Command::new(podspace_e2e::bin("podspace"))
-        .args([
-            "node",
-            "--api",
-            &server.url,
-            "--name",
-            "doomed",
-            "--slots",
-            "1",
-        ])
-        .arg("--work-dir")
-        .arg(work.path())
-        .env(
-            "PODSPACE_NODE_TOKEN",
-            admin.token.as_deref().unwrap_or_default(),
-        )
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
     let r = admin
         .post(
             &format!("/apis/build.openshift.io/v1/namespaces/{ns}/buildconfigs"),
@@ -855,6 +835,43 @@ async fn a_killed_node_loses_its_build_in_time() -> anyhow::Result<()> {
         .await?;
     assert_eq!(r.status, 201, "{}", r.text);
     let path = format!("/apis/build.openshift.io/v1/namespaces/{ns}/builds/slow-1");
+    // A node whose lease poll is answered but that never confirms (it died
+    // meanwhile): the build is not started, and its offer expires.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = node_user
+            .post(
+                "/apis/podspace.io/v1/nodes/ghost/lease",
+                &json!({"waitSeconds": 1}),
+            )
+            .await?;
+        if r.status == 200 {
+            assert_eq!(r.body["build"]["metadata"]["name"], "slow-1");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no lease offered: {}", r.status);
+    }
+    assert_eq!(phase(&admin.get(&path).await?.body), "Pending");
+    let work = tempfile::tempdir()?;
+    let mut node = std::process::Command::new(podspace_e2e::bin("podspace"))
+        .args([
+            "node",
+            "--api",
+            &server.url,
+            "--name",
+            "doomed",
+            "--slots",
+            "1",
+        ])
+        .arg("--work-dir")
+        .arg(work.path())
+        .env(
+            "PODSPACE_NODE_TOKEN",
+            node_user.token.as_deref().unwrap_or_default(),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let b = admin.get(&path).await?.body;
@@ -1254,5 +1271,64 @@ async fn remote_classic_node_outlives_an_api_restart() -> anyhow::Result<()> {
     assert_eq!(manifest.status().as_u16(), 200);
     let _ = node.kill();
     let _ = node.wait();
+    Ok(())
+}
+
+/// SIGTERM to a node: it takes no new build, finishes the running one,
+/// reports it, and exits.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_drains_on_sigterm() -> anyhow::Result<()> {
+    let e = env(&["--node-slots", "0"]).await?;
+    let work = tempfile::tempdir()?;
+    let mut node = std::process::Command::new(podspace_e2e::bin("podspace"))
+        .args([
+            "node",
+            "--api",
+            &e.server.url,
+            "--name",
+            "drain",
+            "--slots",
+            "1",
+        ])
+        .arg("--work-dir")
+        .arg(work.path())
+        .env(
+            "PODSPACE_NODE_TOKEN",
+            e.admin.token.as_deref().unwrap_or_default(),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let spec = inline_spec(
+        &format!("FROM busybox\nRUN echo {} && sleep 3\n", unique("drain")),
+        "drain:latest",
+        "Parallel",
+    );
+    e.create_bc("drain", spec).await?;
+    e.instantiate("drain").await?;
+    e.wait_phase("drain-1", &["Running"], 60).await?;
+    e.instantiate("drain").await?;
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &node.id().to_string()])
+        .status()?;
+    assert!(st.success());
+    e.wait_phase("drain-1", &["Complete"], 60).await?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if node.try_wait()?.is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node did not exit after draining"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = e.build("drain-2").await?;
+    assert!(
+        matches!(phase(&second), "New" | "Pending"),
+        "a draining node takes no new build: {}",
+        second["status"]
+    );
     Ok(())
 }

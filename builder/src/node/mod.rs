@@ -93,14 +93,13 @@ pub async fn run(config: NodeConfig, mut shutdown: watch::Receiver<bool>) -> Res
     let running = Running::default();
     let config = Arc::new(config);
     tracing::info!(node = %config.name, slots = config.slots, api = %config.api, "build node started");
-    let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(heartbeat(
-        client.clone(),
-        running.clone(),
-        shutdown.clone(),
-    )));
+    // The heartbeat outlives the slots: a slot stops taking builds at
+    // shutdown but finishes the one it runs, which needs its lease renewed.
+    let (slots_done, heartbeat_stop) = watch::channel(false);
+    let beat = tokio::spawn(heartbeat(client.clone(), running.clone(), heartbeat_stop));
+    let mut slots = Vec::new();
     for slot in 0..config.slots.max(1) {
-        tasks.push(tokio::spawn(slot_loop(
+        slots.push(tokio::spawn(slot_loop(
             slot,
             client.clone(),
             engine.clone(),
@@ -109,9 +108,11 @@ pub async fn run(config: NodeConfig, mut shutdown: watch::Receiver<bool>) -> Res
             shutdown.clone(),
         )));
     }
-    for t in tasks {
+    for t in slots {
         let _ = t.await;
     }
+    let _ = slots_done.send(true);
+    let _ = beat.await;
     Ok(())
 }
 
@@ -130,12 +131,13 @@ pub enum NodeError {
 const HEARTBEAT: Duration = Duration::from_secs(1);
 const LEASE_WAIT: Duration = Duration::from_secs(20);
 
-async fn heartbeat(client: NodeClient, running: Running, mut shutdown: watch::Receiver<bool>) {
+/// Renews the leases of the running builds until every slot has stopped.
+async fn heartbeat(client: NodeClient, running: Running, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = podspace_api::store::stopped(&mut shutdown) => return,
+            _ = podspace_api::store::stopped(&mut stop) => return,
         }
         let uids = running.uids();
         if uids.is_empty() {

@@ -116,6 +116,16 @@ pub async fn build(
     );
     tracing::info!(namespace = %ns, build = %name, slot, "build started");
     let stop = running.add(&uid);
+    // Confirm the lease: only now is the build Running (and ours).
+    let confirm = BuildReport {
+        phase: phase::RUNNING.into(),
+        ..Default::default()
+    };
+    if let Err(e) = client.report(&ns, &name, &confirm).await {
+        tracing::info!(namespace = %ns, build = %name, error = %e, "the build cannot be started");
+        running.remove(&uid);
+        return;
+    }
     let (log, shipper) = BuildLog::start(client.clone(), ns.clone(), name.clone());
     let deadline = build
         .body
