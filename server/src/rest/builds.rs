@@ -314,6 +314,8 @@ async fn log(state: &AppState, target: &Target, name: &str, query: &Query) -> Ap
         )));
     }
     let ns = target.ns_or_empty().to_string();
+    // Subscribed before the first read: no commit can slip in unseen.
+    let mut commits = state.store.subscribe_commits();
     let mut build = state.store.get(build_kind, &ns, name).await?;
     if previous || version.is_some() {
         let bc = build
@@ -336,11 +338,11 @@ async fn log(state: &AppState, target: &Target, name: &str, query: &Query) -> Ap
         if nowait || tokio::time::Instant::now() >= waited_until {
             return Ok(text_response(Body::empty()));
         }
-        let mut commits = state.store.subscribe_commits();
         tokio::select! {
             _ = commits.changed() => {}
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
+        commits.borrow_and_update();
         build = state.store.get(build_kind, &ns, &name).await?;
     }
     let first = state.store.build_log(&ns, &name, &uid, 0).await?;
