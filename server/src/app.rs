@@ -34,6 +34,8 @@ pub struct AppState {
     pub build_logs: Arc<watch::Sender<u64>>,
     /// The lease polls' shared view of the Pending builds.
     pub pending_builds: Arc<crate::nodes::PendingBuilds>,
+    /// Wakes lease polls for what is not a commit (a binary input stored).
+    pub lease_wake: Arc<watch::Sender<u64>>,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -162,6 +164,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         storage: storage.clone(),
         build_logs: Arc::new(watch::channel(0).0),
         pending_builds: Arc::default(),
+        lease_wake: Arc::new(watch::channel(0).0),
         shutdown: shutdown.clone(),
     };
     spawn_build_sweep(state.clone());

@@ -119,6 +119,7 @@ async fn lease_inner(state: AppState, node: String, req: Request) -> ApiResult<R
         .map_err(|e| ApiError(Status::bad_request(format!("invalid lease request: {e}"))))?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(ask.wait_seconds.min(60));
     let mut commits = state.store.subscribe_commits();
+    let mut wake = state.lease_wake.subscribe();
     let mut shutdown = state.shutdown.clone();
     loop {
         if let Some(grant) = try_lease(&state, &node).await? {
@@ -130,6 +131,7 @@ async fn lease_inner(state: AppState, node: String, req: Request) -> ApiResult<R
         // Woken by any local commit; the timer covers other replicas.
         tokio::select! {
             _ = commits.changed() => {}
+            _ = wake.changed() => {}
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             _ = tokio::time::sleep_until(deadline) => return Ok(StatusCode::NO_CONTENT.into_response()),
             _ = crate::app::stopped(&mut shutdown) => return Ok(StatusCode::NO_CONTENT.into_response()),

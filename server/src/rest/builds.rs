@@ -254,6 +254,8 @@ async fn binary(
         forget_input(state, &location).await;
         return Err(e.into());
     }
+    // The build may already be Pending: its input makes it leasable now.
+    state.lease_wake.send_modify(|n| *n += 1);
     tracing::info!(namespace = %build.metadata.namespace, build = %build.metadata.name, bytes = size, "binary input stored");
     Ok(created(target, build))
 }
