@@ -4,7 +4,7 @@
 //! cluster-admins) may speak it, and every call about a build is refused
 //! unless the calling node holds that build's lease.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use podspace_api::selector::LabelSelector;
 use podspace_api::store::{BuildLease, StoreError, UpdateScope};
 use podspace_api::{KindInfo, Object, Reason, Status};
 use podspace_builder::node::protocol::{
-    BuildReport, GitAuth, Heartbeat, HeartbeatReply, LeaseGrant, LeaseRequest,
+    BuildReport, GitAuth, Heartbeat, HeartbeatReply, LeaseGrant, LeaseRequest, RegistryAuth,
 };
 use podspace_builder::phase;
 use serde_json::{json, Value};
@@ -249,6 +249,9 @@ async fn try_lease(state: &AppState, node: &str) -> ApiResult<Option<LeaseGrant>
         tracing::info!(namespace = %ns, build = %build.metadata.name, node, "build leased");
         return Ok(Some(LeaseGrant {
             git_auth: git_auth(state, &build).await?,
+            push_auths: registry_auths(state, &build, "/output/pushSecret/name").await?,
+            pull_auths: registry_auths(state, &build, "/strategy/dockerStrategy/pullSecret/name")
+                .await?,
             has_input: input.is_some(),
             build: build.to_value(),
             lease_seconds: state.config.build_lease.as_secs(),
@@ -277,52 +280,116 @@ async fn give_up_on_missing_input(state: &AppState, b: &Object) -> ApiResult<()>
     Ok(())
 }
 
-/// `spec.source.sourceSecret`: a basic-auth Secret (`username` and
-/// `password`, or a `token` used as the password).
-async fn git_auth(state: &AppState, build: &Object) -> ApiResult<Option<GitAuth>> {
-    let Some(secret) = build
+/// A Secret of the build's project, by the name at `pointer` in its spec.
+async fn build_secret(
+    state: &AppState,
+    build: &Object,
+    pointer: &str,
+) -> ApiResult<Option<Object>> {
+    let Some(name) = build
         .body
         .get("spec")
-        .and_then(|s| s.pointer("/source/sourceSecret/name"))
+        .and_then(|s| s.pointer(pointer))
         .and_then(Value::as_str)
     else {
         return Ok(None);
     };
-    let secret = match state
+    match state
         .store
-        .get(kind("Secret")?, &build.metadata.namespace, secret)
+        .get(kind("Secret")?, &build.metadata.namespace, name)
         .await
     {
-        Ok(s) => s,
-        Err(StoreError::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
+        Ok(s) => Ok(Some(s)),
+        Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A Secret's value: `stringData` as is, or `data` base64-decoded.
+fn secret_field(secret: &Object, key: &str) -> Option<String> {
     use base64::Engine;
-    let field = |k: &str| {
-        let data = secret
+    let at = |section: &str| {
+        secret
             .body
-            .get("data")
-            .and_then(|d| d.get(k))
-            .and_then(Value::as_str);
-        let plain = secret
-            .body
-            .get("stringData")
-            .and_then(|d| d.get(k))
-            .and_then(Value::as_str);
-        match (plain, data) {
-            (Some(p), _) => Some(p.to_string()),
-            (None, Some(d)) => base64::engine::general_purpose::STANDARD
-                .decode(d)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok()),
-            _ => None,
-        }
+            .get(section)
+            .and_then(|d| d.get(key))
+            .and_then(Value::as_str)
     };
-    let password = field("password").or_else(|| field("token"));
+    match (at("stringData"), at("data")) {
+        (Some(p), _) => Some(p.to_string()),
+        (None, Some(d)) => base64::engine::general_purpose::STANDARD
+            .decode(d)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok()),
+        _ => None,
+    }
+}
+
+/// `spec.source.sourceSecret`: a basic-auth Secret (`username` and
+/// `password`, or a `token` used as the password).
+async fn git_auth(state: &AppState, build: &Object) -> ApiResult<Option<GitAuth>> {
+    let Some(secret) = build_secret(state, build, "/source/sourceSecret/name").await? else {
+        return Ok(None);
+    };
+    let password = secret_field(&secret, "password").or_else(|| secret_field(&secret, "token"));
     Ok(password.map(|password| GitAuth {
-        username: field("username").unwrap_or_else(|| "git".into()),
+        username: secret_field(&secret, "username").unwrap_or_else(|| "git".into()),
         password,
     }))
+}
+
+/// Credentials for other registries: `output.pushSecret` (push) and the
+/// strategy's `pullSecret` (base images), as Docker config Secrets
+/// (`.dockerconfigjson` with `auths`, or the older `.dockercfg`).
+async fn registry_auths(
+    state: &AppState,
+    build: &Object,
+    pointer: &str,
+) -> ApiResult<BTreeMap<String, RegistryAuth>> {
+    let Some(secret) = build_secret(state, build, pointer).await? else {
+        return Ok(BTreeMap::new());
+    };
+    let config: Value = secret_field(&secret, ".dockerconfigjson")
+        .or_else(|| secret_field(&secret, ".dockercfg"))
+        .and_then(|c| serde_json::from_str(&c).ok())
+        .unwrap_or(Value::Null);
+    let auths = config.get("auths").unwrap_or(&config);
+    let mut out = BTreeMap::new();
+    for (host, entry) in auths.as_object().into_iter().flatten() {
+        let (mut username, mut password) = (
+            entry
+                .get("username")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            entry
+                .get("password")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        );
+        if let Some(auth) = entry.get("auth").and_then(Value::as_str) {
+            use base64::Engine;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(auth)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok());
+            if let Some((u, p)) = decoded.as_deref().and_then(|d| d.split_once(':')) {
+                username.get_or_insert_with(|| u.to_string());
+                password.get_or_insert_with(|| p.to_string());
+            }
+        }
+        // "https://host/v1/" and "host" both name the registry host.
+        let host = host
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        if let (Some(username), Some(password), false) = (username, password, host.is_empty()) {
+            out.insert(host, RegistryAuth { username, password });
+        }
+    }
+    Ok(out)
 }
 
 async fn heartbeat(

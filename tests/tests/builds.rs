@@ -1332,3 +1332,79 @@ async fn a_node_drains_on_sigterm() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Another registry that wants credentials (a second PodSpace): the base
+/// image is pulled with the strategy's `pullSecret`, the output pushed with
+/// `output.pushSecret`, both Docker config Secrets.
+#[tokio::test(flavor = "multi_thread")]
+async fn pull_and_push_secrets_for_another_registry() -> anyhow::Result<()> {
+    let e = env(&[]).await?;
+    let other = Server::start()?;
+    let other_admin = Api::admin(&other.url).await?;
+    other_admin.new_project("ext").await?;
+    // The base image in the other registry.
+    let out = e.docker.login(&other.registry, "admin", ADMIN_PASSWORD);
+    assert!(out.status.success());
+    let local = unique("podspace-ext-base");
+    e.docker.busybox_image(&local)?;
+    let ext_base = format!("{}/ext/base:1", other.registry);
+    e.docker.ok(&["tag", &local, &ext_base]);
+    e.docker.ok(&["push", &ext_base]);
+    let _ = e.docker.run(&["rmi", &local, &ext_base]);
+
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let config = json!({"auths": {other.registry.clone(): {"auth": b64(&format!("admin:{ADMIN_PASSWORD}"))}}});
+    let r = e
+        .admin
+        .post(
+            &format!("/api/v1/namespaces/{}/secrets", e.ns),
+            &json!({"kind": "Secret", "apiVersion": "v1", "metadata": {"name": "ext-creds"},
+                    "type": "kubernetes.io/dockerconfigjson",
+                    "data": {".dockerconfigjson": b64(&config.to_string())}}),
+        )
+        .await?;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let spec = |secrets: bool, tag: &str| {
+        let mut strategy = json!({"from": {"kind": "DockerImage", "name": ext_base}});
+        let mut output = json!({"to": {"kind": "DockerImage", "name": format!("{}/ext/app:{tag}", other.registry)}});
+        if secrets {
+            strategy["pullSecret"] = json!({"name": "ext-creds"});
+            output["pushSecret"] = json!({"name": "ext-creds"});
+        }
+        json!({"source": {"dockerfile": format!("FROM busybox\nRUN echo {}\n", unique("ext"))},
+               "strategy": {"dockerStrategy": strategy}, "output": output})
+    };
+    e.create_bc("noauth", spec(false, "a")).await?;
+    e.instantiate("noauth").await?;
+    let b = e.wait_phase("noauth-1", &["Failed"], 60).await?;
+    assert_eq!(
+        b["status"]["reason"], "DockerBuildFailed",
+        "the base cannot be pulled: {}",
+        b["status"]
+    );
+    let message = b["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
+    assert!(
+        message.contains("auth"),
+        "refused for want of credentials: {message}"
+    );
+
+    e.create_bc("withauth", spec(true, "b")).await?;
+    e.instantiate("withauth").await?;
+    let b = e.wait_phase("withauth-1", &["Complete"], 60).await?;
+    let digest = b["status"]["output"]["to"]["imageDigest"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let tag = other_admin
+        .get("/apis/image.openshift.io/v1/namespaces/ext/imagestreamtags/app:b")
+        .await?;
+    assert_eq!(tag.status, 200, "{}", tag.text);
+    assert_eq!(tag.body["image"]["metadata"]["name"], digest.as_str());
+    let log = e.log("withauth-1").await?;
+    assert!(!log.contains(ADMIN_PASSWORD));
+    Ok(())
+}

@@ -12,6 +12,8 @@
 //!
 //! Every call after the lease is refused unless the node holds the lease.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -41,6 +43,28 @@ pub struct LeaseGrant {
     /// Whether the build has binary input to fetch.
     #[serde(default)]
     pub has_input: bool,
+    /// Registry host → credentials for pushing the output elsewhere
+    /// (`output.pushSecret`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub push_auths: BTreeMap<String, RegistryAuth>,
+    /// Registry host → credentials for pulling base images from elsewhere
+    /// (the strategy's `pullSecret`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pull_auths: BTreeMap<String, RegistryAuth>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct RegistryAuth {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 // The token never appears in debug output.
@@ -52,6 +76,8 @@ impl std::fmt::Debug for LeaseGrant {
             .field("registry", &self.registry)
             .field("git_auth", &self.git_auth)
             .field("has_input", &self.has_input)
+            .field("push_auths", &self.push_auths)
+            .field("pull_auths", &self.pull_auths)
             .finish_non_exhaustive()
     }
 }

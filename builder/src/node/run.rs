@@ -351,7 +351,12 @@ async fn execute(
                 no_cache: plan.no_cache,
                 force_pull: plan.force_pull,
                 network: config.network.clone(),
-                credentials: HashMap::from([(grant.registry.clone(), credentials.clone())]),
+                credentials: grant
+                    .pull_auths
+                    .iter()
+                    .map(|(host, a)| (host.clone(), docker_credentials(host, a)))
+                    .chain([(grant.registry.clone(), credentials.clone())])
+                    .collect(),
             },
             log,
         )
@@ -382,10 +387,16 @@ async fn execute(
     let push_start = (chrono::Utc::now(), Instant::now());
     log.line(&format!("Pushing image {reference} ..."));
     let (repo, tag) = split_tag(&reference);
-    let ours = repo.split('/').next() == Some(grant.registry.as_str());
-    let pushed = engine
-        .push(repo, tag, ours.then_some(credentials), log)
-        .await;
+    let host = repo.split('/').next().unwrap_or_default();
+    let push_credentials = if host == grant.registry {
+        Some(credentials)
+    } else {
+        grant
+            .push_auths
+            .get(host)
+            .map(|a| docker_credentials(host, a))
+    };
+    let pushed = engine.push(repo, tag, push_credentials, log).await;
     progress.stage("PushImage", push_start.0, push_start.1.elapsed());
     match pushed {
         Ok(digest) => {
@@ -397,6 +408,15 @@ async fn execute(
             }
         }
         Err(e) => Outcome::Failed("PushImageToRegistryFailed", e.to_string()),
+    }
+}
+
+fn docker_credentials(host: &str, auth: &super::protocol::RegistryAuth) -> DockerCredentials {
+    DockerCredentials {
+        username: Some(auth.username.clone()),
+        password: Some(auth.password.clone()),
+        serveraddress: Some(host.to_string()),
+        ..Default::default()
     }
 }
 
