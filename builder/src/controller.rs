@@ -299,10 +299,16 @@ pub async fn sweep_leases(store: &Store) -> Result<(), StoreError> {
             lose(store, &b, &node).await?;
         }
         // A Pending build claimed by a node that died before starting it
-        // simply goes back to the queue.
-        store
+        // simply goes back to the queue. Either way the lease's registry
+        // token is of no use to anyone any more.
+        if store
             .release_build(&lease.uid, Some(lease.expires_at))
-            .await?;
+            .await?
+        {
+            store
+                .delete_tokens_described(&crate::node::protocol::token_description(&lease.uid))
+                .await?;
+        }
     }
     Ok(())
 }

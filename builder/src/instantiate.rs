@@ -66,11 +66,7 @@ pub fn new_binary_build(
     as_file: &str,
     revision: Option<Value>,
 ) -> Result<Object, Status> {
-    if !as_file.is_empty() && (as_file.contains('/') || as_file == "." || as_file == "..") {
-        return Err(Status::bad_request(format!(
-            "asFile {as_file:?} must be a file name without '/'"
-        )));
-    }
+    check_as_file(as_file)?;
     let mut build = build_from(bc, causes, from_image)?;
     let spec = build.body.entry("spec").or_insert_with(|| json!({}));
     let source = spec
@@ -172,23 +168,39 @@ pub fn clone_build(bc: &mut Object, old: &Object, causes: Vec<Value>) -> Result<
     Ok(build)
 }
 
-fn build_from(
-    bc: &mut Object,
-    causes: Vec<Value>,
-    from_image: Option<&str>,
-) -> Result<Object, Status> {
-    if bc
+/// A paused config builds nothing (builds.md §3).
+pub fn refuse_paused(bc: &Object) -> Result<(), Status> {
+    let paused = bc
         .metadata
         .annotations
         .get("openshift.io/build-config.paused")
         .map(String::as_str)
-        == Some("true")
-    {
+        == Some("true");
+    if paused {
         return Err(Status::bad_request(format!(
             "BuildConfig {:?} is paused",
             bc.metadata.name
         )));
     }
+    Ok(())
+}
+
+/// `asFile` names one file: no `/`, `.` or `..`.
+pub fn check_as_file(as_file: &str) -> Result<(), Status> {
+    if as_file.contains('/') || as_file == "." || as_file == ".." {
+        return Err(Status::bad_request(format!(
+            "asFile {as_file:?} must be a file name without '/'"
+        )));
+    }
+    Ok(())
+}
+
+fn build_from(
+    bc: &mut Object,
+    causes: Vec<Value>,
+    from_image: Option<&str>,
+) -> Result<Object, Status> {
+    refuse_paused(bc)?;
     let n = last_version(bc) + 1;
     let status = bc.body.entry("status").or_insert_with(|| json!({}));
     status["lastVersion"] = json!(n);

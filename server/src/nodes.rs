@@ -199,7 +199,10 @@ async fn try_lease(state: &AppState, node: &str) -> ApiResult<Option<LeaseGrant>
             .and_then(|s| s.get("source"))
             .and_then(|s| s.get("binary"))
             .is_some_and(|v| !v.is_null());
-        let input = state.store.build_input(&b.metadata.uid).await?;
+        let input = match binary {
+            true => state.store.build_input(&b.metadata.uid).await?,
+            false => None,
+        };
         if binary && input.is_none() {
             give_up_on_missing_input(state, b).await?;
             continue;
@@ -243,7 +246,7 @@ async fn try_lease(state: &AppState, node: &str) -> ApiResult<Option<LeaseGrant>
             .issue_token(
                 &Principal::service_account(&ns, "builder").name,
                 Duration::from_secs(6 * 3600),
-                &format!("build {ns}/{}", build.metadata.name),
+                &podspace_builder::node::protocol::token_description(&build.metadata.uid),
             )
             .await?;
         tracing::info!(namespace = %ns, build = %build.metadata.name, node, "build leased");
@@ -555,6 +558,12 @@ async fn report_inner(
         .await?;
     if terminal {
         state.store.release_build(&uid, None).await?;
+        // The build's push token dies with it (a replica's token cache may
+        // still accept it for its last few seconds).
+        state
+            .store
+            .delete_tokens_described(&podspace_builder::node::protocol::token_description(&uid))
+            .await?;
         let secs = updated
             .body
             .get("status")

@@ -838,7 +838,7 @@ async fn a_killed_node_loses_its_build_in_time() -> anyhow::Result<()> {
     // A node whose lease poll is answered but that never confirms (it died
     // meanwhile): the build is not started, and its offer expires.
     let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let ghost_token = loop {
         let r = node_user
             .post(
                 "/apis/podspace.io/v1/nodes/ghost/lease",
@@ -847,10 +847,13 @@ async fn a_killed_node_loses_its_build_in_time() -> anyhow::Result<()> {
             .await?;
         if r.status == 200 {
             assert_eq!(r.body["build"]["metadata"]["name"], "slow-1");
-            break;
+            break r.body["registryToken"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
         }
         assert!(Instant::now() < deadline, "no lease offered: {}", r.status);
-    }
+    };
     assert_eq!(phase(&admin.get(&path).await?.body), "Pending");
     let work = tempfile::tempdir()?;
     let mut node = std::process::Command::new(podspace_e2e::bin("podspace"))
@@ -885,6 +888,15 @@ async fn a_killed_node_loses_its_build_in_time() -> anyhow::Result<()> {
         assert!(Instant::now() < deadline, "never ran: {}", b["status"]);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The lapsed offer's registry token was deleted with it.
+    assert!(!ghost_token.is_empty());
+    let ghost = admin.with_token(&ghost_token);
+    let r = ghost.get("/apis/user.openshift.io/v1/users/~").await?;
+    assert_eq!(
+        r.status, 401,
+        "the lapsed offer's token still works: {}",
+        r.text
+    );
     let r = admin
         .put(
             &format!("/apis/podspace.io/v1/nodes/other/builds/{ns}/slow-1/details"),

@@ -96,6 +96,16 @@ impl Store {
         Ok(r.rows_affected() > 0)
     }
 
+    /// Deletes the tokens issued with `description` (e.g. a build's push
+    /// token once the build ended); returns how many.
+    pub async fn delete_tokens_described(&self, description: &str) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM tokens WHERE description = $1")
+            .bind(description)
+            .execute(self.write_pool())
+            .await?;
+        Ok(r.rows_affected())
+    }
+
     pub async fn delete_expired_tokens(&self, now: i64) -> Result<u64, StoreError> {
         let r = sqlx::query("DELETE FROM tokens WHERE expires_at < $1")
             .bind(now)

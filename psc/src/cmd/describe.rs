@@ -284,13 +284,6 @@ pub fn image_stream_tag(ist: &Value) -> String {
             ago(created)
         }
     ));
-    let or_none = |v: &str| {
-        if v.is_empty() {
-            "<none>".to_string()
-        } else {
-            v.to_string()
-        }
-    };
     out.push_str(&format!("Author:\t\t{}\n", or_none(s(meta, "/Author"))));
     out.push_str(&format!("Arch:\t\t{}\n", or_none(s(meta, "/Architecture"))));
     out.push_str(&format!(

@@ -176,21 +176,12 @@ async fn binary(
         .ok_or_else(|| ApiError(Status::internal("BuildConfig kind missing")))?;
     // Refuse early (before reading the body) what instantiate would refuse.
     let bc = state.store.get(bc_kind, target.ns_or_empty(), name).await?;
-    if bc
-        .metadata
-        .annotations
-        .get("openshift.io/build-config.paused")
-        .map(String::as_str)
-        == Some("true")
-    {
-        return Err(ApiError(Status::bad_request(format!(
-            "BuildConfig {name:?} is paused"
-        ))));
-    }
+    podspace_builder::instantiate::refuse_paused(&bc)?;
     let as_file = query.get("asFile").cloned().unwrap_or_default();
+    podspace_builder::instantiate::check_as_file(&as_file)?;
     let revision = revision_from(query);
 
-    let upload_id = format!("build-input-{}", uuid_like());
+    let upload_id = format!("build-input-{}", uuid::Uuid::new_v4().simple());
     let storage = &state.storage;
     let storage_err = |e: podspace_registry::storage::StorageError| {
         ApiError(Status::internal(format!("storing the binary input: {e}")))
@@ -271,12 +262,6 @@ pub async fn forget_input(state: &AppState, location: &str) {
         Ok(true) => {}
         Err(e) => tracing::warn!(error = %e, "checking a build input"),
     }
-}
-
-fn uuid_like() -> String {
-    use rand::Rng;
-    let bytes: [u8; 16] = rand::thread_rng().gen();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn revision_from(query: &Query) -> Option<Value> {
