@@ -56,15 +56,44 @@ impl RemoteRef {
         })
     }
 
-    /// Loopback registries and `insecure` ones are spoken to over HTTP.
+    /// A reference as the docker CLI reads it: a first component without
+    /// `.` or `:` (and not `localhost`) is a Docker Hub repository, a
+    /// single-component one under `library/` (`busybox` →
+    /// `docker.io/library/busybox:latest`).
+    pub fn parse_docker(s: &str) -> Result<RemoteRef, ImportError> {
+        let first = s.split('/').next().unwrap_or_default();
+        let has_host = s.contains('/')
+            && (first.contains('.') || first.contains(':') || first == "localhost");
+        if has_host {
+            return RemoteRef::parse(s);
+        }
+        let path = if s.contains('/') {
+            s.to_string()
+        } else {
+            format!("library/{s}")
+        };
+        RemoteRef::parse(&format!("docker.io/{path}"))
+    }
+
+    /// `registry/repository:tag` or `registry/repository@digest`.
+    pub fn whole(&self) -> String {
+        let sep = if self.reference.contains(':') { '@' } else { ':' };
+        format!(
+            "{}/{}{sep}{}",
+            self.registry, self.repository, self.reference
+        )
+    }
+
+    /// Loopback registries and `insecure` ones are spoken to over HTTP;
+    /// Docker Hub's API lives on its own host.
     fn base(&self, insecure: bool) -> String {
         let host = self.registry.split(':').next().unwrap_or_default();
         let plain = insecure || host == "localhost" || host.starts_with("127.") || host == "[::1]";
-        format!(
-            "{}://{}",
-            if plain { "http" } else { "https" },
-            self.registry
-        )
+        let registry = match self.registry.as_str() {
+            "docker.io" | "index.docker.io" => "registry-1.docker.io",
+            r => r,
+        };
+        format!("{}://{registry}", if plain { "http" } else { "https" })
     }
 }
 
@@ -266,6 +295,11 @@ impl Client {
             let m = manifest::parse(content_type.as_deref(), &body)
                 .map_err(|e| ImportError::Manifest(e.message))?;
             let digest = Digest::sha256_of(&body).to_string();
+            if reference.starts_with("sha256:") && reference != digest {
+                return Err(ImportError::Manifest(format!(
+                    "asked for {reference}, the registry sent {digest}"
+                )));
+            }
             match &m.kind {
                 Kind::Index { .. } => {
                     let v: Value = serde_json::from_slice(&body)
@@ -326,6 +360,17 @@ mod tests {
             "sha256:abc"
         );
         assert!(RemoteRef::parse("busybox").is_err());
+        let hub = RemoteRef::parse_docker("busybox").unwrap();
+        assert_eq!(hub.whole(), "docker.io/library/busybox:latest");
+        assert_eq!(hub.base(false), "https://registry-1.docker.io");
+        assert_eq!(
+            RemoteRef::parse_docker("team/app@sha256:ab").unwrap().whole(),
+            "docker.io/team/app@sha256:ab"
+        );
+        assert_eq!(
+            RemoteRef::parse_docker("localhost/app:1").unwrap().whole(),
+            "localhost/app:1"
+        );
         assert!(RemoteRef::parse("team/app:1").is_err());
         assert_eq!(r.base(false), "http://127.0.0.1:5000");
         assert_eq!(

@@ -4,13 +4,13 @@
 //! so that they are baked into the image.
 
 /// One logical instruction: the line range it spans (continuations joined).
-struct Instruction {
-    first: usize,
-    last: usize,
-    keyword: String,
+pub(super) struct Instruction {
+    pub first: usize,
+    pub last: usize,
+    pub keyword: String,
 }
 
-fn instructions(lines: &[&str]) -> Vec<Instruction> {
+pub(super) fn instructions(lines: &[&str]) -> Vec<Instruction> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < lines.len() {
@@ -70,6 +70,8 @@ fn env_line(vars: &[(String, String)]) -> Option<String> {
 pub enum DockerfileError {
     #[error("the Dockerfile has no FROM instruction")]
     NoFrom,
+    #[error("the image name {0:?} uses a variable that no ARG or build argument sets")]
+    Unresolved(String),
 }
 
 fn replace_from(lines: &[&str], image: &str) -> String {

@@ -182,6 +182,36 @@ impl DockerEngine {
         digest.ok_or_else(|| EngineError::Push("the registry returned no digest".into()))
     }
 
+    /// Whether the engine speaks plain HTTP to `host` (its
+    /// `--insecure-registry` settings: names, or CIDRs for IP hosts).
+    pub async fn insecure_registry(&self, host: &str) -> bool {
+        let Ok(info) = self.docker.info().await else {
+            return false;
+        };
+        let Some(config) = info.registry_config else {
+            return false;
+        };
+        let named_insecure = config
+            .index_configs
+            .unwrap_or_default()
+            .get(host)
+            .is_some_and(|i| i.secure == Some(false));
+        let ip = host
+            .rsplit_once(':')
+            .map_or(host, |(h, _)| h)
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>();
+        let in_cidr = ip.is_ok_and(|ip| {
+            config
+                .insecure_registry_cidrs
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|c| c.parse::<ipnet::IpNet>().ok())
+                .any(|net| net.contains(&ip))
+        });
+        named_insecure || in_cidr
+    }
+
     pub async fn remove_image(&self, image: &str) {
         if let Err(e) = self
             .docker

@@ -6,9 +6,11 @@
 pub mod client;
 pub mod dockerfile;
 pub mod engine;
+mod images;
 mod inputs;
 pub mod log;
 pub mod protocol;
+mod pull;
 mod run;
 pub mod source;
 mod strategy;

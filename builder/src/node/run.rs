@@ -16,6 +16,7 @@ use super::engine::{BuildSpec, DockerEngine};
 use super::inputs::{self, Inputs};
 use super::log::BuildLog;
 use super::protocol::{BuildReport, LeaseGrant};
+use super::pull;
 use super::source;
 use super::strategy;
 use super::{NodeConfig, Running};
@@ -320,6 +321,16 @@ async fn execute(
         Ok(p) => p,
         Err(o) => return o,
     };
+    // Every image the build reads, checked with its own credentials and
+    // pinned to a digest before the engine sees the Dockerfile.
+    let pull_start = (chrono::Utc::now(), Instant::now());
+    let dockerfile_path = plan.context.join(&plan.dockerfile);
+    if let Err(o) =
+        pull::pin_base_images(&dockerfile_path, &plan.build_args, engine, grant, log).await
+    {
+        return o;
+    }
+    progress.stage("PullImages", pull_start.0, pull_start.1.elapsed());
     let context_tar = work.join("context.tar");
     let (c, t) = (plan.context.clone(), context_tar.clone());
     match tokio::task::spawn_blocking(move || source::tar_context(&c, &t)).await {
