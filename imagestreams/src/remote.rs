@@ -62,8 +62,8 @@ impl RemoteRef {
     /// `docker.io/library/busybox:latest`).
     pub fn parse_docker(s: &str) -> Result<RemoteRef, ImportError> {
         let first = s.split('/').next().unwrap_or_default();
-        let has_host = s.contains('/')
-            && (first.contains('.') || first.contains(':') || first == "localhost");
+        let has_host =
+            s.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
         if has_host {
             return RemoteRef::parse(s);
         }
@@ -77,7 +77,11 @@ impl RemoteRef {
 
     /// `registry/repository:tag` or `registry/repository@digest`.
     pub fn whole(&self) -> String {
-        let sep = if self.reference.contains(':') { '@' } else { ':' };
+        let sep = if self.reference.contains(':') {
+            '@'
+        } else {
+            ':'
+        };
         format!(
             "{}/{}{sep}{}",
             self.registry, self.repository, self.reference
@@ -364,7 +368,9 @@ mod tests {
         assert_eq!(hub.whole(), "docker.io/library/busybox:latest");
         assert_eq!(hub.base(false), "https://registry-1.docker.io");
         assert_eq!(
-            RemoteRef::parse_docker("team/app@sha256:ab").unwrap().whole(),
+            RemoteRef::parse_docker("team/app@sha256:ab")
+                .unwrap()
+                .whole(),
             "docker.io/team/app@sha256:ab"
         );
         assert_eq!(

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::tail::EventTail;
-use crate::{bootstrap, http, rest};
+use crate::{bootstrap, datadir, http, rest};
 
 /// Everything a request handler needs; cheap to clone.
 #[derive(Clone)]
@@ -67,6 +67,9 @@ pub fn router(state: AppState) -> Router {
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let mut key_files = datadir::sqlite_files(&config.db);
+    key_files.push(config.registry_token_key.clone());
+    datadir::secure(&config.data_dir, &key_files)?;
     let store = Store::open(&config.db)
         .await
         .with_context(|| format!("opening the store at {}", redact_url(&config.db)))?;
@@ -97,7 +100,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .unwrap_or_else(|| registry_addr.to_string());
 
     let authz = Authorizer::new(store.clone());
-    let key = store.server_key("registry-token", 32).await?;
+    let key = datadir::token_key(&store, &config.registry_token_key).await?;
     let registry_tokens = Arc::new(podspace_registry::token::TokenService::new(
         &key,
         "podspace-registry",

@@ -102,6 +102,10 @@ pub struct ServeArgs {
     /// Log format: text or json [default: text]
     #[arg(long, env = "PODSPACE_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// File holding the registry token signing key (0600, made on first start; every
+    /// replica of one store needs the same) [default: DATA_DIR/registry-token.key]
+    #[arg(long, env = "PODSPACE_REGISTRY_TOKEN_KEY", value_name = "FILE")]
+    pub registry_token_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -131,6 +135,7 @@ struct FileConfig {
     build_lease: Option<u64>,
     max_binary_input: Option<u64>,
     log_format: Option<String>,
+    registry_token_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +164,7 @@ pub struct Config {
     pub build_lease: Duration,
     pub max_binary_input: u64,
     pub log_format: LogFormat,
+    pub registry_token_key: PathBuf,
 }
 
 #[derive(Clone)]
@@ -210,7 +216,12 @@ impl Config {
         if max_body < 1024 {
             bail!("max-body must be at least 1024 bytes");
         }
+        let registry_token_key = args
+            .registry_token_key
+            .or(file.registry_token_key)
+            .unwrap_or_else(|| data_dir.join("registry-token.key"));
         Ok(Config {
+            registry_token_key,
             data_dir,
             listen: args
                 .listen

@@ -3,6 +3,7 @@
 mod app;
 mod bootstrap;
 mod config;
+mod datadir;
 mod http;
 mod metrics;
 mod nodes;

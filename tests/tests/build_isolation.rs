@@ -216,7 +216,9 @@ async fn scenario(server: &Server) -> anyhow::Result<()> {
     assert_eq!(b["status"]["phase"], "Complete", "{}", b["status"]);
     let text = log(&t.a, pa, "reuse-1").await?;
     assert!(
-        text.contains(&format!("Using image {stolen} as {reg}/{pa}/abuild@sha256:")),
+        text.contains(&format!(
+            "Using image {stolen} as {reg}/{pa}/abuild@sha256:"
+        )),
         "{text}"
     );
     Ok(())

@@ -1391,16 +1391,13 @@ async fn pull_and_push_secrets_for_another_registry() -> anyhow::Result<()> {
     e.instantiate("noauth").await?;
     let b = e.wait_phase("noauth-1", &["Failed"], 60).await?;
     assert_eq!(
-        b["status"]["reason"], "DockerBuildFailed",
+        b["status"]["reason"], "PullBuilderImageFailed",
         "the base cannot be pulled: {}",
         b["status"]
     );
-    let message = b["status"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_lowercase();
+    let message = b["status"]["message"].as_str().unwrap_or_default();
     assert!(
-        message.contains("auth"),
+        message.contains(&ext_base) && message.contains("access denied"),
         "refused for want of credentials: {message}"
     );
 

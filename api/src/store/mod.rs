@@ -18,6 +18,7 @@ mod registry;
 mod schema;
 mod waiter;
 
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -953,10 +954,24 @@ fn sqlite_url(url: &str) -> Result<String, StoreError> {
     let file = path.split('?').next().unwrap_or(path);
     if let Some(parent) = std::path::Path::new(file).parent() {
         if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Config(format!("cannot create {}: {e}", parent.display()))
-            })?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(|e| {
+                    StoreError::Config(format!("cannot create {}: {e}", parent.display()))
+                })?;
         }
+    }
+    // The database holds Secrets: created 0600 here, so that SQLite's WAL
+    // and shared-memory files (made with the database file's mode) are too.
+    if !file.is_empty() && !file.starts_with(':') {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(file)
+            .map_err(|e| StoreError::Config(format!("cannot create {file}: {e}")))?;
     }
     Ok(if path.contains('?') {
         format!("sqlite://{path}")
@@ -975,6 +990,7 @@ fn lock_owner(url: &str) -> Result<std::fs::File, StoreError> {
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&lock_path)
         .map_err(|e| StoreError::Config(format!("cannot open {lock_path}: {e}")))?;
     match file.try_lock() {

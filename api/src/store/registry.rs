@@ -406,15 +406,12 @@ impl Store {
         Ok(out)
     }
 
-    /// A random secret shared by every replica (e.g. the registry token
-    /// signing key), created on first use.
-    pub async fn server_key(&self, name: &str, len: usize) -> Result<Vec<u8>, StoreError> {
-        use rand::RngCore;
-        let mut fresh = vec![0u8; len];
-        rand::rngs::OsRng.fill_bytes(&mut fresh);
+    /// The value stored under `name`, storing `candidate` if there is none
+    /// (the first replica's value wins).
+    pub async fn server_value(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
         sqlx::query("INSERT INTO server_keys (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(name)
-            .bind(&fresh)
+            .bind(candidate)
             .execute(self.write_pool())
             .await?;
         Ok(
@@ -423,5 +420,24 @@ impl Store {
                 .fetch_one(self.write_pool())
                 .await?,
         )
+    }
+
+    /// The value under `name`, if any (e.g. a key kept in the store by an
+    /// older version, to be moved out).
+    pub async fn stored_server_value(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM server_keys WHERE name = $1")
+                .bind(name)
+                .fetch_optional(self.write_pool())
+                .await?,
+        )
+    }
+
+    pub async fn delete_server_value(&self, name: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM server_keys WHERE name = $1")
+            .bind(name)
+            .execute(self.write_pool())
+            .await?;
+        Ok(())
     }
 }

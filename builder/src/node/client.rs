@@ -166,7 +166,13 @@ impl NodeClient {
             .http
             .get(self.url(&format!("builds/{ns}/{name}/input")));
         let resp = self.send("the build input", req).await?;
-        let mut file = tokio::fs::File::create(dest).await?;
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(dest)
+            .await?;
         let mut body = resp.bytes_stream();
         let mut total = 0u64;
         while let Some(chunk) = body.next().await {

@@ -56,7 +56,10 @@ fn expand(word: &str, args: &HashMap<String, String>) -> Option<String> {
             }
         } else {
             let mut n = String::new();
-            while let Some(c) = chars.peek().filter(|c| c.is_ascii_alphanumeric() || **c == '_') {
+            while let Some(c) = chars
+                .peek()
+                .filter(|c| c.is_ascii_alphanumeric() || **c == '_')
+            {
                 n.push(*c);
                 chars.next();
             }
@@ -270,7 +273,10 @@ fn replace_word(line: &str, word: &str, with: &str) -> String {
     while let Some(i) = line[start..].find(word) {
         let at = start + i;
         let end = at + word.len();
-        let before_ok = line[..at].chars().next_back().is_none_or(char::is_whitespace);
+        let before_ok = line[..at]
+            .chars()
+            .next_back()
+            .is_none_or(char::is_whitespace);
         let after_ok = line[end..].chars().next().is_none_or(char::is_whitespace);
         if before_ok && after_ok {
             return format!("{}{with}{}", &line[..at], &line[end..]);
@@ -288,7 +294,10 @@ pub fn onbuild_images(triggers: &[String]) -> Vec<String> {
         .iter()
         .flat_map(|t| {
             let words: Vec<&str> = t.split_whitespace().collect();
-            let keyword = words.first().map(|w| w.to_ascii_uppercase()).unwrap_or_default();
+            let keyword = words
+                .first()
+                .map(|w| w.to_ascii_uppercase())
+                .unwrap_or_default();
             words
                 .iter()
                 .skip(1)
@@ -330,7 +339,10 @@ mod tests {
         );
         // A build arg overrides the default; a bare name is an image too.
         assert_eq!(
-            images("ARG BASE=a\nFROM $BASE\nCOPY --from=busybox /x /x\n", &[("BASE", "reg/x:1")]),
+            images(
+                "ARG BASE=a\nFROM $BASE\nCOPY --from=busybox /x /x\n",
+                &[("BASE", "reg/x:1")]
+            ),
             vec![
                 (UseKind::From, "reg/x:1".into()),
                 (UseKind::CopyFrom, "busybox".into())

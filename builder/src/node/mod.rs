@@ -91,7 +91,16 @@ pub async fn run(config: NodeConfig, mut shutdown: watch::Receiver<bool>) -> Res
         }
     };
     let client = NodeClient::new(&config.api, &config.token, &config.name)?;
-    std::fs::create_dir_all(&config.work_dir)?;
+    // Builds' sources and inputs are tenants' data: the work directory is
+    // the node's alone (each build's directory inside is 0700 too).
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&config.work_dir)?;
+        std::fs::set_permissions(&config.work_dir, std::fs::Permissions::from_mode(0o700))?;
+    }
     let running = Running::default();
     let config = Arc::new(config);
     tracing::info!(node = %config.name, slots = config.slots, api = %config.api, "build node started");

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use podspace_imagestreams::remote::{Client, RemoteRef};
+use podspace_imagestreams::remote::{Client, ImportError, RemoteRef};
 use serde_json::Value;
 
 use super::engine::DockerEngine;
@@ -45,6 +45,21 @@ fn refused(image: &str, why: impl std::fmt::Display) -> Outcome {
     )
 }
 
+fn import_refused(image: &str, e: ImportError) -> Outcome {
+    match e {
+        // The same words for "no such image" and "not yours": a build must
+        // not learn which other projects' images exist.
+        ImportError::Status {
+            status: status @ (401 | 403 | 404),
+            ..
+        } => refused(
+            image,
+            format!("not found or access denied (the registry answered {status})"),
+        ),
+        e => refused(image, e),
+    }
+}
+
 /// Resolves `image` to `registry/repository@digest`, with the ONBUILD
 /// triggers of its config.
 async fn resolve(
@@ -59,7 +74,7 @@ async fn resolve(
     let imported = client
         .import(&r, insecure, auth.as_ref())
         .await
-        .map_err(|e| refused(image, e))?;
+        .map_err(|e| import_refused(image, e))?;
     let onbuild = imported
         .config
         .pointer("/config/OnBuild")

@@ -245,7 +245,13 @@ pub fn context_path(root: &Path, context_dir: &str) -> Result<PathBuf, SourceErr
 /// Tars `dir` into `out` for the engine. Symlinks are stored as links,
 /// never followed: a link in a repository must not read the node's files.
 pub fn tar_context(dir: &Path, out: &Path) -> Result<(), SourceError> {
-    let file = File::create(out)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(out)?;
     let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
     builder.follow_symlinks(false);
     builder.append_dir_all(".", dir)?;

@@ -50,11 +50,19 @@ struct FsUpload {
     file: tokio::io::BufWriter<tokio::fs::File>,
 }
 
+/// Blobs are tenants' data: directories 0700, files 0600 (the server
+/// reads them, nobody else on the machine does).
+async fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = tokio::fs::DirBuilder::new();
+    b.recursive(true).mode(0o700);
+    b.create(dir).await
+}
+
 impl FsStorage {
     pub async fn open(root: impl Into<PathBuf>) -> Result<FsStorage, StorageError> {
         let root = root.into();
-        tokio::fs::create_dir_all(root.join("uploads")).await?;
-        tokio::fs::create_dir_all(root.join("blobs")).await?;
+        private_dir(&root.join("uploads")).await?;
+        private_dir(&root.join("blobs")).await?;
         Ok(FsStorage {
             root,
             dir_syncs: DirSyncs::default(),
@@ -115,6 +123,7 @@ impl BlobStorage for FsStorage {
             .create_new(true)
             .read(true)
             .write(true)
+            .mode(0o600)
             .open(self.upload_path(id)?)
             .await?;
         Ok(DriverUpload {
@@ -198,7 +207,7 @@ impl BlobStorage for FsStorage {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| self.root.clone());
-        tokio::fs::create_dir_all(&dir).await?;
+        private_dir(&dir).await?;
         let from = self.upload_path(&upload.id)?;
         drop(upload);
         // Content-addressed: an existing file holds the same bytes.
