@@ -23,6 +23,7 @@ pub enum Code {
     RangeInvalid,
     PaginationInvalid,
     TooLarge,
+    TooManyRequests,
     Internal,
 }
 
@@ -45,6 +46,7 @@ impl Code {
             Code::RangeInvalid => "RANGE_INVALID",
             Code::PaginationInvalid => "PAGINATION_NUMBER_INVALID",
             Code::TooLarge => "SIZE_INVALID",
+            Code::TooManyRequests => "TOOMANYREQUESTS",
             Code::Internal => "UNKNOWN",
         }
     }
@@ -60,6 +62,7 @@ impl Code {
             Code::Unsupported => StatusCode::METHOD_NOT_ALLOWED,
             Code::RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
             Code::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -83,6 +86,11 @@ impl RegistryError {
             message: message.into(),
             challenge: None,
         }
+    }
+
+    /// `TOOMANYREQUESTS` (429) with a `Retry-After`.
+    pub fn too_many(message: impl Into<String>) -> Self {
+        Self::new(Code::TooManyRequests, message)
     }
 
     pub fn internal(what: impl std::fmt::Display) -> Self {
@@ -118,6 +126,10 @@ impl IntoResponse for RegistryError {
         }
         // The rest of an oversized body is not read: the connection cannot
         // carry another request.
+        if self.code == Code::TooManyRequests {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        }
         if self.code == Code::TooLarge {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));

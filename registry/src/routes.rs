@@ -28,6 +28,7 @@ pub struct RegistryConfig {
     pub public_host: String,
     pub max_manifest_bytes: usize,
     pub upload_ttl: Duration,
+    pub upload_limits: crate::uploads::UploadLimits,
 }
 
 #[derive(Clone)]
@@ -55,7 +56,7 @@ impl Registry {
     ) -> Registry {
         Registry {
             inner: Arc::new(Inner {
-                uploads: Uploads::new(store.clone(), storage),
+                uploads: Uploads::new(store.clone(), storage, config.upload_limits),
                 store,
                 authn,
                 authz,
@@ -72,6 +73,10 @@ impl Registry {
             .route("/v2/{*path}", any(handle))
             .layer(axum::middleware::map_response(api_version_header))
             .with_state(self.clone())
+    }
+
+    pub fn upload_ttl(&self) -> Duration {
+        self.inner.config.upload_ttl
     }
 
     /// Aborts upload sessions idle for longer than the configured TTL.
@@ -406,7 +411,7 @@ async fn upload_start(
             }
         }
     }
-    let id = r.uploads.start(&name).await?;
+    let id = r.uploads.start(&name, &caller.subject().name).await?;
     if let Some(d) = param(&q, "digest") {
         let digest = parse_digest(d, Code::DigestInvalid)?;
         let body = req.into_body().into_data_stream();
@@ -417,6 +422,7 @@ async fn upload_start(
         let blob = r.uploads.finish(&name, &id, &digest).await?;
         return Ok(blob_created(&name, &blob.digest));
     }
+    r.uploads.park(&id).await?;
     Ok(empty(StatusCode::ACCEPTED, &upload_headers(&name, &id, 0)))
 }
 

@@ -2,6 +2,12 @@
 //! it, and its durable part (bytes stored, digest state, driver state) is
 //! saved in the store after every chunk, so another start of the process
 //! (or another replica) can continue it.
+//!
+//! Between requests a session is *parked*: when every byte it holds is
+//! durable its driver handle (an open file on fs) is dropped and only the
+//! digest state and the driver's saved state stay, so an idle session holds
+//! no descriptor and a few hundred bytes. Open sessions are capped per
+//! principal and in total (`TOOMANYREQUESTS`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,6 +24,8 @@ pub struct Session {
     pub repo: String,
     hasher: ResumableSha256,
     upload: Option<DriverUpload>,
+    /// A parked session's size and driver state (`upload` is then None).
+    parked: Option<(u64, String)>,
     created_at: i64,
     /// Whether the store has a record of this session. A session is saved
     /// only once a PATCH leaves bytes in it: a blob sent whole (POST, then
@@ -29,7 +37,27 @@ pub struct Session {
 
 impl Session {
     pub fn size(&self) -> u64 {
-        self.upload.as_ref().map_or(0, |u| u.written)
+        match (&self.upload, &self.parked) {
+            (Some(u), _) => u.written,
+            (None, Some((size, _))) => *size,
+            (None, None) => 0,
+        }
+    }
+}
+
+/// How many sessions may be open at once.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadLimits {
+    pub per_principal: usize,
+    pub total: usize,
+}
+
+impl Default for UploadLimits {
+    fn default() -> Self {
+        UploadLimits {
+            per_principal: 256,
+            total: 4096,
+        }
     }
 }
 
@@ -38,7 +66,9 @@ type Shared = Arc<tokio::sync::Mutex<Session>>;
 pub struct Uploads {
     store: Store,
     storage: Arc<dyn BlobStorage>,
-    live: Mutex<HashMap<String, Shared>>,
+    /// id → (the principal that opened it, the session).
+    live: Mutex<HashMap<String, (String, Shared)>>,
+    limits: UploadLimits,
 }
 
 fn now() -> i64 {
@@ -50,11 +80,12 @@ fn unknown() -> RegistryError {
 }
 
 impl Uploads {
-    pub fn new(store: Store, storage: Arc<dyn BlobStorage>) -> Self {
+    pub fn new(store: Store, storage: Arc<dyn BlobStorage>, limits: UploadLimits) -> Self {
         Uploads {
             store,
             storage,
             live: Mutex::new(HashMap::new()),
+            limits,
         }
     }
 
@@ -62,23 +93,91 @@ impl Uploads {
         &self.storage
     }
 
-    /// Starts a session for `repo`; returns its id.
-    pub async fn start(&self, repo: &str) -> Result<String> {
+    /// Starts a session for `repo` opened by `owner`; returns its id. Over
+    /// a cap: `TOOMANYREQUESTS` and nothing is started.
+    pub async fn start(&self, repo: &str, owner: &str) -> Result<String> {
+        {
+            let live = self.live.lock().map_err(RegistryError::internal)?;
+            let mine = live.values().filter(|(o, _)| o == owner).count();
+            if mine >= self.limits.per_principal {
+                return Err(RegistryError::too_many(format!(
+                    "{mine} blob uploads are open for this user: finish or cancel some first"
+                )));
+            }
+            if live.len() >= self.limits.total {
+                return Err(RegistryError::too_many(
+                    "the registry has too many open blob uploads",
+                ));
+            }
+        }
         let id = uuid::Uuid::new_v4().to_string();
         let upload = self.storage.start_upload(&id).await?;
         let session = Session {
             repo: repo.to_string(),
             hasher: ResumableSha256::new(),
             upload: Some(upload),
+            parked: None,
             created_at: now(),
             persisted: false,
             touched: std::time::Instant::now(),
         };
-        self.live
+        self.live.lock().map_err(RegistryError::internal)?.insert(
+            id.clone(),
+            (
+                owner.to_string(),
+                Arc::new(tokio::sync::Mutex::new(session)),
+            ),
+        );
+        Ok(id)
+    }
+
+    /// Parks session `id` until its next request (see the module doc).
+    pub async fn park(&self, id: &str) -> Result<()> {
+        let Some(shared) = self.live_session(id)? else {
+            return Ok(());
+        };
+        let mut s = shared.lock().await;
+        self.park_locked(&mut s).await
+    }
+
+    async fn park_locked(&self, s: &mut Session) -> Result<()> {
+        let Some(up) = s.upload.as_mut() else {
+            return Ok(());
+        };
+        self.storage.flush(up).await?;
+        // A driver that still buffers bytes (an S3 part not yet full) keeps
+        // its handle: dropping it would lose them.
+        if up.durable == up.written {
+            let state = self.storage.saved_state(up);
+            s.parked = Some((up.written, state));
+            s.upload = None;
+        }
+        Ok(())
+    }
+
+    /// The driver handle of a session, reopened if it was parked.
+    async fn unpark(&self, id: &str, s: &mut Session) -> Result<()> {
+        if s.upload.is_none() {
+            if let Some((size, state)) = s.parked.take() {
+                match self.storage.resume_upload(id, &state, size).await {
+                    Ok(up) => s.upload = Some(up),
+                    Err(e) => {
+                        s.parked = Some((size, state));
+                        return Err(e.into());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn live_session(&self, id: &str) -> Result<Option<Shared>> {
+        Ok(self
+            .live
             .lock()
             .map_err(RegistryError::internal)?
-            .insert(id.clone(), Arc::new(tokio::sync::Mutex::new(session)));
-        Ok(id)
+            .get(id)
+            .map(|(_, s)| s.clone()))
     }
 
     async fn save(&self, id: &str, s: &mut Session) -> Result<()> {
@@ -103,15 +202,9 @@ impl Uploads {
         Ok(())
     }
 
-    /// The session `id` of `repo`, from memory or resumed from the store.
+    /// The session `id` of `repo`, from memory or (parked) from the store.
     pub async fn get(&self, repo: &str, id: &str) -> Result<Shared> {
-        if let Some(s) = self
-            .live
-            .lock()
-            .map_err(RegistryError::internal)?
-            .get(id)
-            .cloned()
-        {
+        if let Some(s) = self.live_session(id)? {
             return Ok(s);
         }
         if uuid::Uuid::parse_str(id).is_err() {
@@ -125,20 +218,22 @@ impl Uploads {
         if hasher.bytes_hashed() != record.size as u64 {
             return Err(unknown());
         }
-        let upload = self
-            .storage
-            .resume_upload(id, &record.driver_state, record.size as u64)
-            .await?;
         let session = Arc::new(tokio::sync::Mutex::new(Session {
             repo: record.repo,
             hasher,
-            upload: Some(upload),
+            upload: None,
+            parked: Some((record.size as u64, record.driver_state)),
             created_at: record.created_at,
             persisted: true,
             touched: std::time::Instant::now(),
         }));
         let mut live = self.live.lock().map_err(RegistryError::internal)?;
-        Ok(live.entry(id.to_string()).or_insert(session).clone())
+        Ok(live
+            .entry(id.to_string())
+            // Saved before a restart: counted in the total only.
+            .or_insert((String::new(), session))
+            .1
+            .clone())
     }
 
     /// Appends a request body. `start`, when the client sent a
@@ -172,6 +267,7 @@ impl Uploads {
                 ));
             }
         }
+        self.unpark(id, &mut s).await?;
         let result = self.pump(&mut s, body).await;
         s.touched = std::time::Instant::now();
         if keep {
@@ -179,6 +275,7 @@ impl Uploads {
                 self.storage.flush(up).await?;
             }
             self.save(id, &mut s).await?;
+            self.park_locked(&mut s).await?;
         }
         result?;
         Ok(s.size())
@@ -221,6 +318,7 @@ impl Uploads {
         if s.repo != repo {
             return Err(unknown());
         }
+        self.unpark(id, &mut s).await?;
         let mut upload = s.upload.take().ok_or_else(unknown)?;
         let actual = match digest.algorithm {
             Algorithm::Sha256 => s.hasher.finish(),
@@ -268,6 +366,9 @@ impl Uploads {
         if s.repo != repo {
             return Err(unknown());
         }
+        // A parked upload is reopened to be aborted (S3: its multipart
+        // upload is ended); one that cannot be is gone already.
+        let _ = self.unpark(id, &mut s).await;
         let upload = s.upload.take();
         self.forget(id, s.persisted).await;
         if let Some(u) = upload {
@@ -296,7 +397,7 @@ impl Uploads {
             .lock()
             .map_err(RegistryError::internal)?
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, (_, v))| (k.clone(), v.clone()))
             .collect();
         let mut idle = 0;
         for (id, shared) in live {
@@ -306,6 +407,7 @@ impl Uploads {
             if s.persisted || s.touched.elapsed() < ttl {
                 continue;
             }
+            let _ = self.unpark(&id, &mut s).await;
             if let Some(u) = s.upload.take() {
                 let _ = self.storage.abort(u).await;
             }
@@ -323,7 +425,11 @@ impl Uploads {
                 .map_err(RegistryError::internal)?
                 .remove(&record.id);
             let upload = match live {
-                Some(shared) => shared.lock().await.upload.take(),
+                Some((_, shared)) => {
+                    let mut s = shared.lock().await;
+                    let _ = self.unpark(&record.id, &mut s).await;
+                    s.upload.take()
+                }
                 None => self
                     .storage
                     .resume_upload(&record.id, &record.driver_state, record.size as u64)

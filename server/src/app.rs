@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::tail::EventTail;
-use crate::{bootstrap, datadir, http, rest};
+use crate::{bootstrap, datadir, http, listener, rest};
 
 /// Everything a request handler needs; cheap to clone.
 #[derive(Clone)]
@@ -128,6 +128,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             public_host: public_host.clone(),
             max_manifest_bytes: 4 << 20,
             upload_ttl: config.upload_ttl,
+            upload_limits: config.limits.uploads,
         },
     );
     spawn_upload_expiry(registry.clone(), shutdown.clone());
@@ -201,12 +202,28 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ));
     tracing::info!(addr = %api_addr, %public_url, "API listening");
     tracing::info!(addr = %registry_addr, %public_host, "registry listening");
-    let mut api_stop = shutdown.clone();
-    let mut registry_stop = shutdown.clone();
-    let api = axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { stopped(&mut api_stop).await });
-    let reg = axum::serve(registry_listener, registry_app)
-        .with_graceful_shutdown(async move { stopped(&mut registry_stop).await });
+    let l = &state.config.limits;
+    let limits = listener::ConnectionLimits {
+        header_timeout: l.header_timeout,
+        body_idle_timeout: l.body_idle_timeout,
+        per_ip: l.max_connections_per_ip,
+        total: l.max_connections,
+    };
+    let metrics = state.metrics.clone();
+    let api = listener::serve(
+        listener,
+        router(state),
+        limits,
+        metrics.clone(),
+        shutdown.clone(),
+    );
+    let reg = listener::serve(
+        registry_listener,
+        registry_app,
+        limits,
+        metrics,
+        shutdown.clone(),
+    );
     let (a, r) = tokio::join!(api, reg);
     a.context("serving the API")?;
     r.context("serving the registry")?;
@@ -257,7 +274,10 @@ async fn registry_token(
 
 fn spawn_upload_expiry(registry: podspace_registry::Registry, mut shutdown: watch::Receiver<bool>) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        // Often enough that an upload is gone within a minute of its TTL.
+        let every =
+            (registry.upload_ttl() / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
+        let mut tick = tokio::time::interval(every);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}

@@ -106,6 +106,93 @@ pub struct ServeArgs {
     /// replica of one store needs the same) [default: DATA_DIR/registry-token.key]
     #[arg(long, env = "PODSPACE_REGISTRY_TOKEN_KEY", value_name = "FILE")]
     pub registry_token_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// What one client can make the server hold (in a config file: a `[limits]`
+/// table with these keys).
+#[derive(Debug, Args, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct LimitArgs {
+    /// Open blob upload sessions per user or service account [default: 256]
+    #[arg(long, env = "PODSPACE_MAX_UPLOADS_PER_USER", value_name = "N")]
+    pub max_uploads_per_user: Option<usize>,
+    /// Open blob upload sessions in all [default: 4096]
+    #[arg(long, env = "PODSPACE_MAX_UPLOADS", value_name = "N")]
+    pub max_uploads: Option<usize>,
+    /// Seconds a client has to send a request's headers [default: 10]
+    #[arg(long, env = "PODSPACE_HEADER_TIMEOUT", value_name = "SECONDS")]
+    pub header_timeout: Option<u64>,
+    /// Seconds a request body may go without a byte [default: 60]
+    #[arg(long, env = "PODSPACE_BODY_IDLE_TIMEOUT", value_name = "SECONDS")]
+    pub body_idle_timeout: Option<u64>,
+    /// Connections at once from one client address, per listener [default: 256]
+    #[arg(long, env = "PODSPACE_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Connections at once, per listener [default: 8192]
+    #[arg(long, env = "PODSPACE_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Largest unpacked binary build input or build context, in bytes [default: 4294967296]
+    #[arg(long, env = "PODSPACE_MAX_BINARY_CONTEXT", value_name = "BYTES")]
+    pub max_binary_context: Option<u64>,
+    /// Most files and directories in a binary build input or build context [default: 1000000]
+    #[arg(long, env = "PODSPACE_MAX_BINARY_ENTRIES", value_name = "N")]
+    pub max_binary_entries: Option<u64>,
+}
+
+/// The limits in force.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub uploads: podspace_registry::uploads::UploadLimits,
+    pub header_timeout: Duration,
+    pub body_idle_timeout: Duration,
+    pub max_connections_per_ip: usize,
+    pub max_connections: usize,
+    pub max_binary_context: u64,
+    pub max_binary_entries: u64,
+}
+
+impl Limits {
+    fn resolve(args: LimitArgs, file: LimitArgs) -> anyhow::Result<Limits> {
+        let secs = |a: Option<u64>, f: Option<u64>, d: u64| {
+            Duration::from_secs(a.or(f).unwrap_or(d).max(1))
+        };
+        let limits = Limits {
+            uploads: podspace_registry::uploads::UploadLimits {
+                per_principal: args
+                    .max_uploads_per_user
+                    .or(file.max_uploads_per_user)
+                    .unwrap_or(256),
+                total: args.max_uploads.or(file.max_uploads).unwrap_or(4096),
+            },
+            header_timeout: secs(args.header_timeout, file.header_timeout, 10),
+            body_idle_timeout: secs(args.body_idle_timeout, file.body_idle_timeout, 60),
+            max_connections_per_ip: args
+                .max_connections_per_ip
+                .or(file.max_connections_per_ip)
+                .unwrap_or(256),
+            max_connections: args
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(8192),
+            max_binary_context: args
+                .max_binary_context
+                .or(file.max_binary_context)
+                .unwrap_or(4 << 30),
+            max_binary_entries: args
+                .max_binary_entries
+                .or(file.max_binary_entries)
+                .unwrap_or(1_000_000),
+        };
+        if limits.uploads.per_principal == 0
+            || limits.max_connections_per_ip == 0
+            || limits.max_connections == 0
+        {
+            bail!("upload and connection limits must be at least 1");
+        }
+        Ok(limits)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -136,6 +223,8 @@ struct FileConfig {
     max_binary_input: Option<u64>,
     log_format: Option<String>,
     registry_token_key: Option<PathBuf>,
+    #[serde(default)]
+    limits: LimitArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +254,7 @@ pub struct Config {
     pub max_binary_input: u64,
     pub log_format: LogFormat,
     pub registry_token_key: PathBuf,
+    pub limits: Limits,
 }
 
 #[derive(Clone)]
@@ -220,7 +310,9 @@ impl Config {
             .registry_token_key
             .or(file.registry_token_key)
             .unwrap_or_else(|| data_dir.join("registry-token.key"));
+        let limits = Limits::resolve(args.limits, file.limits)?;
         Ok(Config {
+            limits,
             registry_token_key,
             data_dir,
             listen: args

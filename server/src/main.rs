@@ -5,6 +5,7 @@ mod bootstrap;
 mod config;
 mod datadir;
 mod http;
+mod listener;
 mod metrics;
 mod nodes;
 mod rest;

@@ -41,6 +41,10 @@ pub struct Metrics {
     pub resource_version: Gauge,
     builds: Family<BuildLabels, Counter>,
     build_duration: Histogram,
+    /// Connections closed at once for being over a connection cap.
+    pub connections_refused: Counter,
+    /// Logins refused without a check for too many recent failures.
+    pub logins_throttled: Counter,
 }
 
 impl Metrics {
@@ -93,7 +97,21 @@ impl Metrics {
             "Newest resourceVersion seen by this process",
             resource_version.clone(),
         );
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Connections refused for being over --max-connections-per-ip or --max-connections",
+            connections_refused.clone(),
+        );
+        let logins_throttled = Counter::default();
+        registry.register(
+            "logins_throttled",
+            "Password logins refused unchecked after too many recent failures",
+            logins_throttled.clone(),
+        );
         Metrics {
+            connections_refused,
+            logins_throttled,
             registry,
             requests,
             latency,

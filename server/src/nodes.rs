@@ -260,6 +260,8 @@ async fn try_lease(state: &AppState, node: &str) -> ApiResult<Option<LeaseGrant>
             lease_seconds: state.config.build_lease.as_secs(),
             registry: state.registry_host.clone(),
             registry_token: token.token,
+            max_context_bytes: state.config.limits.max_binary_context,
+            max_context_entries: state.config.limits.max_binary_entries,
         }));
     }
     Ok(None)

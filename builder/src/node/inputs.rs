@@ -55,11 +55,13 @@ pub async fn fetch(
             Err(e) => return Err(Outcome::Error("FetchSourceFailed", e.to_string())),
         }
         let as_file = str_at(spec, "/source/binary/asFile").to_string();
+        let limits = grant.context_limits();
         let unpacked = tokio::task::spawn_blocking(move || {
             source::unpack_binary(
                 &file,
                 &src,
                 (!as_file.is_empty()).then_some(as_file.as_str()),
+                limits,
             )
         })
         .await;

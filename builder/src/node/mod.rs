@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod dockerfile;
+mod dockerignore;
 pub mod engine;
 mod images;
 mod inputs;

@@ -58,6 +58,29 @@ pub struct LeaseGrant {
     /// (the strategy's `pullSecret`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pull_auths: BTreeMap<String, RegistryAuth>,
+    /// The most bytes and entries a build context may unpack or send to
+    /// (the server's `--max-binary-context`, `--max-binary-entries`).
+    #[serde(default = "default_context_bytes")]
+    pub max_context_bytes: u64,
+    #[serde(default = "default_context_entries")]
+    pub max_context_entries: u64,
+}
+
+fn default_context_bytes() -> u64 {
+    4 << 30
+}
+
+fn default_context_entries() -> u64 {
+    1_000_000
+}
+
+impl LeaseGrant {
+    pub fn context_limits(&self) -> super::source::ContextLimits {
+        super::source::ContextLimits {
+            bytes: self.max_context_bytes,
+            entries: self.max_context_entries,
+        }
+    }
 }
 
 #[derive(Clone, Serialize, Deserialize)]

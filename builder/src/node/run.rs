@@ -332,8 +332,13 @@ async fn execute(
     }
     progress.stage("PullImages", pull_start.0, pull_start.1.elapsed());
     let context_tar = work.join("context.tar");
-    let (c, t) = (plan.context.clone(), context_tar.clone());
-    match tokio::task::spawn_blocking(move || source::tar_context(&c, &t)).await {
+    let (c, t, d) = (
+        plan.context.clone(),
+        context_tar.clone(),
+        plan.dockerfile.clone(),
+    );
+    let limits = grant.context_limits();
+    match tokio::task::spawn_blocking(move || source::tar_context(&c, &t, &d, limits)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Outcome::Failed("FetchSourceFailed", e.to_string()),
         Err(e) => return Outcome::Error("FetchSourceFailed", e.to_string()),

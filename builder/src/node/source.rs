@@ -9,6 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use git2::{Cred, FetchOptions, RemoteCallbacks, Repository};
 use serde_json::{json, Value};
 
+use super::dockerignore::DockerIgnore;
 use super::protocol::GitAuth;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +22,34 @@ pub enum SourceError {
     UnknownArchive,
     #[error("the binary input: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    TooLarge(String),
+}
+
+/// How big a build context (an unpacked binary input, or what is sent to
+/// the engine) may get: a small archive must not expand without end.
+#[derive(Debug, Clone, Copy)]
+pub struct ContextLimits {
+    pub bytes: u64,
+    pub entries: u64,
+}
+
+impl ContextLimits {
+    fn check(&self, what: &str, bytes: u64, entries: u64) -> Result<(), SourceError> {
+        if bytes > self.bytes {
+            return Err(SourceError::TooLarge(format!(
+                "{what} is larger than {} bytes (the server's --max-binary-context)",
+                self.bytes
+            )));
+        }
+        if entries > self.entries {
+            return Err(SourceError::TooLarge(format!(
+                "{what} has more than {} files and directories (the server's --max-binary-entries)",
+                self.entries
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl From<git2::Error> for SourceError {
@@ -182,8 +211,14 @@ pub fn checkout(
 }
 
 /// Unpacks binary input `file` into `dest`: a tar or gzipped tar, or,
-/// with `as_file`, the file itself under that name.
-pub fn unpack_binary(file: &Path, dest: &Path, as_file: Option<&str>) -> Result<(), SourceError> {
+/// with `as_file`, the file itself under that name. Refused past `limits`
+/// before the entry that would cross them is written.
+pub fn unpack_binary(
+    file: &Path,
+    dest: &Path,
+    as_file: Option<&str>,
+    limits: ContextLimits,
+) -> Result<(), SourceError> {
     std::fs::create_dir_all(dest)?;
     if let Some(name) = as_file {
         if name.contains('/') || name == "." || name == ".." {
@@ -209,8 +244,21 @@ pub fn unpack_binary(file: &Path, dest: &Path, as_file: Option<&str>) -> Result<
     };
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(true);
-    // `unpack` refuses entries that would land outside `dest`.
-    archive.unpack(dest)?;
+    let (mut bytes, mut entries) = (0u64, 0u64);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        // A sparse entry's size says nothing of what it unpacks to.
+        if entry.header().entry_type() == tar::EntryType::GNUSparse {
+            return Err(SourceError::TooLarge(
+                "the binary input holds a sparse file, which is not supported".into(),
+            ));
+        }
+        entries += 1;
+        bytes += entry.size();
+        limits.check("the unpacked binary input", bytes, entries)?;
+        // `unpack_in` refuses entries that would land outside `dest`.
+        entry.unpack_in(dest)?;
+    }
     Ok(())
 }
 
@@ -242,10 +290,21 @@ pub fn context_path(root: &Path, context_dir: &str) -> Result<PathBuf, SourceErr
     Ok(out)
 }
 
-/// Tars `dir` into `out` for the engine. Symlinks are stored as links,
-/// never followed: a link in a repository must not read the node's files.
-pub fn tar_context(dir: &Path, out: &Path) -> Result<(), SourceError> {
+/// Tars `dir` into `out` for the engine, leaving out what `.dockerignore`
+/// excludes (never the Dockerfile at `dockerfile` or `.dockerignore`
+/// itself: the engine needs them). Symlinks are stored as links, never
+/// followed: a link in a repository must not read the node's files.
+pub fn tar_context(
+    dir: &Path,
+    out: &Path,
+    dockerfile: &str,
+    limits: ContextLimits,
+) -> Result<(), SourceError> {
     use std::os::unix::fs::OpenOptionsExt;
+    let ignore = match std::fs::read_to_string(dir.join(".dockerignore")) {
+        Ok(text) => DockerIgnore::parse(&text),
+        Err(_) => DockerIgnore::default(),
+    };
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(true)
@@ -254,7 +313,46 @@ pub fn tar_context(dir: &Path, out: &Path) -> Result<(), SourceError> {
         .open(out)?;
     let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
     builder.follow_symlinks(false);
-    builder.append_dir_all(".", dir)?;
+    let keep = |rel: &str| rel == dockerfile || rel == ".dockerignore";
+    let (mut bytes, mut entries) = (0u64, 0u64);
+    let mut stack = vec![String::new()];
+    while let Some(rel_dir) = stack.pop() {
+        let mut names: Vec<_> =
+            std::fs::read_dir(dir.join(&rel_dir))?.collect::<Result<Vec<_>, _>>()?;
+        names.sort_by_key(|e| e.file_name());
+        for e in names {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let rel = if rel_dir.is_empty() {
+                name
+            } else {
+                format!("{rel_dir}/{name}")
+            };
+            let kind = e.file_type()?;
+            let excluded = !keep(&rel) && ignore.excludes(&rel);
+            if kind.is_dir() {
+                // An excluded directory is still walked when a `!` pattern
+                // may bring something below it back.
+                if excluded && !ignore.has_exceptions() {
+                    continue;
+                }
+                if !excluded {
+                    entries += 1;
+                    builder.append_dir(&rel, e.path())?;
+                }
+                stack.push(rel);
+                continue;
+            }
+            if excluded {
+                continue;
+            }
+            entries += 1;
+            if kind.is_file() {
+                bytes += e.metadata()?.len();
+            }
+            limits.check("the build context", bytes, entries)?;
+            builder.append_path_with_name(e.path(), &rel)?;
+        }
+    }
     builder
         .into_inner()?
         .into_inner()
@@ -305,15 +403,129 @@ mod tests {
             b.finish().unwrap();
         }
         let out = dir.path().join("out");
-        unpack_binary(&tarball, &out, None).unwrap();
+        unpack_binary(&tarball, &out, None, BIG).unwrap();
         assert_eq!(std::fs::read(out.join("Dockerfile")).unwrap(), b"FROM x\n");
         let junk = dir.path().join("junk");
         std::fs::write(&junk, b"PK\x03\x04 not a tar").unwrap();
         assert!(matches!(
-            unpack_binary(&junk, &dir.path().join("o2"), None),
+            unpack_binary(&junk, &dir.path().join("o2"), None, BIG),
             Err(SourceError::UnknownArchive)
         ));
-        unpack_binary(&junk, &dir.path().join("o3"), Some("app.bin")).unwrap();
+        unpack_binary(&junk, &dir.path().join("o3"), Some("app.bin"), BIG).unwrap();
         assert!(dir.path().join("o3/app.bin").is_file());
+    }
+
+    const BIG: ContextLimits = ContextLimits {
+        bytes: 1 << 30,
+        entries: 1000,
+    };
+
+    /// A gzipped tar of `n` files of `size` zero bytes (compresses ~1000:1).
+    fn bomb(path: &Path, n: usize, size: u64) {
+        let gz =
+            flate2::write::GzEncoder::new(File::create(path).unwrap(), flate2::Compression::fast());
+        let mut b = tar::Builder::new(gz);
+        for i in 0..n {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(size);
+            h.set_mode(0o644);
+            b.append_data(&mut h, format!("f{i}"), std::io::repeat(0).take(size))
+                .unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap();
+    }
+
+    #[test]
+    fn unpacking_stops_at_the_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("bomb.tgz");
+        bomb(&input, 3, 8 << 20);
+        let limits = ContextLimits {
+            bytes: 10 << 20,
+            entries: 1000,
+        };
+        let out = dir.path().join("out");
+        let err = unpack_binary(&input, &out, None, limits).unwrap_err();
+        assert!(matches!(err, SourceError::TooLarge(_)), "{err}");
+        assert!(err.to_string().contains("--max-binary-context"), "{err}");
+        // Stopped before the entry that crosses the limit was written.
+        assert!(out.join("f0").exists() && !out.join("f1").exists());
+        let many = dir.path().join("many.tgz");
+        bomb(&many, 20, 1);
+        let err = unpack_binary(
+            &many,
+            &dir.path().join("o2"),
+            None,
+            ContextLimits {
+                bytes: 1 << 20,
+                entries: 10,
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("--max-binary-entries"), "{err}");
+    }
+
+    fn tar_names(path: &Path) -> Vec<String> {
+        let mut a = tar::Archive::new(File::open(path).unwrap());
+        let mut names: Vec<String> = a
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn the_context_honours_dockerignore() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path().join("ctx");
+        std::fs::create_dir_all(ctx.join("data/keep")).unwrap();
+        std::fs::create_dir_all(ctx.join("node_modules/x")).unwrap();
+        for f in [
+            "Dockerfile",
+            "app.txt",
+            "huge.bin",
+            "data/a.bin",
+            "data/keep/b.bin",
+            "node_modules/x/y.js",
+        ] {
+            std::fs::write(ctx.join(f), b"x").unwrap();
+        }
+        std::fs::write(
+            ctx.join(".dockerignore"),
+            "huge.bin
+node_modules
+data/**
+!data/keep
+Dockerfile
+.dockerignore
+",
+        )
+        .unwrap();
+        let out = dir.path().join("ctx.tar");
+        tar_context(&ctx, &out, "Dockerfile", BIG).unwrap();
+        assert_eq!(
+            tar_names(&out),
+            vec![
+                ".dockerignore",
+                "Dockerfile",
+                "app.txt",
+                "data/keep",
+                "data/keep/b.bin"
+            ]
+        );
+        // The limits count what is sent.
+        let err = tar_context(
+            &ctx,
+            &out,
+            "Dockerfile",
+            ContextLimits {
+                bytes: 2,
+                entries: 100,
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, SourceError::TooLarge(_)));
     }
 }
