@@ -10,6 +10,7 @@ pub mod defaults;
 pub mod imagestreams;
 pub mod kinds;
 pub mod meta;
+pub mod nesting;
 pub mod projects;
 pub mod selector;
 pub mod status;

@@ -129,6 +129,9 @@ fn quoted(values: &[&str]) -> String {
         .join(", ")
 }
 
+/// Kubernetes' limit on all of an object's annotations together.
+pub const MAX_ANNOTATION_BYTES: usize = 256 * 1024;
+
 /// Validates an object about to be stored. `name` is already filled in
 /// (from `generateName` if needed).
 pub fn validate(kind: &KindInfo, obj: &Object) -> Result<(), Status> {
@@ -143,6 +146,18 @@ pub fn validate(kind: &KindInfo, obj: &Object) -> Result<(), Status> {
         if let Err(e) = crate::selector::LabelSelector::parse(&format!("{k}={v}")) {
             errs.field("metadata.labels", e.to_string());
         }
+    }
+    let annotation_bytes: usize = obj
+        .metadata
+        .annotations
+        .iter()
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    if annotation_bytes > MAX_ANNOTATION_BYTES {
+        errs.field(
+            "metadata.annotations",
+            format!("Too long: must have at most {MAX_ANNOTATION_BYTES} bytes"),
+        );
     }
     let body = &obj.body;
     match kind.kind {
@@ -490,6 +505,26 @@ fn secret(errs: &mut Errors, obj: &Object) {
 /// status a client may only ask for cancellation — phases, outputs and
 /// timestamps belong to the build system.
 pub fn validate_update(old: &Object, new: &Object) -> Result<(), Status> {
+    // An object's identity never changes (Kubernetes answers 422 too).
+    for (field, was, now) in [
+        ("metadata.name", &old.metadata.name, &new.metadata.name),
+        (
+            "metadata.namespace",
+            &old.metadata.namespace,
+            &new.metadata.namespace,
+        ),
+        ("metadata.uid", &old.metadata.uid, &new.metadata.uid),
+    ] {
+        if !now.is_empty() && now != was {
+            return Err(Status::new(
+                Reason::Invalid,
+                format!(
+                    "{} {:?} is invalid: {field}: Invalid value: {now:?}: field is immutable",
+                    old.kind, old.metadata.name
+                ),
+            ));
+        }
+    }
     if old.kind != "Build" {
         return Ok(());
     }

@@ -478,7 +478,12 @@ async fn credentials_and_tokens(db: Db) {
         .await
         .unwrap());
     let issued = authn
-        .login("alice", "correct horse", std::time::Duration::from_secs(60))
+        .login(
+            "alice",
+            "correct horse",
+            None,
+            std::time::Duration::from_secs(60),
+        )
         .await
         .unwrap();
     assert!(issued.token.starts_with("psc_"));

@@ -30,6 +30,8 @@ pub fn read(path: &str) -> Result<Vec<Manifest>> {
 }
 
 pub fn parse(text: &str, source: &str) -> Result<Vec<Manifest>> {
+    podspace_api::nesting::check(text.as_bytes(), podspace_api::nesting::MAX_DEPTH)
+        .map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
     let mut out = Vec::new();
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let value = Value::deserialize(doc)

@@ -343,6 +343,7 @@ pub async fn endpoint(
     authz: &Authorizer,
     headers: &HeaderMap,
     query: &[(String, String)],
+    client: Option<std::net::IpAddr>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let refused = |msg: &str| {
@@ -366,9 +367,20 @@ pub async fn endpoint(
             Err(e) => return RegistryError::internal(e).into_response(),
         }
     } else {
-        match authn.verify_password(&user, &secret).await {
+        match authn.check_password(&user, &secret, client).await {
             Ok(true) => Principal::user(&user),
             Ok(false) => return refused("invalid username or password"),
+            Err(podspace_api::auth::AuthError::Throttled(wait)) => {
+                let mut resp = RegistryError::too_many(format!(
+                    "too many failed logins: try again in {} s",
+                    wait.as_secs().max(1)
+                ))
+                .into_response();
+                if let Ok(v) = header::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+                    resp.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return resp;
+            }
             Err(e) => return RegistryError::internal(e).into_response(),
         }
     };

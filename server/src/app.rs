@@ -256,6 +256,7 @@ pub async fn shutdown_signal() {
 
 async fn registry_token(
     axum::extract::State(state): axum::extract::State<AppState>,
+    client: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: axum::http::HeaderMap,
     uri: axum::http::Uri,
 ) -> axum::response::Response {
@@ -268,6 +269,7 @@ async fn registry_token(
         &state.authz,
         &headers,
         &query,
+        client.map(|c| c.0 .0.ip()),
     )
     .await
 }

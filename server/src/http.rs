@@ -45,6 +45,9 @@ impl From<podspace_api::auth::AuthError> for ApiError {
                 ApiError(Status::new(Reason::Unauthorized, e.to_string()))
             }
             podspace_api::auth::AuthError::Store(s) => s.into(),
+            podspace_api::auth::AuthError::Throttled(_) => {
+                ApiError(Status::new(Reason::TooManyRequests, e.to_string()))
+            }
             podspace_api::auth::AuthError::Hash(msg) => {
                 tracing::error!(error = %msg, "password hashing failed");
                 ApiError(Status::internal("an internal error occurred"))
@@ -266,6 +269,12 @@ pub async fn read_request_object(req: Request, limit: usize) -> ApiResult<serde_
 
 /// Decodes an object body (JSON or YAML) to JSON.
 pub fn decode_object(bytes: &[u8], kind: BodyType) -> ApiResult<serde_json::Value> {
+    // Before any parser: a deep document costs them far more than its size.
+    podspace_api::nesting::check(bytes, podspace_api::nesting::MAX_DEPTH).map_err(|e| {
+        ApiError(Status::bad_request(format!(
+            "the request body is refused: {e}"
+        )))
+    })?;
     let value: serde_json::Value = match kind {
         BodyType::Json => serde_json::from_slice(bytes).map_err(|e| bad_body("JSON", e))?,
         BodyType::Yaml => serde_yaml::from_slice(bytes).map_err(|e| bad_body("YAML", e))?,

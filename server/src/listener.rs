@@ -9,7 +9,7 @@
 //! client address added to every request as axum's `ConnectInfo`.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -139,11 +139,4 @@ pub async fn serve(
         tracing::warn!("requests still running 30 s after shutdown began; leaving them");
     }
     Ok(())
-}
-
-/// The client address of a request (set by [`serve`]).
-pub fn client_ip<B>(req: &axum::http::Request<B>) -> Option<IpAddr> {
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
 }

@@ -1417,3 +1417,82 @@ async fn pull_and_push_secrets_for_another_registry() -> anyhow::Result<()> {
     assert!(!log.contains(ADMIN_PASSWORD));
     Ok(())
 }
+
+/// A small archive that unpacks past `--max-binary-context` fails the
+/// build with a clear reason; `.dockerignore` keeps a file out of what the
+/// engine is sent (the image's `COPY . /src` does not see it).
+#[tokio::test(flavor = "multi_thread")]
+async fn binary_context_is_capped_and_dockerignore_honoured() -> anyhow::Result<()> {
+    let e = env(&["--max-binary-context", "30000000"]).await?;
+    let dir = tempfile::tempdir()?;
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src)?;
+    std::fs::write(
+        src.join("Dockerfile"),
+        format!(
+            "FROM {}\nCOPY . /src\nRUN test ! -e /src/huge.bin && test -f /src/small.txt\n",
+            e.base()
+        ),
+    )?;
+    std::fs::write(src.join("small.txt"), "kept\n")?;
+    // 40 MB of zeros: about 40 KB gzipped.
+    std::fs::File::create(src.join("huge.bin"))?.set_len(40_000_000)?;
+    let archive = |name: &str| -> anyhow::Result<Vec<u8>> {
+        let out = dir.path().join(name);
+        let st = std::process::Command::new("tar")
+            .arg("-czf")
+            .arg(&out)
+            .arg("-C")
+            .arg(&src)
+            .arg(".")
+            .status()?;
+        anyhow::ensure!(st.success(), "tar failed");
+        Ok(std::fs::read(out)?)
+    };
+    e.create_bc(
+        "bomb",
+        json!({"source": {"binary": {}}, "strategy": {"dockerStrategy": {}},
+               "output": {"to": {"kind": "ImageStreamTag", "name": "bomb:latest"}}}),
+    )
+    .await?;
+    let post = |body: Vec<u8>| {
+        e.admin
+            .request(
+                reqwest::Method::POST,
+                &format!(
+                    "/apis/build.openshift.io/v1/namespaces/{}/buildconfigs/bomb/instantiatebinary",
+                    e.ns
+                ),
+            )
+            .header("content-type", "application/octet-stream")
+            .body(body)
+    };
+    let bomb = archive("bomb.tgz")?;
+    assert!(
+        bomb.len() < 1_000_000,
+        "the archive is small: {}",
+        bomb.len()
+    );
+    let r = e.admin.send(post(bomb)).await?;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let b = e.wait_phase("bomb-1", &["Failed"], 60).await?;
+    let message = b["status"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("--max-binary-context"), "{}", b["status"]);
+    assert_eq!(b["status"]["reason"], "FetchSourceFailed");
+
+    std::fs::write(src.join(".dockerignore"), "huge.bin\n")?;
+    std::fs::remove_file(src.join("huge.bin"))?;
+    std::fs::File::create(src.join("huge.bin"))?.set_len(20_000_000)?;
+    let small_enough = archive("ok.tgz")?;
+    let r = e.admin.send(post(small_enough)).await?;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let b = e.wait_phase("bomb-2", &["Complete", "Failed"], 90).await?;
+    assert_eq!(
+        b["status"]["phase"],
+        "Complete",
+        "{}\n{}",
+        b["status"],
+        e.log("bomb-2").await?
+    );
+    Ok(())
+}

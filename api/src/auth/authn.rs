@@ -1,6 +1,7 @@
 //! Passwords (argon2) and bearer tokens (random, stored as SHA-256).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use super::throttle::LoginThrottle;
 use super::Principal;
 use crate::store::{Store, StoreError, TokenRecord};
 
@@ -31,6 +33,8 @@ pub enum AuthError {
     Store(#[from] StoreError),
     #[error("password hashing failed: {0}")]
     Hash(String),
+    #[error("too many failed logins: try again in {} s", .0.as_secs().max(1))]
+    Throttled(Duration),
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +53,7 @@ struct Cached {
 pub struct Authenticator {
     store: Store,
     cache: Arc<RwLock<HashMap<String, Cached>>>,
+    throttle: Arc<LoginThrottle>,
 }
 
 pub fn hash_token(token: &str) -> String {
@@ -64,6 +69,7 @@ impl Authenticator {
         Authenticator {
             store,
             cache: Arc::default(),
+            throttle: Arc::default(),
         }
     }
 
@@ -101,14 +107,35 @@ impl Authenticator {
         .map_err(|e| AuthError::Hash(e.to_string()))?
     }
 
+    /// A password login from `client`, throttled after failures (see
+    /// `throttle.rs`): `Throttled` is answered before any hashing.
+    pub async fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<bool, AuthError> {
+        if let Some(wait) = self.throttle.wait(username, client) {
+            return Err(AuthError::Throttled(wait));
+        }
+        let ok = self.verify_password(username, password).await?;
+        if ok {
+            self.throttle.succeeded(username, client);
+        } else {
+            self.throttle.failed(username, client);
+        }
+        Ok(ok)
+    }
+
     /// Exchanges a user name and password for a new token.
     pub async fn login(
         &self,
         username: &str,
         password: &str,
+        client: Option<IpAddr>,
         ttl: Duration,
     ) -> Result<IssuedToken, AuthError> {
-        if !self.verify_password(username, password).await? {
+        if !self.check_password(username, password, client).await? {
             return Err(AuthError::BadCredentials);
         }
         self.issue_token(username, ttl, "login").await

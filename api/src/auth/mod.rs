@@ -5,6 +5,7 @@
 pub mod authn;
 mod authz;
 mod roles;
+mod throttle;
 
 pub use authn::{AuthError, Authenticator, IssuedToken};
 pub use authz::{Authorizer, BUILD_NODE_ROLE};

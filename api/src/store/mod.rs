@@ -402,6 +402,18 @@ impl Store {
         obj: Object,
         scope: UpdateScope,
     ) -> Result<Object, StoreError> {
+        self.update_checked(kind, obj, scope, |_, _| Ok(())).await
+    }
+
+    /// [`Store::update`], refused when `check(stored, new)` says so (under
+    /// the writer lock).
+    pub async fn update_checked(
+        &self,
+        kind: &'static KindInfo,
+        obj: Object,
+        scope: UpdateScope,
+        check: impl FnOnce(&Object, &Object) -> Result<(), Status> + Send + 'static,
+    ) -> Result<Object, StoreError> {
         let precondition = if obj.metadata.resource_version.is_empty() {
             None
         } else {
@@ -415,6 +427,7 @@ impl Store {
         let ns = obj.metadata.namespace.clone();
         let name = obj.metadata.name.clone();
         self.mutate(kind, &ns, &name, precondition, scope, move |cur| {
+            check(cur, &obj)?;
             *cur = obj;
             Ok(())
         })

@@ -97,12 +97,8 @@ fn arg_decls(rest: &str) -> Vec<(String, Option<String>)> {
 fn syntax_directive(lines: &[&str]) -> Option<(usize, String)> {
     for (n, line) in lines.iter().enumerate() {
         let t = line.trim();
-        let Some(d) = t.strip_prefix('#') else {
-            return None;
-        };
-        let Some((k, v)) = d.split_once('=') else {
-            return None;
-        };
+        let d = t.strip_prefix('#')?;
+        let (k, v) = d.split_once('=')?;
         if k.trim().eq_ignore_ascii_case("syntax") {
             return Some((n, v.trim().to_string()));
         }

@@ -2,9 +2,12 @@
 //! (RFC 6749 §4.3) and token revocation (RFC 7009). Errors use OAuth's
 //! `{"error": ..., "error_description": ...}` format.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
+use axum::Extension;
 use base64::Engine;
 use serde_json::json;
 
@@ -98,9 +101,11 @@ fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// for a bearer token.
 pub async fn token(
     State(state): State<AppState>,
+    client: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
+    let client = client.map(|c| c.0 .0.ip());
     let form = match form(&headers, body).await {
         Ok(f) => f,
         Err(resp) => return resp,
@@ -131,7 +136,7 @@ pub async fn token(
     }
     match state
         .authn
-        .login(&user, &password, state.config.token_ttl)
+        .login(&user, &password, client, state.config.token_ttl)
         .await
     {
         Ok(issued) => {
@@ -157,6 +162,22 @@ pub async fn token(
                 "invalid_grant",
                 "invalid username or password",
             )
+        }
+        Err(podspace_api::auth::AuthError::Throttled(wait)) => {
+            state.metrics.logins_throttled.inc();
+            tracing::info!(user = %user, "login throttled");
+            let mut resp = oauth_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "temporarily_unavailable",
+                &format!(
+                    "too many failed logins: try again in {} s",
+                    wait.as_secs().max(1)
+                ),
+            );
+            if let Ok(v) = header::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            resp
         }
         Err(e) => {
             tracing::error!(error = %e, "login failed");

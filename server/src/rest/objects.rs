@@ -362,7 +362,15 @@ async fn update(
             )
             .await?
     } else {
-        state.store.update(target.kind, obj, scope(target)).await?
+        state
+            .store
+            .update_checked(
+                target.kind,
+                obj,
+                scope(target),
+                podspace_api::validation::validate_update,
+            )
+            .await?
     };
     Ok(ok_json(StatusCode::OK, &render(target, updated.to_value())))
 }
