@@ -6,10 +6,8 @@
 
 use serde_json::{json, Value};
 
-use crate::kinds::by_kind;
 use crate::meta::Object;
-use crate::status::Status;
-use crate::store::{Store, StoreError, UpdateScope};
+use crate::store::{ManifestRecord, Store, StoreError};
 
 /// An image just pushed into `<namespace>/<stream>`.
 pub struct PushedImage {
@@ -19,14 +17,12 @@ pub struct PushedImage {
     pub reference: String,
 }
 
-fn kind(name: &str) -> Result<&'static crate::KindInfo, StoreError> {
-    by_kind(name).ok_or_else(|| StoreError::Config(format!("kind {name} missing")))
-}
-
-/// Records `pushed` and tags it as `<stream>:<tag>`, creating the stream if
-/// needed. Pushing the image a tag already points at changes nothing.
+/// Records a push by tag in one transaction: the manifest and registry tag,
+/// the Image, and the stream's tag event (the stream is created if
+/// needed). Pushing the image a tag already points at changes nothing.
 pub async fn record_push(
     store: &Store,
+    manifest: &ManifestRecord,
     ns: &str,
     stream: &str,
     tag: &str,
@@ -34,36 +30,12 @@ pub async fn record_push(
     pushed: PushedImage,
 ) -> Result<(), StoreError> {
     let digest = pushed.image.metadata.name.clone();
-    match store.create(kind("Image")?, pushed.image).await {
-        Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
-        Err(e) => return Err(e),
-    }
-    let is = kind("ImageStream")?;
-    for _ in 0..5 {
-        let apply = |o: &mut Object| -> Result<(), Status> {
-            add_tag_event(o, tag, &digest, &pushed.reference, repository);
-            Ok(())
-        };
-        match store
-            .mutate(is, ns, stream, None, UpdateScope::Status, apply)
-            .await
-        {
-            Err(StoreError::NotFound { .. }) => {
-                let mut fresh = Object::new("ImageStream", ns, stream).with("spec", json!({}));
-                fresh.metadata.generation = 1;
-                add_tag_event(&mut fresh, tag, &digest, &pushed.reference, repository);
-                match store.create(is, fresh).await {
-                    Ok(_) => return Ok(()),
-                    Err(StoreError::AlreadyExists { .. }) => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-            other => return other.map(|_| ()),
-        }
-    }
-    Err(StoreError::Config(format!(
-        "image stream {ns}/{stream} kept changing"
-    )))
+    let reference = pushed.reference.clone();
+    store
+        .put_tagged_manifest(manifest, tag, pushed.image, ns, stream, |o| {
+            add_tag_event(o, tag, &digest, &reference, repository)
+        })
+        .await
 }
 
 /// Records an event for `tag` (see [`add_event`]) with the stream's current

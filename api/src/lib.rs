@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod defaults;
+pub mod fault;
 pub mod imagestreams;
 pub mod kinds;
 pub mod meta;

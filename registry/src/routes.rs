@@ -655,10 +655,12 @@ async fn put_manifest(
         subject: m.subject.as_ref().map(|s| s.digest.to_string()),
         artifact_type: m.artifact_type.clone(),
     };
-    let tag = (!by_digest).then_some(reference);
-    r.store.put_manifest(&record, tag).await?;
-    if let Some(tag) = tag {
-        record_image(reg, repo, tag, &m, &record).await?;
+    if by_digest {
+        r.store.put_manifest(&record, None).await?;
+    } else {
+        // The manifest, the registry tag, the Image and the stream's tag in
+        // one transaction: a crash never leaves a tag the stream missed.
+        record_image(reg, repo, reference, &m, &record).await?;
     }
     let mut headers = vec![
         ("Location", format!("/v2/{name}/manifests/{digest}")),
@@ -670,7 +672,8 @@ async fn put_manifest(
     Ok(empty(StatusCode::CREATED, &headers))
 }
 
-/// The ImageStreamMapping step: the Image object and the stream's tag.
+/// The manifest under its tag with the ImageStreamMapping step (the Image
+/// object and the stream's tag), all at once.
 async fn record_image(
     reg: &Registry,
     repo: &RepoName,
@@ -720,6 +723,7 @@ async fn record_image(
     );
     podspace_api::imagestreams::record_push(
         &r.store,
+        record,
         &repo.project,
         &repo.stream,
         tag,

@@ -45,6 +45,8 @@ pub struct Server {
     extra_args: Vec<String>,
     /// Listen on these (API, registry) addresses instead of free ports.
     fixed: Option<(String, String)>,
+    /// Environment of the next start (e.g. `PODSPACE_FAULT`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -66,6 +68,7 @@ impl Server {
             log,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
             fixed: None,
+            env: Vec::new(),
         };
         server.spawn()?;
         Ok(server)
@@ -94,6 +97,7 @@ impl Server {
             cmd.args(["--node-slots", "0"]);
         }
         cmd.args(&self.extra_args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().context("starting podspace")?;
@@ -160,6 +164,22 @@ impl Server {
             if std::time::Instant::now() > deadline {
                 let _ = child.kill();
                 bail!("podspace did not stop within 20 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the process to end by itself (e.g. at a fault point).
+    pub fn wait_exit(&mut self, limit: Duration) -> Result<std::process::ExitStatus> {
+        let mut child = self.child.take().ok_or_else(|| anyhow!("not running"))?;
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(st) = child.try_wait()? {
+                return Ok(st);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("podspace did not exit within {limit:?}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }

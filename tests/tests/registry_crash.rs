@@ -183,3 +183,114 @@ async fn sigkill_during_twenty_pushes_leaves_only_complete_content() -> anyhow::
     assert_eq!(done.load(Ordering::SeqCst), 1);
     Ok(())
 }
+
+/// A push by tag is one transaction: a crash anywhere inside it (the
+/// server aborts at a named fault point) leaves neither the registry tag
+/// nor the stream's tag nor an event, and the same push afterwards records
+/// all of them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_push_by_tag_is_all_or_nothing() -> anyhow::Result<()> {
+    let mut server = Server::start()?;
+    let admin = Api::admin(&server.url).await?;
+    admin.new_project("atomic").await?;
+    let token = admin.token.clone().unwrap_or_default();
+    let http = reqwest::Client::new();
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let digest = sha256(config);
+    let r = http
+        .post(format!(
+            "http://{}/v2/atomic/app/blobs/uploads/?digest={digest}",
+            server.registry
+        ))
+        .bearer_auth(&token)
+        .body(config.to_vec())
+        .send()
+        .await?;
+    assert_eq!(r.status(), 201);
+    let manifest = |n: usize| {
+        json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest, "size": config.len()},
+            "layers": [], "annotations": {"n": n.to_string()}})
+        .to_string()
+    };
+    let put = |registry: String, tag: String, body: String| {
+        let (http, token) = (http.clone(), token.clone());
+        async move {
+            http.put(format!("http://{registry}/v2/atomic/app/manifests/{tag}"))
+                .bearer_auth(token)
+                .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+                .body(body)
+                .send()
+                .await
+        }
+    };
+    let stream_path = "/apis/image.openshift.io/v1/namespaces/atomic/imagestreams/app";
+    let points = [
+        // The stream does not exist yet: its creation is rolled back. The
+        // retried push creates it, so the others roll back an update.
+        "push:before-commit",
+        "push:after-registry-tag",
+        "push:after-image",
+        "push:before-commit",
+    ];
+    for (i, point) in points.iter().enumerate() {
+        let admin = Api::admin(&server.url).await?;
+        let stream_before = admin.get(stream_path).await?;
+        let rv_before = stream_before.body["metadata"]["resourceVersion"].clone();
+        server.env = vec![("PODSPACE_FAULT".into(), point.to_string())];
+        server.restart()?;
+        let tag = format!("t{i}");
+        let r = put(server.registry.clone(), tag.clone(), manifest(i)).await;
+        assert!(r.is_err(), "the server died at {point} before answering");
+        let st = server.wait_exit(Duration::from_secs(10))?;
+        assert!(!st.success(), "aborted at {point}");
+        server.env.clear();
+        server.restart()?;
+        let admin = Api::admin(&server.url).await?;
+        let r = http
+            .get(format!(
+                "http://{}/v2/atomic/app/manifests/{tag}",
+                server.registry
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await?;
+        assert_eq!(
+            r.status(),
+            404,
+            "registry tag {tag} after a crash at {point}"
+        );
+        let r = admin
+            .get(&format!(
+                "/apis/image.openshift.io/v1/namespaces/atomic/imagestreamtags/app:{tag}"
+            ))
+            .await?;
+        assert_eq!(r.status, 404, "stream tag {tag} after a crash at {point}");
+        let stream_after = admin.get(stream_path).await?;
+        assert_eq!(stream_after.status, stream_before.status, "{point}");
+        assert_eq!(
+            stream_after.body["metadata"]["resourceVersion"], rv_before,
+            "no stream event after a crash at {point}"
+        );
+        // The same push now lands whole.
+        let r = put(server.registry.clone(), tag.clone(), manifest(i)).await?;
+        assert_eq!(r.status(), 201);
+        let r = admin
+            .get(&format!(
+                "/apis/image.openshift.io/v1/namespaces/atomic/imagestreamtags/app:{tag}"
+            ))
+            .await?;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let r = http
+            .get(format!(
+                "http://{}/v2/atomic/app/manifests/{tag}",
+                server.registry
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await?;
+        assert_eq!(r.status(), 200);
+    }
+    Ok(())
+}

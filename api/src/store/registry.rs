@@ -5,7 +5,17 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::cache::Cached;
+use super::{
+    batch, insert_event, insert_new, merge_update, next_rvs, now_rfc3339, EventType, Store,
+    StoreError, UpdateScope,
+};
+use crate::kinds::by_kind;
+use crate::Object;
+
+fn kind(name: &str) -> Result<&'static crate::KindInfo, StoreError> {
+    by_kind(name).ok_or_else(|| StoreError::Config(format!("kind {name} missing")))
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobRecord {
@@ -36,6 +46,41 @@ pub struct UploadRecord {
     pub driver_state: String,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// The manifest row and, with `tag`, the registry tag pointing at it.
+async fn write_manifest(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    m: &ManifestRecord,
+    tag: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO registry_manifests (repo, digest, media_type, body, subject, artifact_type, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+    )
+    .bind(&m.repo)
+    .bind(&m.digest)
+    .bind(&m.media_type)
+    .bind(&m.body)
+    .bind(&m.subject)
+    .bind(&m.artifact_type)
+    .bind(now())
+    .execute(&mut **tx)
+    .await?;
+    if let Some(tag) = tag {
+        sqlx::query(
+            "INSERT INTO registry_tags (repo, tag, digest, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+        )
+        .bind(&m.repo)
+        .bind(tag)
+        .bind(&m.digest)
+        .bind(now())
+        .execute(&mut **tx)
+        .await?;
+        edit_tag_list(tx, &m.repo, &[tag], &[]).await?;
+    }
+    Ok(())
 }
 
 /// Adds and removes tags in the repository's sorted tag list, inside the
@@ -189,33 +234,133 @@ impl Store {
         tag: Option<&str>,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO registry_manifests (repo, digest, media_type, body, subject, artifact_type, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-        )
-        .bind(&m.repo)
-        .bind(&m.digest)
-        .bind(&m.media_type)
-        .bind(&m.body)
-        .bind(&m.subject)
-        .bind(&m.artifact_type)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
-        if let Some(tag) = tag {
-            sqlx::query(
-                "INSERT INTO registry_tags (repo, tag, digest, updated_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
-            )
-            .bind(&m.repo)
-            .bind(tag)
-            .bind(&m.digest)
-            .bind(now())
-            .execute(&mut *tx)
-            .await?;
-            edit_tag_list(&mut tx, &m.repo, &[tag], &[]).await?;
-        }
+        write_manifest(&mut tx, m, tag).await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// A push by tag, whole or not at all (invariant 1): the manifest, the
+    /// registry tag, the Image object (if new) and the image stream's tag
+    /// event (`record` edits the stream's status; the stream is created if
+    /// missing), with their events, in one transaction. A crash or an error
+    /// at any point leaves either all of it or none.
+    pub async fn put_tagged_manifest<F>(
+        &self,
+        m: &ManifestRecord,
+        tag: &str,
+        mut image: Object,
+        stream_ns: &str,
+        stream_name: &str,
+        record: F,
+    ) -> Result<(), StoreError>
+    where
+        F: Fn(&mut Object) + Send,
+    {
+        let image_kind = kind("Image")?;
+        let stream_kind = kind("ImageStream")?;
+        let mut tx = self.begin_write().await?;
+        let first_rv = next_rvs(&mut tx, 2).await?;
+        write_manifest(&mut tx, m, Some(tag)).await?;
+        crate::fault::point("push:after-registry-tag");
+        let now = now_rfc3339();
+        let projects =
+            batch::existing_projects(&mut tx, &std::collections::BTreeSet::from([stream_ns]))
+                .await?;
+        let mut written: Vec<(&'static str, String, String, i64, String)> = Vec::new();
+        let image_rv = first_rv + 1;
+        match insert_new(&mut tx, image_kind, &mut image, image_rv, &now, &projects).await {
+            Ok(body) => written.push((
+                image_kind.kind,
+                String::new(),
+                image.metadata.name.clone(),
+                image_rv,
+                body,
+            )),
+            Err(StoreError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        crate::fault::point("push:after-image");
+        let stream_rv = first_rv + 2;
+        let row = sqlx::query(
+            "SELECT rv, body FROM objects WHERE kind = $1 AND namespace = $2 AND name = $3",
+        )
+        .bind(stream_kind.kind)
+        .bind(stream_ns)
+        .bind(stream_name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match row {
+            Some(row) => {
+                let stored_rv: i64 = row.try_get(0)?;
+                let old: Object = serde_json::from_str(&row.try_get::<String, _>(1)?)?;
+                let mut new = old.clone();
+                record(&mut new);
+                let new = merge_update(stream_kind, &old, new, UpdateScope::Status, stream_rv);
+                if merge_update(
+                    stream_kind,
+                    &old,
+                    new.clone(),
+                    UpdateScope::Status,
+                    stored_rv,
+                ) != old
+                {
+                    let body = serde_json::to_string(&new)?;
+                    sqlx::query("UPDATE objects SET rv = $1, body = $2 WHERE kind = $3 AND namespace = $4 AND name = $5")
+                        .bind(stream_rv)
+                        .bind(&body)
+                        .bind(stream_kind.kind)
+                        .bind(stream_ns)
+                        .bind(stream_name)
+                        .execute(&mut *tx)
+                        .await?;
+                    insert_event(
+                        &mut tx,
+                        stream_rv,
+                        stream_kind.kind,
+                        stream_ns,
+                        stream_name,
+                        EventType::Modified,
+                        &body,
+                    )
+                    .await?;
+                    written.push((
+                        stream_kind.kind,
+                        stream_ns.to_string(),
+                        stream_name.to_string(),
+                        stream_rv,
+                        body,
+                    ));
+                }
+            }
+            None => {
+                let mut fresh = Object::new("ImageStream", stream_ns, stream_name)
+                    .with("spec", serde_json::json!({}));
+                fresh.metadata.generation = 1;
+                record(&mut fresh);
+                let body = insert_new(&mut tx, stream_kind, &mut fresh, stream_rv, &now, &projects)
+                    .await?;
+                written.push((
+                    stream_kind.kind,
+                    stream_ns.to_string(),
+                    stream_name.to_string(),
+                    stream_rv,
+                    body,
+                ));
+            }
+        }
+        crate::fault::point("push:before-commit");
+        let last = written.iter().map(|w| w.3).max().unwrap_or(first_rv);
+        let kinds: Vec<&str> = written.iter().map(|w| w.0).collect();
+        self.commit(tx, last, &kinds).await?;
+        for (k, ns, name, rv, body) in written {
+            self.cache_put(
+                k,
+                &ns,
+                &name,
+                rv,
+                Cached::Present(std::sync::Arc::from(body)),
+            );
+        }
         Ok(())
     }
 
