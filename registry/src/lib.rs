@@ -7,6 +7,7 @@ pub mod digest;
 pub mod error;
 pub mod manifest;
 pub mod names;
+pub mod ranges;
 pub mod routes;
 pub mod storage;
 pub mod token;

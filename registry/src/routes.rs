@@ -19,6 +19,7 @@ use crate::digest::Digest;
 use crate::error::{Code, RegistryError, Result};
 use crate::manifest::{self, Kind};
 use crate::names::RepoName;
+use crate::ranges;
 use crate::storage::BlobStorage;
 use crate::token::{Action, Caller, TokenService};
 use crate::uploads::Uploads;
@@ -97,7 +98,7 @@ async fn api_version_header(mut resp: Response) -> Response {
 }
 
 #[derive(Debug)]
-enum Endpoint {
+pub enum Endpoint {
     Base,
     Catalog,
     Tags,
@@ -108,7 +109,8 @@ enum Endpoint {
     Referrers(String),
 }
 
-fn parse_path(path: &str) -> Option<(String, Endpoint)> {
+/// `/v2/<name>/<endpoint>` → the name and the endpoint (public for the fuzzer).
+pub fn parse_path(path: &str) -> Option<(String, Endpoint)> {
     let rest = path.strip_prefix("/v2")?;
     if rest.is_empty() || rest == "/" {
         return Some((String::new(), Endpoint::Base));
@@ -253,27 +255,6 @@ fn empty(status: StatusCode, headers: &[(&'static str, String)]) -> Response {
     resp
 }
 
-/// `bytes=a-b`, `bytes=a-` or `bytes=-n` against a blob of `size` bytes.
-fn parse_range(value: &str, size: u64) -> Option<std::ops::Range<u64>> {
-    let spec = value.strip_prefix("bytes=")?;
-    if spec.contains(',') {
-        return None;
-    }
-    let (a, b) = spec.split_once('-')?;
-    let (start, end) = match (a.trim(), b.trim()) {
-        ("", n) => {
-            let n: u64 = n.parse().ok()?;
-            (size.saturating_sub(n), size.checked_sub(1)?)
-        }
-        (a, "") => (a.parse().ok()?, size.checked_sub(1)?),
-        (a, b) => (
-            a.parse().ok()?,
-            b.parse::<u64>().ok()?.min(size.checked_sub(1)?),
-        ),
-    };
-    (start <= end && start < size).then(|| start..end + 1)
-}
-
 async fn blob(
     reg: &Registry,
     method: &Method,
@@ -306,7 +287,7 @@ async fn blob(
         .ok_or_else(unknown)?;
     let size = rec.size as u64;
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(v) => match parse_range(v, size) {
+        Some(v) => match ranges::blob_range(v, size) {
             Some(range) => Some(range),
             None => {
                 let mut e = RegistryError::new(
@@ -431,34 +412,16 @@ fn content_range(headers: &HeaderMap) -> Result<Option<u64>> {
     let Some(v) = headers.get(header::CONTENT_RANGE) else {
         return Ok(None);
     };
-    let bad = || RegistryError::new(Code::RangeInvalid, "Content-Range must be <start>-<end>");
-    let v = v.to_str().map_err(|_| bad())?;
-    let v = v.strip_prefix("bytes ").unwrap_or(v);
-    let (a, b) = v.split_once('-').ok_or_else(bad)?;
-    let start: u64 = a.trim().parse().map_err(|_| bad())?;
-    let end: u64 = b
-        .split('/')
-        .next()
-        .unwrap_or(b)
-        .trim()
-        .parse()
-        .map_err(|_| bad())?;
-    if end < start {
-        return Err(bad());
-    }
-    if let Some(len) = headers
+    let length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|l| l.to_str().ok())
-        .and_then(|l| l.parse::<u64>().ok())
-    {
-        if len != end - start + 1 {
-            return Err(RegistryError::new(
-                Code::RangeInvalid,
-                "Content-Range does not match Content-Length",
-            ));
-        }
-    }
-    Ok(Some(start))
+        .and_then(|l| l.parse::<u64>().ok());
+    let v = v.to_str().map_err(|_| {
+        RegistryError::new(Code::RangeInvalid, "Content-Range must be <start>-<end>")
+    })?;
+    ranges::content_range(v, length)
+        .map(Some)
+        .map_err(|why| RegistryError::new(Code::RangeInvalid, why))
 }
 
 async fn upload(
@@ -913,16 +876,5 @@ mod tests {
         assert!(p("/v2/a/b/blobs/uploads/").contains("UploadStart"));
         assert!(p("/v2/a/b/blobs/uploads/123").contains("Upload(\"123\")"));
         assert!(p("/v2/a/b/referrers/sha256:x").contains("Referrers"));
-    }
-
-    #[test]
-    fn ranges() {
-        assert_eq!(parse_range("bytes=0-9", 100), Some(0..10));
-        assert_eq!(parse_range("bytes=90-", 100), Some(90..100));
-        assert_eq!(parse_range("bytes=-10", 100), Some(90..100));
-        assert_eq!(parse_range("bytes=50-500", 100), Some(50..100));
-        assert_eq!(parse_range("bytes=100-", 100), None);
-        assert_eq!(parse_range("bytes=5-2", 100), None);
-        assert_eq!(parse_range("items=0-1", 100), None);
     }
 }
