@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use podspace_e2e::{unique, Api, Server};
+use podspace_e2e::{unique, Api, Server, TinyImage};
 use serde_json::json;
-use sha2::Digest;
 
 #[derive(Parser)]
 struct Args {
@@ -81,32 +80,14 @@ async fn sessions(server: &Server, admin: &Api, n: usize) -> Result<()> {
     );
     // Another tenant meanwhile: a blob and a manifest, and a password login.
     let admin_token = admin.token.clone().context("token")?;
-    let config =
-        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(config)));
+    let image = TinyImage::default();
+    let repo = format!("{pb}/app");
     let t = Instant::now();
-    let blob = http
-        .post(format!(
-            "http://{}/v2/{pb}/app/blobs/uploads/?digest={digest}",
-            server.registry
-        ))
-        .bearer_auth(&admin_token)
-        .body(config.to_vec())
-        .send()
-        .await?
-        .status();
-    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest, "size": config.len()},
-        "layers": []});
-    let put = http
-        .put(format!(
-            "http://{}/v2/{pb}/app/manifests/v1",
-            server.registry
-        ))
-        .bearer_auth(&admin_token)
-        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
-        .body(manifest.to_string())
-        .send()
+    let blob = image
+        .push_config(&http, &server.registry, &admin_token, &repo)
+        .await?;
+    let put = image
+        .push_manifest(&http, &server.registry, &admin_token, &repo, "v1", 0)
         .await?
         .status();
     let push_ms = t.elapsed().as_secs_f64() * 1000.0;
@@ -202,6 +183,13 @@ async fn bodies(server: &Server, admin: &Api) -> Result<()> {
                 i += 1;
             }
             s
+        }),
+        ("JSON 3 MiB wide map", "application/json", {
+            let tags: Vec<serde_json::Value> = (0..three_mib / 30)
+                .map(|i| json!({"name": format!("t{i}")}))
+                .collect();
+            json!({"kind": "ImageStream", "metadata": {"name": "widejson"}, "spec": {"tags": tags}})
+                .to_string()
         }),
         ("JSON 3 MiB flat list", "application/json", {
             let items = vec![json!("x".repeat(30)); three_mib / 34];

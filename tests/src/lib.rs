@@ -901,3 +901,95 @@ impl Drop for GitDaemon {
         let _ = self.child.wait();
     }
 }
+
+/// The smallest image there is, pushed over the registry protocol: an empty
+/// config blob and a manifest without layers (annotated with `n`, so that
+/// each `n` is another digest).
+pub struct TinyImage {
+    pub config: Vec<u8>,
+    pub config_digest: String,
+}
+
+impl Default for TinyImage {
+    fn default() -> Self {
+        let config =
+            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+                .to_vec();
+        let config_digest = format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&config))
+        );
+        TinyImage {
+            config,
+            config_digest,
+        }
+    }
+}
+
+impl TinyImage {
+    pub fn manifest(&self, n: usize) -> String {
+        json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": self.config_digest, "size": self.config.len()},
+            "layers": [], "annotations": {"n": n.to_string()}})
+        .to_string()
+    }
+
+    /// POSTs the config blob whole into `repo`; the status code.
+    pub async fn push_config(
+        &self,
+        http: &reqwest::Client,
+        registry: &str,
+        token: &str,
+        repo: &str,
+    ) -> Result<u16> {
+        Ok(http
+            .post(format!(
+                "http://{registry}/v2/{repo}/blobs/uploads/?digest={}",
+                self.config_digest
+            ))
+            .bearer_auth(token)
+            .body(self.config.clone())
+            .send()
+            .await?
+            .status()
+            .as_u16())
+    }
+
+    /// PUTs manifest `n` as `repo:tag`.
+    pub async fn push_manifest(
+        &self,
+        http: &reqwest::Client,
+        registry: &str,
+        token: &str,
+        repo: &str,
+        tag: &str,
+        n: usize,
+    ) -> reqwest::Result<reqwest::Response> {
+        http.put(format!("http://{registry}/v2/{repo}/manifests/{tag}"))
+            .bearer_auth(token)
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .body(self.manifest(n))
+            .send()
+            .await
+    }
+}
+
+/// Pushes a busybox image as `<registry>/<ns>/base:1` for each of `projects`
+/// (as `token`'s user, with the real docker CLI).
+pub fn push_busybox_bases(registry: &str, token: &str, projects: &[&str]) -> Result<()> {
+    let docker = DockerCli::new()?;
+    let local = unique("podspace-base");
+    docker.busybox_image(&local)?;
+    let out = docker.login(registry, "admin", token);
+    if !out.status.success() {
+        bail!("docker login failed");
+    }
+    for ns in projects {
+        let base = format!("{registry}/{ns}/base:1");
+        docker.ok(&["tag", &local, &base]);
+        docker.ok(&["push", &base]);
+        docker.ok(&["rmi", &base]);
+    }
+    docker.ok(&["rmi", &local]);
+    Ok(())
+}

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use podspace_e2e::{unique, Api, DockerCli, Psc, Server};
+use podspace_e2e::{unique, Api, Psc, Server};
 use serde_json::{json, Value};
 
 struct Tenants {
@@ -29,22 +29,11 @@ async fn tenants(server: &Server) -> anyhow::Result<Tenants> {
     admin.grant(&pa, "edit", &ua).await?;
     admin.grant(&pb, "edit", &ub).await?;
     // A busybox base in each project (pushed by the admin).
-    let docker = DockerCli::new()?;
-    let local = unique("iso-base");
-    docker.busybox_image(&local)?;
-    let out = docker.login(
+    podspace_e2e::push_busybox_bases(
         &server.registry,
-        "admin",
         admin.token.as_deref().unwrap_or_default(),
-    );
-    anyhow::ensure!(out.status.success(), "docker login failed");
-    for ns in [&pa, &pb] {
-        let base = format!("{}/{ns}/base:1", server.registry);
-        docker.ok(&["tag", &local, &base]);
-        docker.ok(&["push", &base]);
-        docker.ok(&["rmi", &base]);
-    }
-    docker.ok(&["rmi", &local]);
+        &[&pa, &pb],
+    )?;
     let psc_b = Psc::new()?;
     psc_b.ok(&["login", &server.url, "-u", &ub, "-p", "b-password-1"]);
     psc_b.ok(&["project", &pb]);

@@ -34,19 +34,11 @@ async fn env(extra: &[&str]) -> anyhow::Result<Env> {
     let psc = Psc::new()?;
     psc.ok(&["login", &server.url, "-u", "admin", "-p", ADMIN_PASSWORD]);
     psc.ok(&["project", &ns]);
+    let token = admin.token.as_deref().unwrap_or_default();
+    podspace_e2e::push_busybox_bases(&server.registry, token, &[&ns])?;
     let docker = DockerCli::new()?;
-    let local = unique("podspace-base");
-    docker.busybox_image(&local)?;
-    let out = docker.login(
-        &server.registry,
-        "admin",
-        admin.token.as_deref().unwrap_or_default(),
-    );
+    let out = docker.login(&server.registry, "admin", token);
     anyhow::ensure!(out.status.success(), "docker login failed");
-    let base = format!("{}/{ns}/base:1", server.registry);
-    docker.ok(&["tag", &local, &base]);
-    docker.ok(&["push", &base]);
-    docker.ok(&["rmi", &local, &base]);
     Ok(Env {
         server,
         admin,

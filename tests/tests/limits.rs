@@ -7,9 +7,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use podspace_e2e::{unique, Api, Psc, Server, ADMIN_PASSWORD};
+use podspace_e2e::{unique, Api, Psc, Server, TinyImage, ADMIN_PASSWORD};
 use serde_json::json;
-use sha2::Digest;
 
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -67,31 +66,14 @@ async fn upload_sessions_are_capped_and_idle_ones_hold_no_descriptor() -> anyhow
     );
     // Another tenant pushes a blob and a manifest meanwhile.
     let admin_token = admin.token.clone().unwrap_or_default();
-    let config =
-        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(config)));
-    let r = http
-        .post(format!(
-            "http://{}/v2/{pb}/other/blobs/uploads/?digest={digest}",
-            server.registry
-        ))
-        .bearer_auth(&admin_token)
-        .body(config.to_vec())
-        .send()
+    let image = TinyImage::default();
+    let repo = format!("{pb}/other");
+    let status = image
+        .push_config(&http, &server.registry, &admin_token, &repo)
         .await?;
-    assert_eq!(r.status(), 201, "{}", r.text().await?);
-    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest, "size": config.len()},
-        "layers": []});
-    let r = http
-        .put(format!(
-            "http://{}/v2/{pb}/other/manifests/v1",
-            server.registry
-        ))
-        .bearer_auth(&admin_token)
-        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
-        .body(manifest.to_string())
-        .send()
+    assert_eq!(status, 201);
+    let r = image
+        .push_manifest(&http, &server.registry, &admin_token, &repo, "v1", 0)
         .await?;
     assert_eq!(r.status(), 201, "{}", r.text().await?);
     Ok(())

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use podspace_e2e::{Api, Server};
+use podspace_e2e::{Api, Server, TinyImage};
 use serde_json::{json, Value};
 use sha2::Digest;
 
@@ -195,33 +195,16 @@ async fn a_push_by_tag_is_all_or_nothing() -> anyhow::Result<()> {
     admin.new_project("atomic").await?;
     let token = admin.token.clone().unwrap_or_default();
     let http = reqwest::Client::new();
-    let config =
-        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-    let digest = sha256(config);
-    let r = http
-        .post(format!(
-            "http://{}/v2/atomic/app/blobs/uploads/?digest={digest}",
-            server.registry
-        ))
-        .bearer_auth(&token)
-        .body(config.to_vec())
-        .send()
+    let image = TinyImage::default();
+    let status = image
+        .push_config(&http, &server.registry, &token, "atomic/app")
         .await?;
-    assert_eq!(r.status(), 201);
-    let manifest = |n: usize| {
-        json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest, "size": config.len()},
-            "layers": [], "annotations": {"n": n.to_string()}})
-        .to_string()
-    };
-    let put = |registry: String, tag: String, body: String| {
-        let (http, token) = (http.clone(), token.clone());
+    assert_eq!(status, 201);
+    let put = |registry: String, tag: String, n: usize| {
+        let (http, token, image) = (http.clone(), token.clone(), &image);
         async move {
-            http.put(format!("http://{registry}/v2/atomic/app/manifests/{tag}"))
-                .bearer_auth(token)
-                .header("content-type", "application/vnd.oci.image.manifest.v1+json")
-                .body(body)
-                .send()
+            image
+                .push_manifest(&http, &registry, &token, "atomic/app", &tag, n)
                 .await
         }
     };
@@ -241,7 +224,7 @@ async fn a_push_by_tag_is_all_or_nothing() -> anyhow::Result<()> {
         server.env = vec![("PODSPACE_FAULT".into(), point.to_string())];
         server.restart()?;
         let tag = format!("t{i}");
-        let r = put(server.registry.clone(), tag.clone(), manifest(i)).await;
+        let r = put(server.registry.clone(), tag.clone(), i).await;
         assert!(r.is_err(), "the server died at {point} before answering");
         let st = server.wait_exit(Duration::from_secs(10))?;
         assert!(!st.success(), "aborted at {point}");
@@ -274,7 +257,7 @@ async fn a_push_by_tag_is_all_or_nothing() -> anyhow::Result<()> {
             "no stream event after a crash at {point}"
         );
         // The same push now lands whole.
-        let r = put(server.registry.clone(), tag.clone(), manifest(i)).await?;
+        let r = put(server.registry.clone(), tag.clone(), i).await?;
         assert_eq!(r.status(), 201);
         let r = admin
             .get(&format!(

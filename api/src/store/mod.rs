@@ -510,16 +510,7 @@ impl Store {
         let result = if unchanged {
             old
         } else {
-            let body = serde_json::to_string(&new)?;
-            sqlx::query("UPDATE objects SET rv = $1, body = $2 WHERE kind = $3 AND namespace = $4 AND name = $5")
-                .bind(rv)
-                .bind(&body)
-                .bind(kind.kind)
-                .bind(ns)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-            insert_event(&mut tx, rv, kind.kind, ns, name, EventType::Modified, &body).await?;
+            let body = write_modified(&mut tx, kind, ns, name, rv, &new).await?;
             written.push((kind.kind, ns.to_string(), name.to_string(), rv, body));
             new
         };
@@ -815,6 +806,30 @@ async fn insert_new(
         &body,
     )
     .await?;
+    Ok(body)
+}
+
+/// Stores `obj` as the new state of an existing object, with its event.
+async fn write_modified(
+    tx: &mut Transaction<'static, Any>,
+    kind: &'static KindInfo,
+    ns: &str,
+    name: &str,
+    rv: i64,
+    obj: &Object,
+) -> Result<String, StoreError> {
+    let body = serde_json::to_string(obj)?;
+    sqlx::query(
+        "UPDATE objects SET rv = $1, body = $2 WHERE kind = $3 AND namespace = $4 AND name = $5",
+    )
+    .bind(rv)
+    .bind(&body)
+    .bind(kind.kind)
+    .bind(ns)
+    .bind(name)
+    .execute(&mut **tx)
+    .await?;
+    insert_event(tx, rv, kind.kind, ns, name, EventType::Modified, &body).await?;
     Ok(body)
 }
 

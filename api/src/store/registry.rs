@@ -7,8 +7,8 @@ use sqlx::Row;
 
 use super::cache::Cached;
 use super::{
-    batch, insert_event, insert_new, merge_update, next_rvs, now_rfc3339, EventType, Store,
-    StoreError, UpdateScope,
+    batch, insert_new, merge_update, next_rvs, now_rfc3339, write_modified, Store, StoreError,
+    UpdateScope,
 };
 use crate::kinds::by_kind;
 use crate::Object;
@@ -289,64 +289,56 @@ impl Store {
         .bind(stream_name)
         .fetch_optional(&mut *tx)
         .await?;
-        match row {
+        let (new, changed) = match row {
             Some(row) => {
                 let stored_rv: i64 = row.try_get(0)?;
                 let old: Object = serde_json::from_str(&row.try_get::<String, _>(1)?)?;
                 let mut new = old.clone();
                 record(&mut new);
                 let new = merge_update(stream_kind, &old, new, UpdateScope::Status, stream_rv);
-                if merge_update(
+                let unchanged = merge_update(
                     stream_kind,
                     &old,
                     new.clone(),
                     UpdateScope::Status,
                     stored_rv,
-                ) != old
-                {
-                    let body = serde_json::to_string(&new)?;
-                    sqlx::query("UPDATE objects SET rv = $1, body = $2 WHERE kind = $3 AND namespace = $4 AND name = $5")
-                        .bind(stream_rv)
-                        .bind(&body)
-                        .bind(stream_kind.kind)
-                        .bind(stream_ns)
-                        .bind(stream_name)
-                        .execute(&mut *tx)
-                        .await?;
-                    insert_event(
-                        &mut tx,
-                        stream_rv,
-                        stream_kind.kind,
-                        stream_ns,
-                        stream_name,
-                        EventType::Modified,
-                        &body,
-                    )
-                    .await?;
-                    written.push((
-                        stream_kind.kind,
-                        stream_ns.to_string(),
-                        stream_name.to_string(),
-                        stream_rv,
-                        body,
-                    ));
-                }
+                ) == old;
+                (Some(new), !unchanged)
             }
+            None => (None, true),
+        };
+        let body = match new {
+            Some(new) if changed => Some(
+                write_modified(
+                    &mut tx,
+                    stream_kind,
+                    stream_ns,
+                    stream_name,
+                    stream_rv,
+                    &new,
+                )
+                .await?,
+            ),
+            Some(_) => None,
             None => {
                 let mut fresh = Object::new("ImageStream", stream_ns, stream_name)
                     .with("spec", serde_json::json!({}));
                 fresh.metadata.generation = 1;
                 record(&mut fresh);
-                let body = insert_new(&mut tx, stream_kind, &mut fresh, stream_rv, &now, &projects)
-                    .await?;
-                written.push((
-                    stream_kind.kind,
-                    stream_ns.to_string(),
-                    stream_name.to_string(),
-                    stream_rv,
-                    body,
-                ));
+                Some(
+                    insert_new(&mut tx, stream_kind, &mut fresh, stream_rv, &now, &projects)
+                        .await?,
+                )
             }
+        };
+        if let Some(body) = body {
+            written.push((
+                stream_kind.kind,
+                stream_ns.to_string(),
+                stream_name.to_string(),
+                stream_rv,
+                body,
+            ));
         }
         crate::fault::point("push:before-commit");
         let last = written.iter().map(|w| w.3).max().unwrap_or(first_rv);
