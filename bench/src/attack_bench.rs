@@ -241,15 +241,8 @@ async fn passwords(server: &Server, admin: &Api) -> Result<()> {
     let (mut wrong, mut throttled) = (0, 0);
     let t = Instant::now();
     for i in 0..50 {
-        let r = http
-            .post(format!("{}/oauth/token", server.url))
-            .form(&[
-                ("grant_type", "password"),
-                ("username", &user),
-                ("password", &format!("guess{i}")),
-            ])
-            .send()
-            .await?;
+        let r =
+            podspace_e2e::password_login(&http, &server.url, &user, &format!("guess{i}")).await?;
         match r.status().as_u16() {
             401 => wrong += 1,
             429 => throttled += 1,
@@ -260,14 +253,7 @@ async fn passwords(server: &Server, admin: &Api) -> Result<()> {
     let elsewhere = reqwest::Client::builder()
         .local_address(Some("127.0.0.2".parse()?))
         .build()?;
-    let real = elsewhere
-        .post(format!("{}/oauth/token", server.url))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", user.as_str()),
-            ("password", "the-real-password"),
-        ])
-        .send()
+    let real = podspace_e2e::password_login(&elsewhere, &server.url, &user, "the-real-password")
         .await?
         .status();
     println!(

@@ -993,3 +993,20 @@ pub fn push_busybox_bases(registry: &str, token: &str, projects: &[&str]) -> Res
     docker.ok(&["rmi", &local]);
     Ok(())
 }
+
+/// `POST /oauth/token` with the password grant.
+pub async fn password_login(
+    http: &reqwest::Client,
+    url: &str,
+    user: &str,
+    password: &str,
+) -> reqwest::Result<reqwest::Response> {
+    http.post(format!("{url}/oauth/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", user),
+            ("password", password),
+        ])
+        .send()
+        .await
+}

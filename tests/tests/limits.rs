@@ -208,23 +208,6 @@ async fn deep_documents_are_refused_before_parsing() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn password_login(
-    http: &reqwest::Client,
-    url: &str,
-    user: &str,
-    pw: &str,
-) -> reqwest::Response {
-    http.post(format!("{url}/oauth/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", user),
-            ("password", pw),
-        ])
-        .send()
-        .await
-        .expect("login reaches the API")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn password_guessing_is_throttled_without_locking_the_user_out() -> anyhow::Result<()> {
     let server = Server::start()?;
@@ -234,7 +217,8 @@ async fn password_guessing_is_throttled_without_locking_the_user_out() -> anyhow
     let attacker = reqwest::Client::new();
     let (mut refused, mut throttled) = (0, 0);
     for i in 0..50 {
-        let r = password_login(&attacker, &server.url, &user, &format!("guess-{i}")).await;
+        let r = podspace_e2e::password_login(&attacker, &server.url, &user, &format!("guess-{i}"))
+            .await?;
         match r.status().as_u16() {
             401 => refused += 1,
             429 => {
@@ -253,7 +237,8 @@ async fn password_guessing_is_throttled_without_locking_the_user_out() -> anyhow
         "{refused} refused, {throttled} throttled"
     );
     // The right password from the attacker's address waits too...
-    let r = password_login(&attacker, &server.url, &user, "the-real-password").await;
+    let r =
+        podspace_e2e::password_login(&attacker, &server.url, &user, "the-real-password").await?;
     assert_eq!(r.status(), 429);
     // ...the registry's token endpoint shares the count...
     let r = attacker
@@ -267,7 +252,8 @@ async fn password_guessing_is_throttled_without_locking_the_user_out() -> anyhow
     let elsewhere = reqwest::Client::builder()
         .local_address(Some("127.0.0.2".parse()?))
         .build()?;
-    let r = password_login(&elsewhere, &server.url, &user, "the-real-password").await;
+    let r =
+        podspace_e2e::password_login(&elsewhere, &server.url, &user, "the-real-password").await?;
     assert_eq!(r.status(), 200, "the real user is not locked out");
     Ok(())
 }

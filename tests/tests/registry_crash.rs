@@ -231,25 +231,12 @@ async fn a_push_by_tag_is_all_or_nothing() -> anyhow::Result<()> {
         server.env.clear();
         server.restart()?;
         let admin = Api::admin(&server.url).await?;
-        let r = http
-            .get(format!(
-                "http://{}/v2/atomic/app/manifests/{tag}",
-                server.registry
-            ))
-            .bearer_auth(&token)
-            .send()
-            .await?;
+        let (registry_tag, stream_tag) = tag_states(&http, &server, &admin, &token, &tag).await?;
         assert_eq!(
-            r.status(),
-            404,
-            "registry tag {tag} after a crash at {point}"
+            (registry_tag, stream_tag),
+            (404, 404),
+            "registry and stream tag {tag} after a crash at {point}"
         );
-        let r = admin
-            .get(&format!(
-                "/apis/image.openshift.io/v1/namespaces/atomic/imagestreamtags/app:{tag}"
-            ))
-            .await?;
-        assert_eq!(r.status, 404, "stream tag {tag} after a crash at {point}");
         let stream_after = admin.get(stream_path).await?;
         assert_eq!(stream_after.status, stream_before.status, "{point}");
         assert_eq!(
@@ -259,21 +246,35 @@ async fn a_push_by_tag_is_all_or_nothing() -> anyhow::Result<()> {
         // The same push now lands whole.
         let r = put(server.registry.clone(), tag.clone(), i).await?;
         assert_eq!(r.status(), 201);
-        let r = admin
-            .get(&format!(
-                "/apis/image.openshift.io/v1/namespaces/atomic/imagestreamtags/app:{tag}"
-            ))
-            .await?;
-        assert_eq!(r.status, 200, "{}", r.text);
-        let r = http
-            .get(format!(
-                "http://{}/v2/atomic/app/manifests/{tag}",
-                server.registry
-            ))
-            .bearer_auth(&token)
-            .send()
-            .await?;
-        assert_eq!(r.status(), 200);
+        let states = tag_states(&http, &server, &admin, &token, &tag).await?;
+        assert_eq!(states, (200, 200), "{tag} after the retried push");
     }
     Ok(())
+}
+
+/// The status of `atomic/app:<tag>` in the registry and as a stream tag.
+async fn tag_states(
+    http: &reqwest::Client,
+    server: &Server,
+    admin: &Api,
+    token: &str,
+    tag: &str,
+) -> anyhow::Result<(u16, u16)> {
+    let registry = http
+        .get(format!(
+            "http://{}/v2/atomic/app/manifests/{tag}",
+            server.registry
+        ))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .status()
+        .as_u16();
+    let stream = admin
+        .get(&format!(
+            "/apis/image.openshift.io/v1/namespaces/atomic/imagestreamtags/app:{tag}"
+        ))
+        .await?
+        .status;
+    Ok((registry, stream))
 }
