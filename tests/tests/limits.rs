@@ -316,3 +316,44 @@ async fn annotation_size_and_immutable_identity() -> anyhow::Result<()> {
     assert_eq!(now["metadata"]["uid"], uid.as_str());
     Ok(())
 }
+
+/// `--upload-ttl` is honoured within seconds, not at a daily sweep: an
+/// abandoned session (with bytes in it) is gone, its slot under the cap is
+/// free again.
+#[tokio::test(flavor = "multi_thread")]
+async fn abandoned_upload_sessions_expire_and_free_their_slot() -> anyhow::Result<()> {
+    let server = Server::start_with(&["--upload-ttl", "2", "--max-uploads-per-user", "1"])?;
+    let admin = Api::admin(&server.url).await?;
+    admin.new_project("ttl").await?;
+    let token = admin.token.clone().unwrap_or_default();
+    let http = reqwest::Client::new();
+    let r = upload_post(&http, &server.registry, "ttl/app", &token).await;
+    assert_eq!(r.status(), 202);
+    let location = format!(
+        "http://{}{}",
+        server.registry,
+        r.headers()["location"].to_str()?
+    );
+    let r = http
+        .patch(&location)
+        .bearer_auth(&token)
+        .header("content-range", "0-4")
+        .body("hello")
+        .send()
+        .await?;
+    assert_eq!(r.status(), 202);
+    // The cap of one is reached.
+    let r = upload_post(&http, &server.registry, "ttl/app", &token).await;
+    assert_eq!(r.status(), 429);
+    // Abandoned: the sweep removes it, and the slot is free again.
+    let started = Instant::now();
+    podspace_e2e::eventually("the abandoned upload expires", async || {
+        let r = http.get(&location).bearer_auth(&token).send().await?;
+        Ok(r.status() == 404)
+    })
+    .await?;
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let r = upload_post(&http, &server.registry, "ttl/app", &token).await;
+    assert_eq!(r.status(), 202, "the slot is free");
+    Ok(())
+}
