@@ -1,0 +1,221 @@
+//! The Dockerfile that performs an S2I build on a container engine (the
+//! OpenShift 4 way, and what `--as-dockerfile` writes): the builder image,
+//! the build's labels and env, the source (and shipped scripts, and for an
+//! incremental build the previous image's saved artifacts) copied to the
+//! destination owned by the assemble user, `assemble` run as that user,
+//! the `run` script as the command. The context it expects:
+//! `upload/src/` and, when some script is shipped, `upload/scripts/`.
+
+use crate::scripts::{Script, ScriptSource};
+
+pub struct Plan<'a> {
+    /// The builder image, pinned to a digest.
+    pub builder: &'a str,
+    /// Incremental: the previous output image, pinned.
+    pub previous: Option<&'a str>,
+    /// Where the input goes (`io.openshift.s2i.destination`).
+    pub destination: &'a str,
+    /// The checked assemble user.
+    pub assemble_uid: u32,
+    /// The builder image's own `USER`, which the output keeps.
+    pub image_user: Option<&'a str>,
+    pub scripts: &'a [(Script, ScriptSource)],
+    pub labels: &'a [(String, String)],
+    pub env: &'a [(String, String)],
+}
+
+/// A double-quoted Dockerfile word: no variable expansion, one line.
+fn quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' | '\\' | '$' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' => out.push_str("\\n"),
+            _ => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The path a script runs from inside the build.
+pub fn script_path(plan: &Plan<'_>, script: Script) -> Option<String> {
+    plan.scripts
+        .iter()
+        .find(|(s, _)| *s == script)
+        .map(|(_, source)| match source {
+            ScriptSource::Image(path) => path.clone(),
+            ScriptSource::Url(_) | ScriptSource::Source(_) => {
+                format!(
+                    "{}/scripts/{}",
+                    plan.destination.trim_end_matches('/'),
+                    script.name()
+                )
+            }
+        })
+}
+
+fn pairs(keyword: &str, items: &[(String, String)]) -> Option<String> {
+    (!items.is_empty()).then(|| {
+        let body: Vec<String> = items
+            .iter()
+            .map(|(k, v)| format!("{}={}", quote(k), quote(v)))
+            .collect();
+        format!("{keyword} {}", body.join(" \\\n    "))
+    })
+}
+
+pub fn render(plan: &Plan<'_>) -> String {
+    let d = plan.destination.trim_end_matches('/');
+    let u = plan.assemble_uid;
+    let mut lines: Vec<String> = Vec::new();
+    let save = script_path(plan, Script::SaveArtifacts);
+    let incremental = match (plan.previous, &save) {
+        (Some(previous), Some(save)) => {
+            // save-artifacts must write only a tar stream: anything else
+            // would corrupt the artifacts, so it is dropped with a warning.
+            lines.push(format!("FROM {previous} AS cached"));
+            lines.push(format!("USER {u}"));
+            lines.push(format!(
+                "RUN if [ -x {save} ]; then {save} > /tmp/artifacts.tar && \
+                 {{ tar -tf /tmp/artifacts.tar > /dev/null 2>&1 || \
+                 {{ echo 'warning: save-artifacts wrote something that is not a tar stream; clean build' >&2; : > /tmp/artifacts.tar; }}; }}; \
+                 else echo 'incremental: the previous image has no save-artifacts; clean build' >&2; : > /tmp/artifacts.tar; fi"
+            ));
+            true
+        }
+        _ => false,
+    };
+    lines.push(format!("FROM {}", plan.builder));
+    lines.extend(pairs("LABEL", plan.labels));
+    lines.extend(pairs("ENV", plan.env));
+    if incremental {
+        lines.push(format!(
+            "COPY --from=cached --chown={u}:0 /tmp/artifacts.tar {d}/artifacts.tar"
+        ));
+    }
+    if plan.scripts.iter().any(|(_, s)| s.shipped()) {
+        lines.push(format!("COPY --chown={u}:0 upload/scripts {d}/scripts"));
+    }
+    lines.push(format!("COPY --chown={u}:0 upload/src {d}/src"));
+    lines.push(format!("USER {u}"));
+    if incremental {
+        lines.push(format!(
+            "RUN mkdir -p {d}/artifacts && tar -C {d}/artifacts -xf {d}/artifacts.tar && rm -f {d}/artifacts.tar"
+        ));
+    }
+    if let Some(assemble) = script_path(plan, Script::Assemble) {
+        lines.push(format!("RUN {assemble}"));
+    }
+    if let Some(user) = plan.image_user {
+        lines.push(format!("USER {user}"));
+    }
+    if let Some(run) = script_path(plan, Script::Run) {
+        lines.push(format!(
+            "CMD {}",
+            serde_json::Value::Array(vec![serde_json::Value::String(run)])
+        ));
+    }
+    let mut text = lines.join("\n");
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn image_scripts_clean_build() {
+        let scripts = vec![
+            (
+                Script::Assemble,
+                ScriptSource::Image("/usr/libexec/s2i/assemble".into()),
+            ),
+            (
+                Script::Run,
+                ScriptSource::Image("/usr/libexec/s2i/run".into()),
+            ),
+        ];
+        let labels = kv(&[("io.openshift.build.commit.id", "4b825dc6")]);
+        let env = kv(&[("OPENSHIFT_BUILD_NAME", "shop-7"), ("Q", "a \"$b\"")]);
+        let text = render(&Plan {
+            builder: "reg/openshift/python@sha256:5e1f",
+            previous: Some("reg/team/shop@sha256:aa"),
+            destination: "/tmp",
+            assemble_uid: 1001,
+            image_user: Some("1001"),
+            scripts: &scripts,
+            labels: &labels,
+            env: &env,
+        });
+        assert_eq!(
+            text,
+            "FROM reg/openshift/python@sha256:5e1f\n\
+             LABEL \"io.openshift.build.commit.id\"=\"4b825dc6\"\n\
+             ENV \"OPENSHIFT_BUILD_NAME\"=\"shop-7\" \\\n    \"Q\"=\"a \\\"\\$b\\\"\"\n\
+             COPY --chown=1001:0 upload/src /tmp/src\n\
+             USER 1001\n\
+             RUN /usr/libexec/s2i/assemble\n\
+             USER 1001\n\
+             CMD [\"/usr/libexec/s2i/run\"]\n",
+            "no save-artifacts: no incremental stage"
+        );
+    }
+
+    #[test]
+    fn shipped_scripts_and_artifacts() {
+        let scripts = vec![
+            (
+                Script::Assemble,
+                ScriptSource::Source(".s2i/bin/assemble".into()),
+            ),
+            (Script::Run, ScriptSource::Image("/s2i/run".into())),
+            (
+                Script::SaveArtifacts,
+                ScriptSource::Image("/s2i/save-artifacts".into()),
+            ),
+        ];
+        let text = render(&Plan {
+            builder: "b@sha256:1",
+            previous: Some("p@sha256:2"),
+            destination: "/opt/app/",
+            assemble_uid: 1001,
+            image_user: None,
+            scripts: &scripts,
+            labels: &[],
+            env: &[],
+        });
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "FROM p@sha256:2 AS cached");
+        assert!(lines[2].starts_with(
+            "RUN if [ -x /s2i/save-artifacts ]; then /s2i/save-artifacts > /tmp/artifacts.tar"
+        ));
+        assert_eq!(lines[3], "FROM b@sha256:1");
+        assert_eq!(
+            lines[4],
+            "COPY --from=cached --chown=1001:0 /tmp/artifacts.tar /opt/app/artifacts.tar"
+        );
+        assert_eq!(
+            lines[5],
+            "COPY --chown=1001:0 upload/scripts /opt/app/scripts"
+        );
+        assert_eq!(lines[6], "COPY --chown=1001:0 upload/src /opt/app/src");
+        assert!(
+            lines[8].starts_with("RUN mkdir -p /opt/app/artifacts && tar -C /opt/app/artifacts")
+        );
+        assert_eq!(lines[9], "RUN /opt/app/scripts/assemble");
+        assert_eq!(lines[10], "CMD [\"/s2i/run\"]");
+    }
+}

@@ -1,0 +1,12 @@
+//! The source-to-image contract (shared/spec/s2i.md), as pure functions:
+//! what a builder image's labels say ([`metadata`]), where each script comes
+//! from ([`scripts`]), the `.s2i/environment` file ([`environment`]), which
+//! users may run `assemble` ([`users`]), and the Dockerfile that performs an
+//! S2I build on a container engine ([`dockerfile`]). No I/O: the build node
+//! reads the image and the source, this crate decides.
+
+pub mod dockerfile;
+pub mod environment;
+pub mod metadata;
+pub mod scripts;
+pub mod users;
