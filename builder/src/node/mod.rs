@@ -14,6 +14,7 @@ pub mod protocol;
 mod pull;
 mod run;
 pub mod source;
+mod source_strategy;
 mod strategy;
 
 use std::collections::HashMap;

@@ -20,12 +20,25 @@ use super::log::BuildLog;
 use super::protocol::LeaseGrant;
 use super::run::Outcome;
 
+/// What an image is read for: a base or builder image (the strategy's pull
+/// secret), or the previous output of an incremental build (the push
+/// secret, as OpenShift does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Base,
+    PreviousOutput,
+}
+
 /// The build's credentials for `host`: the builder token for our registry,
-/// the pull secret's entry elsewhere.
-fn credentials_for(grant: &LeaseGrant, host: &str) -> Option<(String, String)> {
+/// the pull (or push) secret's entry elsewhere.
+fn credentials_for(grant: &LeaseGrant, host: &str, purpose: Purpose) -> Option<(String, String)> {
     if host == grant.registry {
         return Some(("builder".into(), grant.registry_token.clone()));
     }
+    let auths = match purpose {
+        Purpose::Base => &grant.pull_auths,
+        Purpose::PreviousOutput => &grant.push_auths,
+    };
     let hub = ["docker.io", "index.docker.io", "registry-1.docker.io"];
     let candidates: Vec<&str> = if hub.contains(&host) {
         hub.to_vec()
@@ -34,7 +47,7 @@ fn credentials_for(grant: &LeaseGrant, host: &str) -> Option<(String, String)> {
     };
     candidates
         .iter()
-        .find_map(|h| grant.pull_auths.get(*h))
+        .find_map(|h| auths.get(*h))
         .map(|a| (a.username.clone(), a.password.clone()))
 }
 
@@ -60,30 +73,45 @@ fn import_refused(image: &str, e: ImportError) -> Outcome {
     }
 }
 
-/// Resolves `image` to `registry/repository@digest`, with the ONBUILD
-/// triggers of its config.
-async fn resolve(
-    client: &Client,
+/// An image resolved with the build's credentials.
+pub struct Resolved {
+    /// `registry/repository@digest`.
+    pub reference: String,
+    /// The image config (`config.Labels`, `config.Env`, `config.User`…).
+    pub config: Value,
+}
+
+impl Resolved {
+    fn onbuild(&self) -> Vec<String> {
+        self.config
+            .pointer("/config/OnBuild")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect()
+    }
+}
+
+/// Resolves `image` to a digest with the build's own credentials; an image
+/// the build may not pull is `PullBuilderImageFailed`.
+pub async fn resolve(
     engine: &DockerEngine,
     grant: &LeaseGrant,
     image: &str,
-) -> Result<(String, Vec<String>), Outcome> {
+    purpose: Purpose,
+) -> Result<Resolved, Outcome> {
     let r = RemoteRef::parse_docker(image).map_err(|e| refused(image, e))?;
     let insecure = engine.insecure_registry(&r.registry).await;
-    let auth = credentials_for(grant, &r.registry);
-    let imported = client
+    let auth = credentials_for(grant, &r.registry, purpose);
+    let imported = Client::new()
         .import(&r, insecure, auth.as_ref())
         .await
         .map_err(|e| import_refused(image, e))?;
-    let onbuild = imported
-        .config
-        .pointer("/config/OnBuild")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t.as_str().map(str::to_string))
-        .collect();
-    Ok((imported.reference, onbuild))
+    Ok(Resolved {
+        reference: imported.reference,
+        config: imported.config,
+    })
 }
 
 /// Checks every image the Dockerfile at `dockerfile` reads and rewrites it
@@ -101,21 +129,23 @@ pub async fn pin_base_images(
         .map_err(|e| Outcome::Error("CannotCreateBuildPod", e.to_string()))?;
     let uses = image_uses(&text, build_args)
         .map_err(|e| Outcome::Failed("DockerBuildFailed", e.to_string()))?;
-    let client = Client::new();
     let mut pinned: HashMap<String, String> = HashMap::new();
     for u in &uses {
         if pinned.contains_key(&u.image) {
             continue;
         }
-        let (reference, onbuild) = resolve(&client, engine, grant, &u.image).await?;
+        let resolved = resolve(engine, grant, &u.image, Purpose::Base).await?;
         // ONBUILD triggers run in this build: what they read is checked
         // with the same credentials (they cannot be pinned, but the check
         // has already said this build may pull them).
-        for image in onbuild_images(&onbuild) {
-            resolve(&client, engine, grant, &image).await?;
+        for image in onbuild_images(&resolved.onbuild()) {
+            resolve(engine, grant, &image, Purpose::Base).await?;
         }
-        log.line(&format!("Using image {} as {reference}", u.image));
-        pinned.insert(u.image.clone(), reference);
+        log.line(&format!(
+            "Using image {} as {}",
+            u.image, resolved.reference
+        ));
+        pinned.insert(u.image.clone(), resolved.reference);
     }
     if !uses.is_empty() {
         tokio::fs::write(dockerfile, pin(&text, &uses, &pinned))

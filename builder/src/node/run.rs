@@ -317,7 +317,15 @@ async fn execute(
     progress.stage("FetchInputs", fetch_start.0, fetch_start.1.elapsed());
 
     // The strategy turns the build and its inputs into a plan for the engine.
-    let plan = match strategy::plan(&meta, &inputs).await {
+    let reference = output_reference(&spec, ns, &grant.registry);
+    let source_context = strategy::SourceContext {
+        grant,
+        engine,
+        log,
+        work,
+        output: reference.as_deref(),
+    };
+    let plan = match strategy::plan(&meta, &inputs, &source_context).await {
         Ok(p) => p,
         Err(o) => return o,
     };
@@ -345,7 +353,6 @@ async fn execute(
     }
 
     // Build.
-    let reference = output_reference(&spec, ns, &grant.registry);
     let tag = reference
         .clone()
         .unwrap_or_else(|| format!("podspace-build/{ns}-{name}:latest"));

@@ -1,7 +1,8 @@
 //! Strategies turn a build and its fetched inputs into a [`BuildPlan`]: a
 //! context directory with a Dockerfile the engine builds. The Docker
-//! strategy edits the user's Dockerfile; the S2I strategy (its own issue)
-//! will write one that runs the builder image's assemble script.
+//! strategy edits the user's Dockerfile; the Source strategy
+//! (`source_strategy.rs`) writes one that runs the builder image's
+//! assemble script.
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -12,6 +13,8 @@ use super::dockerfile;
 use super::inputs::Inputs;
 use super::run::{build_env, pairs, str_at, BuildMeta, Outcome};
 use super::source;
+use super::source_strategy;
+pub use super::source_strategy::SourceContext;
 
 pub struct BuildPlan {
     /// The directory sent to the engine as the build context.
@@ -25,11 +28,18 @@ pub struct BuildPlan {
     pub hook: Option<String>,
 }
 
-pub async fn plan(meta: &BuildMeta<'_>, inputs: &Inputs) -> Result<BuildPlan, Outcome> {
+pub async fn plan(
+    meta: &BuildMeta<'_>,
+    inputs: &Inputs,
+    source: &SourceContext<'_>,
+) -> Result<BuildPlan, Outcome> {
     let docker_strategy = meta.spec.pointer("/strategy/dockerStrategy").is_some();
+    let source_strategy = meta.spec.pointer("/strategy/sourceStrategy").is_some();
     match str_at(meta.spec, "/strategy/type") {
         "Docker" => docker(meta, inputs).await,
         "" if docker_strategy => docker(meta, inputs).await,
+        "Source" => source_strategy::plan(meta, inputs, source).await,
+        "" if source_strategy => source_strategy::plan(meta, inputs, source).await,
         other => Err(Outcome::Failed(
             "GenericBuildFailed",
             format!("the {other:?} build strategy is not supported by this build node"),

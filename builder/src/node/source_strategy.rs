@@ -1,0 +1,318 @@
+//! The Source (S2I) strategy: the builder image resolved with the build's
+//! credentials, its labels read, the scripts located (explicit URL, the
+//! source's `.s2i/bin/`, the image), the assemble user checked (never root),
+//! `.s2i/environment` under the build env, the previous output's artifacts
+//! for an incremental build; then a build context (`upload/src`,
+//! `upload/scripts`) and the Dockerfile `podspace-s2i` writes for it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use podspace_s2i::dockerfile::{self as s2i_dockerfile, Plan};
+use podspace_s2i::environment;
+use podspace_s2i::metadata::{BuilderMetadata, SCRIPTS_URL};
+use podspace_s2i::scripts::{locate, Candidates, LocateError, Script, ScriptSource, ScriptsUrl};
+use podspace_s2i::users::{assemble_uid, AllowedUids, UserError};
+use serde_json::Value;
+
+use super::dockerfile;
+use super::dockerignore::DockerIgnore;
+use super::engine::DockerEngine;
+use super::inputs::Inputs;
+use super::log::BuildLog;
+use super::protocol::LeaseGrant;
+use super::pull::{self, Purpose};
+use super::run::{build_env, pairs, str_at, BuildMeta, Outcome};
+use super::source;
+use super::strategy::BuildPlan;
+
+/// The most a fetched script may be.
+const MAX_SCRIPT_BYTES: u64 = 1 << 20;
+
+pub struct SourceContext<'a> {
+    pub grant: &'a LeaseGrant,
+    pub engine: &'a DockerEngine,
+    pub log: &'a BuildLog,
+    pub work: &'a Path,
+    /// The output image reference (the previous image of an incremental build).
+    pub output: Option<&'a str>,
+}
+
+fn failed(reason: &'static str, message: impl Into<String>) -> Outcome {
+    Outcome::Failed(reason, message.into())
+}
+
+fn config_labels(config: &Value) -> BTreeMap<String, String> {
+    config
+        .pointer("/config/Labels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+        .collect()
+}
+
+fn config_env(config: &Value) -> Vec<String> {
+    config
+        .pointer("/config/Env")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
+/// Fetches `<url>/<script>` for each script over HTTP(S); what is missing is
+/// simply not there.
+async fn fetch_scripts(url: &str, into: &Path) -> Result<Vec<Script>, Outcome> {
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(|e| Outcome::Error("FetchSourceFailed", e.to_string()))?;
+    let mut found = Vec::new();
+    for script in Script::ALL {
+        let resp = match http.get(format!("{url}/{}", script.name())).send().await {
+            Ok(r) if r.status().is_success() => r,
+            _ => continue,
+        };
+        if resp.content_length().is_some_and(|n| n > MAX_SCRIPT_BYTES) {
+            continue;
+        }
+        let Ok(bytes) = resp.bytes().await else {
+            continue;
+        };
+        if bytes.len() as u64 > MAX_SCRIPT_BYTES {
+            continue;
+        }
+        write_script(&into.join(script.name()), &bytes)?;
+        found.push(script);
+    }
+    Ok(found)
+}
+
+fn write_script(path: &Path, bytes: &[u8]) -> Result<(), Outcome> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |e: std::io::Error| Outcome::Error("CannotCreateBuildPod", e.to_string());
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    std::fs::write(path, bytes).map_err(io)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(io)
+}
+
+/// The source's own script, `.s2i/bin/<name>` (or the legacy `.sti/bin/`).
+fn source_script(ctx: &Path, script: Script) -> Option<String> {
+    [".s2i/bin", ".sti/bin"]
+        .iter()
+        .map(|d| format!("{d}/{}", script.name()))
+        .find(|rel| ctx.join(rel).is_file())
+}
+
+/// Copies the source into `dest`, leaving out `.git` and what
+/// `.s2iignore` names; symlinks are copied as links, never followed.
+fn copy_source(from: &Path, dest: &Path) -> std::io::Result<()> {
+    let ignore = std::fs::read_to_string(from.join(".s2iignore"))
+        .map(|t| DockerIgnore::parse(&t))
+        .unwrap_or_default();
+    std::fs::create_dir_all(dest)?;
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for entry in std::fs::read_dir(from.join(&rel))? {
+            let entry = entry?;
+            let rel_path = rel.join(entry.file_name());
+            let rel_text = rel_path.to_string_lossy();
+            if rel_text == ".git" || ignore.excludes(&rel_text) {
+                continue;
+            }
+            let kind = entry.file_type()?;
+            let target = dest.join(&rel_path);
+            if kind.is_dir() {
+                std::fs::create_dir_all(&target)?;
+                stack.push(rel_path);
+            } else if kind.is_symlink() {
+                std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
+            } else if kind.is_file() {
+                std::fs::copy(entry.path(), &target)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn plan(
+    meta: &BuildMeta<'_>,
+    inputs: &Inputs,
+    c: &SourceContext<'_>,
+) -> Result<BuildPlan, Outcome> {
+    let spec = meta.spec;
+    let strategy = spec
+        .pointer("/strategy/sourceStrategy")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let from = str_at(&strategy, "/from/name");
+    if from.is_empty() || str_at(&strategy, "/from/kind") != "DockerImage" {
+        return Err(failed(
+            "GenericBuildFailed",
+            "sourceStrategy.from names no builder image the build could resolve",
+        ));
+    }
+    let ctx = source::context_path(&inputs.src, str_at(spec, "/source/contextDir"))
+        .map_err(|e| failed("InvalidContextDirectory", e.to_string()))?;
+    c.log.line(&format!("Using builder image {from}"));
+    let builder = pull::resolve(c.engine, c.grant, from, Purpose::Base).await?;
+    let labels = config_labels(&builder.config);
+    let image_user = builder
+        .config
+        .pointer("/config/User")
+        .and_then(Value::as_str);
+    let image = BuilderMetadata::read(&labels, &config_env(&builder.config), image_user)
+        .map_err(|e| failed("BuilderImageHasNoScripts", e.to_string()))?;
+
+    // Scripts.
+    let upload = c.work.join("s2i/upload");
+    let shipped = upload.join("scripts");
+    let explicit = match str_at(&strategy, "/scripts") {
+        "" => None,
+        url => {
+            Some(ScriptsUrl::parse(url).map_err(|e| failed("GenericBuildFailed", e.to_string()))?)
+        }
+    };
+    let explicit_found: Vec<Script> = match &explicit {
+        Some(ScriptsUrl::Http(url)) => fetch_scripts(url, &shipped).await?,
+        Some(ScriptsUrl::File(rel)) => Script::ALL
+            .into_iter()
+            .filter(|s| ctx.join(rel).join(s.name()).is_file())
+            .collect(),
+        Some(ScriptsUrl::Image(_)) => Script::ALL.to_vec(),
+        None => Vec::new(),
+    };
+    let label = image.scripts_url.as_ref().map_or(SCRIPTS_URL, |(_, l)| *l);
+    let located = locate(
+        &Candidates {
+            explicit: explicit.as_ref(),
+            explicit_has: &|s| explicit_found.contains(&s),
+            source_path: &|s| source_script(&ctx, s),
+            image: image.scripts_url.as_ref().map(|(u, _)| u),
+            // An image's scripts cannot be seen without running it: an
+            // `image://` directory is taken at its word, as s2i does.
+            image_has: &|_| true,
+        },
+        label,
+    )
+    .map_err(|e| match e {
+        LocateError::Missing { .. } => failed("BuilderImageHasNoScripts", e.to_string()),
+        LocateError::NothingFromExplicitUrl(_) => failed("GenericBuildFailed", e.to_string()),
+    })?;
+    for (script, found) in &located {
+        let from_source = match found {
+            ScriptSource::Source(rel) => Some(ctx.join(rel)),
+            ScriptSource::Url(_) => match &explicit {
+                Some(ScriptsUrl::File(rel)) => Some(ctx.join(rel).join(script.name())),
+                _ => None,
+            },
+            ScriptSource::Image(_) => None,
+        };
+        if let Some(path) = from_source {
+            let bytes = std::fs::read(&path)
+                .map_err(|e| failed("GenericBuildFailed", format!("{}: {e}", path.display())))?;
+            write_script(&shipped.join(script.name()), &bytes)?;
+        }
+    }
+    for (script, found) in &located {
+        c.log.line(&format!("{}: {found:?}", script.name()));
+    }
+
+    // The assemble user: never root.
+    let uid = assemble_uid(
+        from,
+        image.assemble_user.as_deref(),
+        &AllowedUids::non_root(),
+        &|_| None,
+    )
+    .map_err(|e| match e {
+        UserError::Root { .. } => failed("AssembleUserRootRefused", e.to_string()),
+        _ => failed("AssembleUserNotAllowed", e.to_string()),
+    })?;
+
+    // Environment: .s2i/environment, then the build's (which wins).
+    let file_env = match std::fs::read_to_string(ctx.join(".s2i/environment")) {
+        Ok(text) => {
+            environment::parse(&text).map_err(|e| failed("GenericBuildFailed", e.to_string()))?
+        }
+        Err(_) => Vec::new(),
+    };
+    let mut build_vars = pairs(strategy.get("env"));
+    build_vars.extend(build_env(meta, inputs));
+    let env = environment::merge(&file_env, &build_vars);
+
+    // Incremental: the previous output, if the build may read it.
+    let incremental = strategy.get("incremental") == Some(&Value::Bool(true));
+    let has_save = located.iter().any(|(s, _)| *s == Script::SaveArtifacts);
+    let previous = match (incremental, has_save, c.output) {
+        (true, true, Some(output)) => {
+            match pull::resolve(c.engine, c.grant, output, Purpose::PreviousOutput).await {
+                Ok(p) => {
+                    c.log
+                        .line(&format!("incremental: artifacts from {}", p.reference));
+                    Some(p.reference)
+                }
+                Err(Outcome::Failed(_, why)) => {
+                    c.log.line(&format!(
+                        "incremental: previous image unavailable ({why}); clean build"
+                    ));
+                    None
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        (true, false, _) => {
+            c.log
+                .line("incremental: the builder has no save-artifacts script; clean build");
+            None
+        }
+        _ => None,
+    };
+
+    // The context: upload/src (+ upload/scripts) and the Dockerfile.
+    let (src_from, src_to) = (ctx.clone(), upload.join("src"));
+    tokio::task::spawn_blocking(move || copy_source(&src_from, &src_to))
+        .await
+        .map_err(|e| Outcome::Error("CannotCreateBuildPod", e.to_string()))?
+        .map_err(|e| failed("FetchSourceFailed", format!("copying the source: {e}")))?;
+    let mut image_labels: Vec<(String, String)> =
+        vec![("io.openshift.build.image".into(), from.to_string())];
+    if let Some(name) = c.output.or(image.display_name.as_deref()) {
+        image_labels.push(("io.k8s.display-name".into(), name.to_string()));
+    }
+    let mut text = s2i_dockerfile::render(&Plan {
+        builder: &builder.reference,
+        previous: previous.as_deref(),
+        destination: &image.destination,
+        assemble_uid: uid,
+        image_user: image.image_user.as_deref(),
+        scripts: &located,
+        labels: &image_labels,
+        env: &env,
+    });
+    let hook = match spec.get("postCommit").map(dockerfile::post_commit) {
+        Some(Ok(h)) => h,
+        Some(Err(e)) => return Err(failed("PostCommitHookFailed", e)),
+        None => None,
+    };
+    if let Some((line, _)) = &hook {
+        text.push_str(line);
+        text.push('\n');
+    }
+    let context = c.work.join("s2i");
+    tokio::fs::write(context.join("Dockerfile"), text)
+        .await
+        .map_err(|e| Outcome::Error("CannotCreateBuildPod", e.to_string()))?;
+    Ok(BuildPlan {
+        context,
+        dockerfile: "Dockerfile".into(),
+        build_args: Default::default(),
+        no_cache: false,
+        force_pull: strategy.get("forcePull") == Some(&Value::Bool(true)),
+        hook: hook.map(|(_, named)| named),
+    })
+}

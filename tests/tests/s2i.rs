@@ -1,0 +1,252 @@
+//! Source-to-image builds on the real Docker engine: builder images made by
+//! our own Docker strategy from a busybox base, the Source strategy turning
+//! a directory into a runnable image (image scripts, `.s2i/environment`
+//! under the build env, the assemble user, `run` as the command), source
+//! scripts taking precedence, and the refusals (root assemble user, no
+//! scripts anywhere).
+
+use std::time::{Duration, Instant};
+
+use podspace_e2e::{unique, Api, DockerCli, Psc, Server, ADMIN_PASSWORD};
+use serde_json::{json, Value};
+
+struct Env {
+    server: Server,
+    admin: Api,
+    psc: Psc,
+    ns: String,
+}
+
+impl Env {
+    async fn start() -> anyhow::Result<Env> {
+        let server = Server::start_with(&["--node-slots", "2"])?;
+        let admin = Api::admin(&server.url).await?;
+        let ns = unique("s2i");
+        admin.new_project(&ns).await?;
+        podspace_e2e::push_busybox_bases(
+            &server.registry,
+            admin.token.as_deref().unwrap_or_default(),
+            &[&ns],
+        )?;
+        let psc = Psc::new()?;
+        psc.ok(&["login", &server.url, "-u", "admin", "-p", ADMIN_PASSWORD]);
+        psc.ok(&["project", &ns]);
+        Ok(Env {
+            server,
+            admin,
+            psc,
+            ns,
+        })
+    }
+
+    async fn create_bc(&self, name: &str, spec: Value) -> anyhow::Result<()> {
+        let r = self
+            .admin
+            .post(
+                &format!(
+                    "/apis/build.openshift.io/v1/namespaces/{}/buildconfigs",
+                    self.ns
+                ),
+                &json!({"metadata": {"name": name}, "spec": spec}),
+            )
+            .await?;
+        anyhow::ensure!(r.status == 201, "create bc: {} {}", r.status, r.text);
+        Ok(())
+    }
+
+    async fn wait_done(&self, build: &str) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let r = self
+                .admin
+                .get(&format!(
+                    "/apis/build.openshift.io/v1/namespaces/{}/builds/{build}",
+                    self.ns
+                ))
+                .await?;
+            let phase = r.body["status"]["phase"].as_str().unwrap_or("New");
+            if r.status == 200 && ["Complete", "Failed", "Error", "Cancelled"].contains(&phase) {
+                return Ok(r.body);
+            }
+            anyhow::ensure!(Instant::now() < deadline, "build {build} still {phase}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn log(&self, build: &str) -> anyhow::Result<String> {
+        Ok(self
+            .admin
+            .get(&format!(
+                "/apis/build.openshift.io/v1/namespaces/{}/builds/{build}/log?nowait=true",
+                self.ns
+            ))
+            .await?
+            .text)
+    }
+
+    /// A builder image built by our Docker strategy: scripts under
+    /// /usr/libexec/s2i (named by the label when `label`), USER `user`.
+    async fn builder(&self, name: &str, label: bool, user: Option<&str>) -> anyhow::Result<()> {
+        let base = format!("{}/{}/base:1", self.server.registry, self.ns);
+        let mut dockerfile = format!(
+            "FROM {base}\n\
+             RUN busybox mkdir -p /usr/libexec/s2i /opt/app && busybox chown 1001:0 /opt/app && \
+             echo '#!/bin/sh' > /usr/libexec/s2i/assemble && \
+             echo 'busybox cp -R /tmp/src/. /opt/app/ && echo \"assembled by image script as $(id -u)\"' >> /usr/libexec/s2i/assemble && \
+             echo '#!/bin/sh' > /usr/libexec/s2i/run && \
+             echo 'cat /opt/app/hello.txt; echo \"greeting=$GREETING other=$OTHER\"' >> /usr/libexec/s2i/run && \
+             busybox chmod 755 /usr/libexec/s2i/assemble /usr/libexec/s2i/run\n"
+        );
+        if label {
+            dockerfile.push_str("LABEL io.openshift.s2i.scripts-url=image:///usr/libexec/s2i\n");
+        }
+        if let Some(u) = user {
+            dockerfile.push_str(&format!("USER {u}\n"));
+        }
+        self.create_bc(
+            name,
+            json!({"source": {"dockerfile": dockerfile}, "strategy": {"type": "Docker", "dockerStrategy": {}},
+                   "output": {"to": {"kind": "ImageStreamTag", "name": format!("{name}:latest")}}}),
+        )
+        .await?;
+        self.psc.ok(&["start-build", name, "--wait"]);
+        Ok(())
+    }
+
+    async fn s2i_bc(&self, name: &str, builder: &str) -> anyhow::Result<()> {
+        self.create_bc(
+            name,
+            json!({"source": {"binary": {}},
+                   "strategy": {"type": "Source", "sourceStrategy": {
+                       "from": {"kind": "ImageStreamTag", "name": format!("{builder}:latest")},
+                       "env": [{"name": "GREETING", "value": "from-the-build"}]}},
+                   "output": {"to": {"kind": "ImageStreamTag", "name": format!("{name}:latest")}}}),
+        )
+        .await
+    }
+
+    fn start_from(&self, bc: &str, dir: &std::path::Path) -> std::process::Output {
+        self.psc.run(&[
+            "start-build",
+            bc,
+            "--from-dir",
+            &dir.display().to_string(),
+            "--wait",
+        ])
+    }
+}
+
+fn app_dir(scripts: bool) -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("hello.txt"), "hello from s2i\n")?;
+    std::fs::create_dir_all(dir.path().join(".s2i/bin"))?;
+    std::fs::write(
+        dir.path().join(".s2i/environment"),
+        "# overridden by the build's env\nGREETING=from-the-file\nOTHER=kept\n",
+    )?;
+    if scripts {
+        use std::os::unix::fs::PermissionsExt;
+        for (name, body) in [
+            ("assemble", "#!/bin/sh\nbusybox cp -R /tmp/src/. /opt/app/ && echo \"assembled by source script as $(id -u)\"\n"),
+            ("run", "#!/bin/sh\ncat /opt/app/hello.txt\n"),
+        ] {
+            let p = dir.path().join(".s2i/bin").join(name);
+            std::fs::write(&p, body)?;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
+        }
+    }
+    Ok(dir)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn source_builds_with_image_scripts_and_source_scripts() -> anyhow::Result<()> {
+    let e = Env::start().await?;
+    e.builder("pybuilder", true, Some("1001")).await?;
+    e.s2i_bc("app", "pybuilder").await?;
+    let dir = app_dir(false)?;
+    let out = e.start_from("app", dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = e.wait_done("app-1").await?;
+    assert_eq!(
+        b["status"]["phase"],
+        "Complete",
+        "{}\n{}",
+        b["status"],
+        e.log("app-1").await?
+    );
+    let log = e.log("app-1").await?;
+    assert!(log.contains("assembled by image script as 1001"), "{log}");
+
+    // The output runs `run`, as the builder's user, with the build env over
+    // .s2i/environment.
+    let docker = DockerCli::new()?;
+    let token = e.admin.token.clone().unwrap_or_default();
+    assert!(docker
+        .login(&e.server.registry, "admin", &token)
+        .status
+        .success());
+    let image = format!("{}/{}/app:latest", e.server.registry, e.ns);
+    docker.ok(&["pull", &image]);
+    let out = docker.ok(&["run", "--rm", "--network", "none", &image]);
+    assert_eq!(out, "hello from s2i\ngreeting=from-the-build other=kept\n");
+    let inspect: Value = serde_json::from_str(&docker.ok(&["image", "inspect", &image]))?;
+    let config = &inspect[0]["Config"];
+    assert_eq!(config["User"], "1001");
+    assert_eq!(config["Cmd"], json!(["/usr/libexec/s2i/run"]));
+    assert!(
+        config["Labels"]["io.openshift.build.image"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("/pybuilder"),
+        "{}",
+        config["Labels"]
+    );
+    let _ = docker.run(&["rmi", &image]);
+
+    // A builder without the scripts label: the source's .s2i/bin scripts
+    // build it; without them the build names the label it looked at.
+    e.builder("bare", false, Some("1001")).await?;
+    e.s2i_bc("own", "bare").await?;
+    let with_scripts = app_dir(true)?;
+    let out = e.start_from("own", with_scripts.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = e.log("own-1").await?;
+    assert!(log.contains("assembled by source script as 1001"), "{log}");
+    let out = e.start_from("own", dir.path());
+    assert!(!out.status.success());
+    let b = e.wait_done("own-2").await?;
+    assert_eq!(
+        b["status"]["reason"], "BuilderImageHasNoScripts",
+        "{}",
+        b["status"]
+    );
+    assert!(
+        b["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("io.openshift.s2i.scripts-url"),
+        "{}",
+        b["status"]
+    );
+
+    // assemble never runs as root.
+    e.builder("rooty", true, None).await?;
+    e.s2i_bc("asroot", "rooty").await?;
+    let out = e.start_from("asroot", dir.path());
+    assert!(!out.status.success());
+    let b = e.wait_done("asroot-1").await?;
+    assert_eq!(
+        b["status"]["reason"], "AssembleUserRootRefused",
+        "{}",
+        b["status"]
+    );
+    Ok(())
+}
