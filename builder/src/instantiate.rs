@@ -95,7 +95,8 @@ pub fn new_binary_build(
 
 /// Applies a BuildRequest's options (builds.md §4 step 6): `env` replaces
 /// same-name strategy variables, `dockerStrategyOptions` merges build
-/// arguments by name and sets `noCache`, `revision` pins the commit.
+/// arguments by name and sets `noCache`, `sourceStrategyOptions` sets
+/// `incremental`, `revision` pins the commit.
 pub fn apply_request(build: &mut Object, request: &Value) -> Result<(), Status> {
     let spec = build.body.entry("spec").or_insert_with(|| json!({}));
     let strategy_key = ["dockerStrategy", "sourceStrategy", "customStrategy"]
@@ -137,6 +138,19 @@ pub fn apply_request(build: &mut Object, request: &Value) -> Result<(), Status> 
         }
         if let Some(no_cache) = opts.get("noCache").filter(|v| v.is_boolean()) {
             spec["strategy"]["dockerStrategy"]["noCache"] = no_cache.clone();
+        }
+    }
+    if let Some(opts) = request
+        .get("sourceStrategyOptions")
+        .filter(|o| o.is_object())
+    {
+        if strategy_key != Some("sourceStrategy") {
+            return Err(Status::bad_request(
+                "sourceStrategyOptions are only valid for a Source strategy build",
+            ));
+        }
+        if let Some(incremental) = opts.get("incremental").filter(|v| v.is_boolean()) {
+            spec["strategy"]["sourceStrategy"]["incremental"] = incremental.clone();
         }
     }
     if let Some(rev) = request.get("revision").filter(|r| r.is_object()) {

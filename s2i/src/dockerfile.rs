@@ -80,10 +80,11 @@ pub fn render(plan: &Plan<'_>) -> String {
             // would corrupt the artifacts, so it is dropped with a warning.
             lines.push(format!("FROM {previous} AS cached"));
             lines.push(format!("USER {u}"));
+            // A failing save-artifacts, or one that writes something else
+            // than a tar stream, gives a clean build with a warning.
             lines.push(format!(
-                "RUN if [ -x {save} ]; then {save} > /tmp/artifacts.tar && \
-                 {{ tar -tf /tmp/artifacts.tar > /dev/null 2>&1 || \
-                 {{ echo 'warning: save-artifacts wrote something that is not a tar stream; clean build' >&2; : > /tmp/artifacts.tar; }}; }}; \
+                "RUN if [ -x {save} ]; then {{ {save} > /tmp/artifacts.tar && tar -tf /tmp/artifacts.tar > /dev/null 2>&1; }} || \
+                 {{ echo 'warning: save-artifacts failed or wrote something that is not a tar stream; clean build' >&2; : > /tmp/artifacts.tar; }}; \
                  else echo 'incremental: the previous image has no save-artifacts; clean build' >&2; : > /tmp/artifacts.tar; fi"
             ));
             true
@@ -200,7 +201,7 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "FROM p@sha256:2 AS cached");
         assert!(lines[2].starts_with(
-            "RUN if [ -x /s2i/save-artifacts ]; then /s2i/save-artifacts > /tmp/artifacts.tar"
+            "RUN if [ -x /s2i/save-artifacts ]; then { /s2i/save-artifacts > /tmp/artifacts.tar && tar -tf"
         ));
         assert_eq!(lines[3], "FROM b@sha256:1");
         assert_eq!(

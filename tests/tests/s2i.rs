@@ -250,3 +250,65 @@ async fn source_builds_with_image_scripts_and_source_scripts() -> anyhow::Result
     );
     Ok(())
 }
+
+/// An incremental build gets the previous output's saved artifacts; the
+/// first build (no previous image) is a clean build that says so;
+/// `--incremental=false` turns it off for one build.
+#[tokio::test(flavor = "multi_thread")]
+async fn incremental_builds_restore_artifacts() -> anyhow::Result<()> {
+    let e = Env::start().await?;
+    let base = format!("{}/{}/base:1", e.server.registry, e.ns);
+    // A builder whose assemble counts its runs in /opt/app/count, kept as
+    // an artifact by save-artifacts.
+    let dockerfile = format!(
+        "FROM {base}\n\
+         RUN busybox mkdir -p /usr/libexec/s2i /opt/app && busybox chown 1001:0 /opt/app && \
+         busybox ln -s busybox /bin/tar && busybox chmod 1777 /tmp && \
+         echo '#!/bin/sh' > /usr/libexec/s2i/assemble && \
+         echo 'n=0; [ -f /tmp/artifacts/count ] && n=$(cat /tmp/artifacts/count); n=$((n+1)); echo $n > /opt/app/count; echo \"assemble run $n\"' >> /usr/libexec/s2i/assemble && \
+         echo '#!/bin/sh' > /usr/libexec/s2i/run && echo 'cat /opt/app/count' >> /usr/libexec/s2i/run && \
+         echo '#!/bin/sh' > /usr/libexec/s2i/save-artifacts && echo 'cd /opt/app && tar -cf - count' >> /usr/libexec/s2i/save-artifacts && \
+         busybox chmod 755 /usr/libexec/s2i/assemble /usr/libexec/s2i/run /usr/libexec/s2i/save-artifacts\n\
+         LABEL io.openshift.s2i.scripts-url=image:///usr/libexec/s2i\n\
+         USER 1001\n"
+    );
+    e.create_bc(
+        "counter",
+        json!({"source": {"dockerfile": dockerfile}, "strategy": {"type": "Docker", "dockerStrategy": {}},
+               "output": {"to": {"kind": "ImageStreamTag", "name": "counter:latest"}}}),
+    )
+    .await?;
+    e.psc.ok(&["start-build", "counter", "--wait"]);
+    e.create_bc(
+        "incb",
+        json!({"source": {"binary": {}},
+               "strategy": {"type": "Source", "sourceStrategy": {
+                   "from": {"kind": "ImageStreamTag", "name": "counter:latest"}, "incremental": true}},
+               "output": {"to": {"kind": "ImageStreamTag", "name": "incb:latest"}}}),
+    )
+    .await?;
+    let dir = app_dir(false)?;
+    for (n, want) in [
+        (1, "assemble run 1"),
+        (2, "assemble run 2"),
+        (3, "assemble run 3"),
+    ] {
+        let out = e.start_from("incb", dir.path());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let log = e.log(&format!("incb-{n}")).await?;
+        assert!(log.contains(want), "build {n}: {log}");
+        if n == 1 {
+            assert!(
+                log.contains("incremental: previous image unavailable"),
+                "{log}"
+            );
+        } else {
+            assert!(log.contains("incremental: artifacts from"), "{log}");
+        }
+    }
+    Ok(())
+}
