@@ -44,7 +44,16 @@ fn quote(value: &str) -> String {
 
 /// The path a script runs from inside the build.
 pub fn script_path(plan: &Plan<'_>, script: Script) -> Option<String> {
-    plan.scripts
+    script_path_of(plan.destination, plan.scripts, script)
+}
+
+/// [`script_path`] for a destination and located scripts.
+pub fn script_path_of(
+    destination: &str,
+    scripts: &[(Script, ScriptSource)],
+    script: Script,
+) -> Option<String> {
+    scripts
         .iter()
         .find(|(s, _)| *s == script)
         .map(|(_, source)| match source {
@@ -52,7 +61,7 @@ pub fn script_path(plan: &Plan<'_>, script: Script) -> Option<String> {
             ScriptSource::Url(_) | ScriptSource::Source(_) => {
                 format!(
                     "{}/scripts/{}",
-                    plan.destination.trim_end_matches('/'),
+                    destination.trim_end_matches('/'),
                     script.name()
                 )
             }

@@ -237,6 +237,18 @@ async fn source_builds_with_image_scripts_and_source_scripts() -> anyhow::Result
         b["status"]
     );
 
+    // A failing assemble is AssembleFailed, its output in the log.
+    let failing = app_dir(true)?;
+    std::fs::write(
+        failing.path().join(".s2i/bin/assemble"),
+        "#!/bin/sh\necho assemble-is-failing-now\nexit 3\n",
+    )?;
+    let out = e.start_from("own", failing.path());
+    assert!(!out.status.success());
+    let b = e.wait_done("own-3").await?;
+    assert_eq!(b["status"]["reason"], "AssembleFailed", "{}", b["status"]);
+    assert!(e.log("own-3").await?.contains("assemble-is-failing-now"));
+
     // assemble never runs as root.
     e.builder("rooty", true, None).await?;
     e.s2i_bc("asroot", "rooty").await?;

@@ -387,15 +387,11 @@ async fn execute(
     progress.stage("Build", build_start.0, build_start.1.elapsed());
     if let Err(e) = built {
         let message = e.to_string();
-        let in_hook = plan
-            .hook
-            .as_ref()
-            .is_some_and(|named| message.contains(named.as_str()));
-        let reason = if in_hook {
-            "PostCommitHookFailed"
-        } else {
-            "DockerBuildFailed"
-        };
+        let reason = plan
+            .steps
+            .iter()
+            .find(|(named, _)| message.contains(named.as_str()))
+            .map_or(plan.failure, |(_, reason)| *reason);
         return Outcome::Failed(reason, message);
     }
 

@@ -284,6 +284,9 @@ pub async fn plan(
     if let Some(name) = c.output.or(image.display_name.as_deref()) {
         image_labels.push(("io.k8s.display-name".into(), name.to_string()));
     }
+    let assemble_step =
+        s2i_dockerfile::script_path_of(&image.destination, &located, Script::Assemble)
+            .map(|path| format!("/bin/sh -c {path}"));
     let mut text = s2i_dockerfile::render(&Plan {
         builder: &builder.reference,
         previous: previous.as_deref(),
@@ -313,6 +316,11 @@ pub async fn plan(
         build_args: Default::default(),
         no_cache: false,
         force_pull: strategy.get("forcePull") == Some(&Value::Bool(true)),
-        hook: hook.map(|(_, named)| named),
+        steps: hook
+            .map(|(_, named)| (named, "PostCommitHookFailed"))
+            .into_iter()
+            .chain(assemble_step.map(|a| (a, "AssembleFailed")))
+            .collect(),
+        failure: "GenericBuildFailed",
     })
 }

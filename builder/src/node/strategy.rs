@@ -24,8 +24,11 @@ pub struct BuildPlan {
     pub build_args: HashMap<String, String>,
     pub no_cache: bool,
     pub force_pull: bool,
-    /// How an engine error names the postCommit hook, if there is one.
-    pub hook: Option<String>,
+    /// How an engine error names a step, and the failure reason when that
+    /// step failed (the postCommit hook, S2I's assemble).
+    pub steps: Vec<(String, &'static str)>,
+    /// The reason of any other engine failure.
+    pub failure: &'static str,
 }
 
 pub async fn plan(
@@ -118,6 +121,10 @@ async fn docker(meta: &BuildMeta<'_>, inputs: &Inputs) -> Result<BuildPlan, Outc
         no_cache: strategy.get("noCache") == Some(&json!(true)),
         force_pull: strategy.get("forcePull") == Some(&json!(true))
             || str_at(&strategy, "/pullPolicy") == "Always",
-        hook: hook.map(|(_, named)| named),
+        steps: hook
+            .map(|(_, named)| (named, "PostCommitHookFailed"))
+            .into_iter()
+            .collect(),
+        failure: "DockerBuildFailed",
     })
 }
