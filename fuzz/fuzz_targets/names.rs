@@ -11,7 +11,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = podspace_registry::names::RepoName::parse(s);
     if let Ok(d) = podspace_registry::digest::Digest::parse(s) {
-        assert_eq!(podspace_registry::digest::Digest::parse(&d.to_string()).ok(), Some(d));
+        assert_eq!(
+            podspace_registry::digest::Digest::parse(&d.to_string()).ok(),
+            Some(d)
+        );
     }
     if let Ok(r) = podspace_imagestreams::remote::RemoteRef::parse_docker(s) {
         let _ = podspace_imagestreams::remote::RemoteRef::parse(&r.whole());

@@ -19,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = unpack_binary(&input, &dest, None, limits);
     // Only `input` and what is under `dest` may exist.
-    for e in std::fs::read_dir(dir.path().join("root")).into_iter().flatten().flatten() {
+    for e in std::fs::read_dir(dir.path().join("root"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         assert_eq!(e.file_name(), "dest", "an entry escaped the destination");
     }
 });
