@@ -162,7 +162,22 @@ fn app_dir(scripts: bool) -> anyhow::Result<tempfile::TempDir> {
 async fn source_builds_with_image_scripts_and_source_scripts() -> anyhow::Result<()> {
     let e = Env::start().await?;
     e.builder("pybuilder", true, Some("1001")).await?;
-    e.s2i_bc("app", "pybuilder").await?;
+    let out = e.psc.ok(&[
+        "new-build",
+        "--binary",
+        "--name",
+        "app",
+        "--strategy",
+        "source",
+        "-i",
+        "pybuilder",
+        "-e",
+        "GREETING=from-the-build",
+    ]);
+    assert!(
+        out.contains("buildconfig.build.openshift.io \"app\" created"),
+        "{out}"
+    );
     let dir = app_dir(false)?;
     let out = e.start_from("app", dir.path());
     assert!(

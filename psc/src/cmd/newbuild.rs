@@ -1,7 +1,9 @@
-//! `psc new-build URL[#REF]` / `psc new-build --binary`: an output image
-//! stream and a Docker-strategy BuildConfig (cli.md). The Dockerfile is not
-//! read, so its FROM gets no ImageChange trigger unless `--image-stream`
-//! names the base image.
+//! `psc new-build URL[#REF]`, `psc new-build BUILDER~URL[#REF]`,
+//! `psc new-build --binary`: an output image stream and a BuildConfig
+//! (cli.md): Docker strategy, or Source (S2I) when a builder image is given
+//! with `~` or `--strategy=source -i BUILDER`. The Dockerfile is not read,
+//! so its FROM gets no ImageChange trigger unless `--image-stream` names the
+//! base image; a Source build's builder always gets one.
 
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
@@ -15,14 +17,16 @@ use crate::Global;
 
 #[derive(Args)]
 pub struct NewBuildArgs {
-    /// Git repository URL; a fragment selects the ref (URL#REF)
+    /// Git repository URL; a fragment selects the ref (URL#REF); BUILDER~URL
+    /// makes a Source (S2I) build with that builder image stream tag
     #[arg(required_unless_present = "binary")]
     source: Option<String>,
     /// Name of the build config and image stream [default: from the URL]
     #[arg(long)]
     name: Option<String>,
-    #[arg(long, default_value = "docker", value_parser = ["docker"])]
-    strategy: String,
+    /// docker, or source (S2I: needs a builder, BUILDER~URL or --image-stream)
+    #[arg(long, value_parser = ["docker", "source"])]
+    strategy: Option<String>,
     /// Builds get their input from 'psc start-build --from-*'
     #[arg(long, conflicts_with = "source")]
     binary: bool,
@@ -101,12 +105,36 @@ fn name_label(name: &str) -> String {
 
 /// The BuildConfig and the name of its output image stream.
 fn build_config(args: &NewBuildArgs, ns: &str) -> Result<(Value, String, String)> {
-    let source_arg = args.source.as_deref();
+    // BUILDER~URL: a Source build from that builder.
+    let (builder, source_arg) = match args.source.as_deref().map(|s| s.split_once('~')) {
+        Some(Some((b, _))) if b.is_empty() => {
+            bail!("BUILDER~URL needs a builder image stream tag before the ~")
+        }
+        Some(Some((b, url))) => (Some(b), Some(url)),
+        Some(None) => (None, args.source.as_deref()),
+        None => (None, None),
+    };
+    let source_strategy = match (args.strategy.as_deref(), builder) {
+        (Some("docker"), Some(_)) => {
+            bail!("BUILDER~URL makes a Source build; it cannot be --strategy=docker")
+        }
+        (Some("source"), _) | (None, Some(_)) => true,
+        _ => false,
+    };
+    if builder.is_some() && args.image_stream.is_some() {
+        bail!("name the builder once: BUILDER~URL or --image-stream, not both");
+    }
     let (uri, git_ref) = source_arg.map(split_ref).unwrap_or(("", None));
     if !uri.is_empty() && !uri.contains("://") && std::path::Path::new(uri).exists() {
         bail!("{uri} is a local path: new-build takes a Git repository URL; for local sources use --binary and 'psc start-build --from-dir'");
     }
-    let base = args.image_stream.as_deref().map(stream_tag);
+    let base = builder.or(args.image_stream.as_deref()).map(stream_tag);
+    if source_strategy && base.is_none() {
+        bail!("a Source build needs a builder image: BUILDER~URL, or --strategy=source with --image-stream BUILDER");
+    }
+    if source_strategy && !args.build_args.is_empty() {
+        bail!("--build-arg is for Docker builds; a Source build takes -e");
+    }
     let name = match (&args.name, name_from_url(uri), &base) {
         (Some(n), _, _) => n.clone(),
         (None, Some(n), _) => n,
@@ -161,6 +189,11 @@ fn build_config(args: &NewBuildArgs, ns: &str) -> Result<(Value, String, String)
             triggers.push(json!({"type": "ImageChange", "imageChange": {}}));
         }
     }
+    let strategy = if source_strategy {
+        json!({"type": "Source", "sourceStrategy": docker})
+    } else {
+        json!({"type": "Docker", "dockerStrategy": docker})
+    };
     let bc = json!({
         "apiVersion": "build.openshift.io/v1",
         "kind": "BuildConfig",
@@ -168,7 +201,7 @@ fn build_config(args: &NewBuildArgs, ns: &str) -> Result<(Value, String, String)
         "spec": {
             "runPolicy": "Serial",
             "source": source,
-            "strategy": {"type": "Docker", "dockerStrategy": docker},
+            "strategy": strategy,
             "output": {"to": {"kind": "ImageStreamTag", "name": out_tag}},
             "triggers": triggers,
         },
@@ -312,6 +345,45 @@ mod tests {
         assert_eq!(bc["spec"]["triggers"][1]["type"], "ImageChange");
         assert!(make(&["https://x/shop", "-i", "shop:latest"]).is_err());
         assert!(make(&["--binary"]).is_err());
+    }
+
+    #[test]
+    fn source_builds() {
+        let (bc, name, _) = make(&["openshift/python:3.11~https://x/team/shop.git#v2"]).unwrap();
+        assert_eq!(name, "shop");
+        assert_eq!(
+            bc["spec"]["strategy"],
+            json!({"type": "Source", "sourceStrategy": {"from": {"kind": "ImageStreamTag", "name": "python:3.11", "namespace": "openshift"}}})
+        );
+        assert_eq!(bc["spec"]["source"]["git"]["ref"], "v2");
+        assert_eq!(bc["spec"]["triggers"][1]["type"], "ImageChange");
+        let (bc, _, _) = make(&[
+            "--binary",
+            "--name",
+            "site",
+            "--strategy",
+            "source",
+            "-i",
+            "static",
+            "-e",
+            "A=1",
+        ])
+        .unwrap();
+        assert_eq!(
+            bc["spec"]["strategy"]["sourceStrategy"]["from"]["name"],
+            "static:latest"
+        );
+        assert_eq!(
+            bc["spec"]["strategy"]["sourceStrategy"]["env"][0]["name"],
+            "A"
+        );
+        assert!(
+            make(&["--binary", "--name", "x", "--strategy", "source"]).is_err(),
+            "no builder"
+        );
+        assert!(make(&["py~https://x/shop", "--strategy", "docker"]).is_err());
+        assert!(make(&["py~https://x/shop", "--build-arg", "A=1"]).is_err());
+        assert!(make(&["~https://x/shop"]).is_err());
     }
 
     #[test]
