@@ -107,7 +107,7 @@ fn name_label(name: &str) -> String {
 fn build_config(args: &NewBuildArgs, ns: &str) -> Result<(Value, String, String)> {
     // BUILDER~URL: a Source build from that builder.
     let (builder, source_arg) = match args.source.as_deref().map(|s| s.split_once('~')) {
-        Some(Some((b, _))) if b.is_empty() => {
+        Some(Some(("", _))) => {
             bail!("BUILDER~URL needs a builder image stream tag before the ~")
         }
         Some(Some((b, url))) => (Some(b), Some(url)),
