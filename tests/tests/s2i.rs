@@ -222,6 +222,47 @@ async fn source_builds_with_image_scripts_and_source_scripts() -> anyhow::Result
     );
     let _ = docker.run(&["rmi", &image]);
 
+    // The same build reproduced by hand: --as-dockerfile writes the
+    // Dockerfile and context, and the docker CLI builds an image that runs
+    // the same way.
+    let out_dir = tempfile::tempdir()?;
+    let out = e.psc.ok(&[
+        "start-build",
+        "app",
+        "--from-dir",
+        &dir.path().display().to_string(),
+        "--as-dockerfile",
+        &out_dir.path().display().to_string(),
+    ]);
+    assert!(out.contains("Wrote"), "{out}");
+    let text = std::fs::read_to_string(out_dir.path().join("Dockerfile"))?;
+    assert!(
+        text.contains(&format!(
+            "FROM {}/{}/pybuilder@sha256:",
+            e.server.registry, e.ns
+        )),
+        "{text}"
+    );
+    assert!(text.contains("RUN /usr/libexec/s2i/assemble"), "{text}");
+    assert!(out_dir.path().join("upload/src/hello.txt").is_file());
+    let by_hand = format!("{}:{}", unique("s2i-by-hand"), "1");
+    let built = docker.run(&[
+        "build",
+        "--network",
+        "host",
+        "-t",
+        &by_hand,
+        &out_dir.path().display().to_string(),
+    ]);
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let out = docker.ok(&["run", "--rm", "--network", "none", &by_hand]);
+    assert_eq!(out, "hello from s2i\ngreeting=from-the-build other=kept\n");
+    let _ = docker.run(&["rmi", &by_hand]);
+
     // A builder without the scripts label: the source's .s2i/bin scripts
     // build it; without them the build names the label it looked at.
     e.builder("bare", false, Some("1001")).await?;

@@ -5,7 +5,6 @@
 
 pub mod client;
 pub mod dockerfile;
-mod dockerignore;
 pub mod engine;
 mod images;
 mod inputs;

@@ -9,8 +9,8 @@ use std::path::{Component, Path, PathBuf};
 use git2::{Cred, FetchOptions, RemoteCallbacks, Repository};
 use serde_json::{json, Value};
 
-use super::dockerignore::DockerIgnore;
 use super::protocol::GitAuth;
+use podspace_s2i::ignore::DockerIgnore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {

@@ -6,17 +6,16 @@
 //! `upload/scripts`) and the Dockerfile `podspace-s2i` writes for it.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use podspace_s2i::dockerfile::{self as s2i_dockerfile, Plan};
-use podspace_s2i::environment;
 use podspace_s2i::metadata::{BuilderMetadata, SCRIPTS_URL};
 use podspace_s2i::scripts::{locate, Candidates, LocateError, Script, ScriptSource, ScriptsUrl};
 use podspace_s2i::users::{assemble_uid, AllowedUids, UserError};
+use podspace_s2i::{environment, layout};
 use serde_json::Value;
 
 use super::dockerfile;
-use super::dockerignore::DockerIgnore;
 use super::engine::DockerEngine;
 use super::inputs::Inputs;
 use super::log::BuildLog;
@@ -91,52 +90,8 @@ async fn fetch_scripts(url: &str, into: &Path) -> Result<Vec<Script>, Outcome> {
 }
 
 fn write_script(path: &Path, bytes: &[u8]) -> Result<(), Outcome> {
-    use std::os::unix::fs::PermissionsExt;
-    let io = |e: std::io::Error| Outcome::Error("CannotCreateBuildPod", e.to_string());
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io)?;
-    }
-    std::fs::write(path, bytes).map_err(io)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(io)
-}
-
-/// The source's own script, `.s2i/bin/<name>` (or the legacy `.sti/bin/`).
-fn source_script(ctx: &Path, script: Script) -> Option<String> {
-    [".s2i/bin", ".sti/bin"]
-        .iter()
-        .map(|d| format!("{d}/{}", script.name()))
-        .find(|rel| ctx.join(rel).is_file())
-}
-
-/// Copies the source into `dest`, leaving out `.git` and what
-/// `.s2iignore` names; symlinks are copied as links, never followed.
-fn copy_source(from: &Path, dest: &Path) -> std::io::Result<()> {
-    let ignore = std::fs::read_to_string(from.join(".s2iignore"))
-        .map(|t| DockerIgnore::parse(&t))
-        .unwrap_or_default();
-    std::fs::create_dir_all(dest)?;
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        for entry in std::fs::read_dir(from.join(&rel))? {
-            let entry = entry?;
-            let rel_path = rel.join(entry.file_name());
-            let rel_text = rel_path.to_string_lossy();
-            if rel_text == ".git" || ignore.excludes(&rel_text) {
-                continue;
-            }
-            let kind = entry.file_type()?;
-            let target = dest.join(&rel_path);
-            if kind.is_dir() {
-                std::fs::create_dir_all(&target)?;
-                stack.push(rel_path);
-            } else if kind.is_symlink() {
-                std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
-            } else if kind.is_file() {
-                std::fs::copy(entry.path(), &target)?;
-            }
-        }
-    }
-    Ok(())
+    layout::write_script(path, bytes)
+        .map_err(|e| Outcome::Error("CannotCreateBuildPod", e.to_string()))
 }
 
 pub async fn plan(
@@ -191,7 +146,7 @@ pub async fn plan(
         &Candidates {
             explicit: explicit.as_ref(),
             explicit_has: &|s| explicit_found.contains(&s),
-            source_path: &|s| source_script(&ctx, s),
+            source_path: &|s| layout::source_script(&ctx, s),
             image: image.scripts_url.as_ref().map(|(u, _)| u),
             // An image's scripts cannot be seen without running it: an
             // `image://` directory is taken at its word, as s2i does.
@@ -275,7 +230,7 @@ pub async fn plan(
 
     // The context: upload/src (+ upload/scripts) and the Dockerfile.
     let (src_from, src_to) = (ctx.clone(), upload.join("src"));
-    tokio::task::spawn_blocking(move || copy_source(&src_from, &src_to))
+    tokio::task::spawn_blocking(move || layout::copy_source(&src_from, &src_to))
         .await
         .map_err(|e| Outcome::Error("CannotCreateBuildPod", e.to_string()))?
         .map_err(|e| failed("FetchSourceFailed", format!("copying the source: {e}")))?;

@@ -1,3 +1,4 @@
+pub mod asdockerfile;
 pub mod auth;
 pub mod builds;
 pub mod describe;

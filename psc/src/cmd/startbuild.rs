@@ -1,5 +1,6 @@
 //! `psc start-build (BC | --from-build=BUILD) [--from-dir|--from-file|
-//! --from-archive|--from-repo] [--follow] [--wait]` (cli.md).
+//! --from-archive|--from-repo] [--follow] [--wait]` (cli.md), and
+//! `--as-dockerfile DIR` for Source builds (`asdockerfile.rs`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -66,6 +67,15 @@ pub struct StartBuildArgs {
     /// `name` prints only build.build.openshift.io/NAME
     #[arg(short = 'o', long = "output", value_parser = ["name"])]
     output: Option<String>,
+    /// Source builds: write the Dockerfile and context that reproduce the
+    /// build into DIR instead of starting it (with --from-dir)
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "from_dir",
+        conflicts_with = "from_build"
+    )]
+    as_dockerfile: Option<PathBuf>,
 }
 
 impl StartBuildArgs {
@@ -120,6 +130,9 @@ pub async fn run(g: &Global, args: StartBuildArgs) -> Result<()> {
     let ns = session.namespace()?;
     let client = &session.client;
     let config = args.config.as_deref().map(config_name);
+    if let (Some(out), Some(src), Some(bc)) = (&args.as_dockerfile, &args.from_dir, config) {
+        return super::asdockerfile::write(client, ns, bc, src, out, &args.env).await;
+    }
     let created = match (&args.from_build, args.input()) {
         (Some(build), _) => {
             let path = format!("{}/{build}/clone", builds_path(ns));

@@ -1,4 +1,4 @@
-//! `.dockerignore` as the docker CLI reads it: one pattern a line (`#`
+//! `.dockerignore` (and S2I's `.s2iignore`) as the docker CLI reads it: one pattern a line (`#`
 //! comments, blank lines skipped), paths relative to the context root with
 //! a leading `/` dropped, `*` and `?` not crossing `/`, `**` any number of
 //! directories, `[...]` classes, `\` escapes, `!` re-including; the last

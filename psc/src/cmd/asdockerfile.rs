@@ -1,0 +1,164 @@
+//! `psc start-build NAME --from-dir SRC --as-dockerfile OUT`: instead of
+//! starting a Source build, writes the Dockerfile and context (`OUT/Dockerfile`,
+//! `OUT/upload/src`, `OUT/upload/scripts`) that reproduce it by hand with
+//! `docker build OUT` — the same text the build node generates, from the
+//! builder's labels as the image stream records them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use podspace_s2i::dockerfile::{render, Plan};
+use podspace_s2i::metadata::{BuilderMetadata, SCRIPTS_URL};
+use podspace_s2i::scripts::{locate, Candidates, Script, ScriptSource, ScriptsUrl};
+use podspace_s2i::users::{assemble_uid, AllowedUids};
+use podspace_s2i::{environment, layout};
+use serde_json::Value;
+
+use super::builds::configs_path;
+use crate::client::Client;
+use crate::output::s;
+
+/// The builder's pinned reference and its config (`Labels`, `Env`, `User`).
+async fn builder(client: &Client, ns: &str, from: &Value) -> Result<(String, Value)> {
+    let name = s(from, "/name");
+    match s(from, "/kind") {
+        "ImageStreamTag" | "" => {
+            let from_ns = Some(s(from, "/namespace"))
+                .filter(|n| !n.is_empty())
+                .unwrap_or(ns);
+            let istag = client
+                .get(&format!(
+                    "/apis/image.openshift.io/v1/namespaces/{from_ns}/imagestreamtags/{name}"
+                ))
+                .await
+                .with_context(|| format!("the builder image {from_ns}/{name}"))?;
+            Ok((
+                s(&istag, "/image/dockerImageReference").to_string(),
+                istag
+                    .pointer("/image/dockerImageMetadata/Config")
+                    .cloned()
+                    .unwrap_or(Value::Null),
+            ))
+        }
+        // Nothing is known of a DockerImage's labels without pulling it.
+        "DockerImage" => Ok((name.to_string(), Value::Null)),
+        other => bail!("sourceStrategy.from of kind {other:?} is not supported"),
+    }
+}
+
+pub async fn write(
+    client: &Client,
+    ns: &str,
+    bc_name: &str,
+    src: &Path,
+    out: &Path,
+    extra_env: &[(String, String)],
+) -> Result<()> {
+    let bc = client
+        .get(&format!("{}/{bc_name}", configs_path(ns)))
+        .await?;
+    let Some(strategy) = bc.pointer("/spec/strategy/sourceStrategy") else {
+        bail!("--as-dockerfile writes Source (S2I) builds; {bc_name} is not one");
+    };
+    let (reference, config) = builder(client, ns, &strategy["from"]).await?;
+    let labels: BTreeMap<String, String> = config["Labels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+        .collect();
+    let env: Vec<String> = config["Env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    let mut image = BuilderMetadata::read(&labels, &env, config["User"].as_str())?;
+    if image.scripts_url.is_none() {
+        // As s2i --as-dockerfile does for an image that says nothing.
+        image.scripts_url = Some((ScriptsUrl::Image("/usr/libexec/s2i".into()), SCRIPTS_URL));
+    }
+    let context = src.join(s(&bc, "/spec/source/contextDir"));
+    let explicit = match s(strategy, "/scripts") {
+        "" => None,
+        url => Some(ScriptsUrl::parse(url)?),
+    };
+    if matches!(explicit, Some(ScriptsUrl::Http(_))) {
+        bail!("--as-dockerfile does not download scripts: put them in the source's .s2i/bin/");
+    }
+    let located = locate(
+        &Candidates {
+            explicit: explicit.as_ref(),
+            explicit_has: &|sc: Script| match &explicit {
+                Some(ScriptsUrl::File(rel)) => context.join(rel).join(sc.name()).is_file(),
+                _ => true,
+            },
+            source_path: &|sc| layout::source_script(&context, sc),
+            image: image.scripts_url.as_ref().map(|(u, _)| u),
+            image_has: &|_| true,
+        },
+        image.scripts_url.as_ref().map_or(SCRIPTS_URL, |(_, l)| *l),
+    )?;
+    let uid = assemble_uid(
+        &reference,
+        image.assemble_user.as_deref(),
+        &AllowedUids::non_root(),
+        &|_| None,
+    )?;
+    let file_env = match std::fs::read_to_string(context.join(".s2i/environment")) {
+        Ok(text) => environment::parse(&text)?,
+        Err(_) => Vec::new(),
+    };
+    let mut build_env: Vec<(String, String)> = strategy["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            Some((
+                e.get("name")?.as_str()?.to_string(),
+                e.get("value")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            ))
+        })
+        .collect();
+    build_env.extend(extra_env.iter().cloned());
+    let upload = out.join("upload");
+    layout::copy_source(&context, &upload.join("src"))
+        .with_context(|| format!("copying {}", context.display()))?;
+    for (script, found) in &located {
+        let from = match (found, &explicit) {
+            (ScriptSource::Source(rel), _) => context.join(rel),
+            (ScriptSource::Url(_), Some(ScriptsUrl::File(rel))) => {
+                context.join(rel).join(script.name())
+            }
+            _ => continue,
+        };
+        layout::write_script(
+            &upload.join("scripts").join(script.name()),
+            &std::fs::read(&from)?,
+        )?;
+    }
+    let text = render(&Plan {
+        builder: &reference,
+        previous: None,
+        destination: &image.destination,
+        assemble_uid: uid,
+        image_user: image.image_user.as_deref(),
+        scripts: &located,
+        labels: &[("io.openshift.build.image".to_string(), reference.clone())],
+        env: &environment::merge(&file_env, &build_env),
+    });
+    let dockerfile = out.join("Dockerfile");
+    std::fs::write(&dockerfile, text)
+        .with_context(|| format!("writing {}", dockerfile.display()))?;
+    println!(
+        "Wrote {} and its context in {}: build it with 'docker build {}'",
+        dockerfile.display(),
+        out.display(),
+        out.display()
+    );
+    Ok(())
+}
