@@ -184,10 +184,21 @@ async fn every_role_times_every_verb_on_every_kind() -> anyhow::Result<()> {
                             .await?
                     }
                     Verb::Update => {
-                        let mut current = admin.get(&format!("{collection}/upd-{tag}")).await?.body;
-                        current["metadata"]["labels"] = json!({"touched": "yes"});
-                        api.put(&format!("{collection}/upd-{tag}"), &current)
-                            .await?
+                        // Read-modify-write as clients do: a controller may
+                        // write the object in between (409), then read again.
+                        let mut attempt = 0;
+                        loop {
+                            let mut current =
+                                admin.get(&format!("{collection}/upd-{tag}")).await?.body;
+                            current["metadata"]["labels"] = json!({"touched": "yes"});
+                            let r = api
+                                .put(&format!("{collection}/upd-{tag}"), &current)
+                                .await?;
+                            attempt += 1;
+                            if r.status != 409 || attempt == 5 {
+                                break r;
+                            }
+                        }
                     }
                     Verb::Delete => api.delete(&format!("{collection}/del-{tag}")).await?,
                 };

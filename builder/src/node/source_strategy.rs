@@ -174,7 +174,13 @@ pub async fn plan(
         }
     }
     for (script, found) in &located {
-        c.log.line(&format!("{}: {found:?}", script.name()));
+        // A scripts URL may carry credentials: never shown.
+        let place = match found {
+            ScriptSource::Url(u) => source::display_uri(u),
+            ScriptSource::Source(p) => format!("the source's {p}"),
+            ScriptSource::Image(p) => format!("image://{p}"),
+        };
+        c.log.line(&format!("{} script: {place}", script.name()));
     }
 
     // The assemble user: never root.
