@@ -2,8 +2,10 @@
 //! OpenShift 4 way, and what `--as-dockerfile` writes): the builder image,
 //! the build's labels and env, the source (and shipped scripts, and for an
 //! incremental build the previous image's saved artifacts) copied to the
-//! destination owned by the assemble user, `assemble` run as that user,
-//! the `run` script as the command. The context it expects:
+//! destination owned by the assemble user, `assemble` run as that user
+//! with group 0 (as OpenShift runs containers; an explicit group also
+//! spares the engine a group lookup in the image), the `run` script as the
+//! command. The context it expects:
 //! `upload/src/` and, when some script is shipped, `upload/scripts/`.
 
 use crate::scripts::{Script, ScriptSource};
@@ -88,7 +90,7 @@ pub fn render(plan: &Plan<'_>) -> String {
             // save-artifacts must write only a tar stream: anything else
             // would corrupt the artifacts, so it is dropped with a warning.
             lines.push(format!("FROM {previous} AS cached"));
-            lines.push(format!("USER {u}"));
+            lines.push(format!("USER {u}:0"));
             // A failing save-artifacts, or one that writes something else
             // than a tar stream, gives a clean build with a warning.
             lines.push(format!(
@@ -112,7 +114,7 @@ pub fn render(plan: &Plan<'_>) -> String {
         lines.push(format!("COPY --chown={u}:0 upload/scripts {d}/scripts"));
     }
     lines.push(format!("COPY --chown={u}:0 upload/src {d}/src"));
-    lines.push(format!("USER {u}"));
+    lines.push(format!("USER {u}:0"));
     if incremental {
         lines.push(format!(
             "RUN mkdir -p {d}/artifacts && tar -C {d}/artifacts -xf {d}/artifacts.tar && rm -f {d}/artifacts.tar"
@@ -176,7 +178,7 @@ mod tests {
              LABEL \"io.openshift.build.commit.id\"=\"4b825dc6\"\n\
              ENV \"OPENSHIFT_BUILD_NAME\"=\"shop-7\" \\\n    \"Q\"=\"a \\\"\\$b\\\"\"\n\
              COPY --chown=1001:0 upload/src /tmp/src\n\
-             USER 1001\n\
+             USER 1001:0\n\
              RUN /usr/libexec/s2i/assemble\n\
              USER 1001\n\
              CMD [\"/usr/libexec/s2i/run\"]\n",

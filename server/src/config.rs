@@ -106,6 +106,9 @@ pub struct ServeArgs {
     /// replica of one store needs the same) [default: DATA_DIR/registry-token.key]
     #[arg(long, env = "PODSPACE_REGISTRY_TOKEN_KEY", value_name = "FILE")]
     pub registry_token_key: Option<PathBuf>,
+    /// Let S2I builders run assemble as root (refused by default)
+    #[arg(long, env = "PODSPACE_S2I_ALLOW_ROOT")]
+    pub s2i_allow_root: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -223,6 +226,7 @@ struct FileConfig {
     max_binary_input: Option<u64>,
     log_format: Option<String>,
     registry_token_key: Option<PathBuf>,
+    s2i_allow_root: Option<bool>,
     #[serde(default)]
     limits: LimitArgs,
 }
@@ -254,6 +258,7 @@ pub struct Config {
     pub max_binary_input: u64,
     pub log_format: LogFormat,
     pub registry_token_key: PathBuf,
+    pub s2i_allow_root: bool,
     pub limits: Limits,
 }
 
@@ -312,6 +317,7 @@ impl Config {
             .unwrap_or_else(|| data_dir.join("registry-token.key"));
         let limits = Limits::resolve(args.limits, file.limits)?;
         Ok(Config {
+            s2i_allow_root: args.s2i_allow_root || file.s2i_allow_root.unwrap_or(false),
             limits,
             registry_token_key,
             data_dir,

@@ -262,6 +262,7 @@ async fn try_lease(state: &AppState, node: &str) -> ApiResult<Option<LeaseGrant>
             registry_token: token.token,
             max_context_bytes: state.config.limits.max_binary_context,
             max_context_entries: state.config.limits.max_binary_entries,
+            allow_root_assemble: state.config.s2i_allow_root,
         }));
     }
     Ok(None)

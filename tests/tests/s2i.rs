@@ -19,7 +19,13 @@ struct Env {
 
 impl Env {
     async fn start() -> anyhow::Result<Env> {
-        let server = Server::start_with(&["--node-slots", "2"])?;
+        Self::start_with(&[]).await
+    }
+
+    async fn start_with(extra: &[&str]) -> anyhow::Result<Env> {
+        let mut args = vec!["--node-slots", "2"];
+        args.extend_from_slice(extra);
+        let server = Server::start_with(&args)?;
         let admin = Api::admin(&server.url).await?;
         let ns = unique("s2i");
         admin.new_project(&ns).await?;
@@ -378,5 +384,23 @@ async fn incremental_builds_restore_artifacts() -> anyhow::Result<()> {
             assert!(log.contains("incremental: artifacts from"), "{log}");
         }
     }
+    Ok(())
+}
+
+/// A cluster admin may allow a root assemble user (`--s2i-allow-root`).
+#[tokio::test(flavor = "multi_thread")]
+async fn root_assemble_only_when_the_admin_allows_it() -> anyhow::Result<()> {
+    let e = Env::start_with(&["--s2i-allow-root"]).await?;
+    e.builder("rooty", true, None).await?;
+    e.s2i_bc("asroot", "rooty").await?;
+    let dir = app_dir(false)?;
+    let out = e.start_from("asroot", dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = e.log("asroot-1").await?;
+    assert!(log.contains("assembled by image script as 0"), "{log}");
     Ok(())
 }

@@ -64,6 +64,9 @@ pub struct LeaseGrant {
     pub max_context_bytes: u64,
     #[serde(default = "default_context_entries")]
     pub max_context_entries: u64,
+    /// The cluster admin lets S2I's assemble run as root (`--s2i-allow-root`).
+    #[serde(default)]
+    pub allow_root_assemble: bool,
 }
 
 fn default_context_bytes() -> u64 {

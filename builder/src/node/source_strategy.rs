@@ -183,17 +183,18 @@ pub async fn plan(
         c.log.line(&format!("{} script: {place}", script.name()));
     }
 
-    // The assemble user: never root.
-    let uid = assemble_uid(
-        from,
-        image.assemble_user.as_deref(),
-        &AllowedUids::non_root(),
-        &|_| None,
-    )
-    .map_err(|e| match e {
-        UserError::Root { .. } => failed("AssembleUserRootRefused", e.to_string()),
-        _ => failed("AssembleUserNotAllowed", e.to_string()),
-    })?;
+    // The assemble user: never root, unless the cluster admin allowed it.
+    let allowed = if c.grant.allow_root_assemble {
+        AllowedUids::anyone()
+    } else {
+        AllowedUids::non_root()
+    };
+    let uid = assemble_uid(from, image.assemble_user.as_deref(), &allowed, &|_| None).map_err(
+        |e| match e {
+            UserError::Root { .. } => failed("AssembleUserRootRefused", e.to_string()),
+            _ => failed("AssembleUserNotAllowed", e.to_string()),
+        },
+    )?;
 
     // Environment: .s2i/environment, then the build's (which wins).
     let file_env = match std::fs::read_to_string(ctx.join(".s2i/environment")) {
