@@ -27,7 +27,7 @@ pub struct Plan<'a> {
 }
 
 /// A double-quoted Dockerfile word: no variable expansion, one line.
-fn quote(value: &str) -> String {
+pub fn quote(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('"');
     for c in value.chars() {

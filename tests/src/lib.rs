@@ -1010,3 +1010,33 @@ pub async fn password_login(
         .send()
         .await
 }
+
+/// Waits (up to two minutes) for build `ns/name` to reach a terminal phase.
+pub async fn wait_build(api: &Api, ns: &str, name: &str) -> Result<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = api
+            .get(&format!(
+                "/apis/build.openshift.io/v1/namespaces/{ns}/builds/{name}"
+            ))
+            .await?;
+        let phase = r.body["status"]["phase"].as_str().unwrap_or("New");
+        if r.status == 200 && ["Complete", "Failed", "Error", "Cancelled"].contains(&phase) {
+            return Ok(r.body);
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("build {ns}/{name} still {phase}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The stored log of build `ns/name`.
+pub async fn build_log(api: &Api, ns: &str, name: &str) -> Result<String> {
+    Ok(api
+        .get(&format!(
+            "/apis/build.openshift.io/v1/namespaces/{ns}/builds/{name}/log?nowait=true"
+        ))
+        .await?
+        .text)
+}

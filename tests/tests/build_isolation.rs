@@ -4,10 +4,9 @@
 //! build: B's build fails with `PullBuilderImageFailed` naming the image,
 //! nothing of A's reaches `pb`. With BuildKit and with the classic builder.
 
-use std::time::{Duration, Instant};
 
 use podspace_e2e::{unique, Api, Psc, Server};
-use serde_json::{json, Value};
+use serde_json::json;
 
 struct Tenants {
     registry: String,
@@ -73,35 +72,6 @@ async fn inline_build(api: &Api, ns: &str, name: &str, dockerfile: &str) -> anyh
     Ok(())
 }
 
-async fn wait_done(api: &Api, ns: &str, build: &str) -> anyhow::Result<Value> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let r = api
-            .get(&format!(
-                "/apis/build.openshift.io/v1/namespaces/{ns}/builds/{build}"
-            ))
-            .await?;
-        let phase = r.body["status"]["phase"].as_str().unwrap_or("New");
-        if ["Complete", "Failed", "Error", "Cancelled"].contains(&phase) {
-            return Ok(r.body);
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "build {ns}/{build} still {phase}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn log(api: &Api, ns: &str, build: &str) -> anyhow::Result<String> {
-    Ok(api
-        .get(&format!(
-            "/apis/build.openshift.io/v1/namespaces/{ns}/builds/{build}/log?nowait=true"
-        ))
-        .await?
-        .text)
-}
-
 async fn istag_status(api: &Api, ns: &str, tag: &str) -> anyhow::Result<u16> {
     Ok(api
         .get(&format!(
@@ -124,7 +94,7 @@ async fn scenario(server: &Server) -> anyhow::Result<()> {
         &format!("FROM {reg}/{pa}/base:1\nRUN echo {secret} > /secret.txt\n"),
     )
     .await?;
-    let b = wait_done(&t.a, pa, "abuild-1").await?;
+    let b = podspace_e2e::wait_build(&t.a, pa, "abuild-1").await?;
     assert_eq!(b["status"]["phase"], "Complete", "{}", b["status"]);
     let stolen = format!("{reg}/{pa}/abuild:latest");
 
@@ -143,7 +113,7 @@ async fn scenario(server: &Server) -> anyhow::Result<()> {
         "--wait",
     ]);
     assert!(!out.status.success(), "B's build must fail");
-    let b = wait_done(&t.b, pb, "steal-1").await?;
+    let b = podspace_e2e::wait_build(&t.b, pb, "steal-1").await?;
     assert_eq!(b["status"]["phase"], "Failed", "{}", b["status"]);
     assert_eq!(
         b["status"]["reason"], "PullBuilderImageFailed",
@@ -152,7 +122,7 @@ async fn scenario(server: &Server) -> anyhow::Result<()> {
     );
     let message = b["status"]["message"].as_str().unwrap_or_default();
     assert!(message.contains(&stolen), "names the image: {message}");
-    let text = log(&t.b, pb, "steal-1").await?;
+    let text = podspace_e2e::build_log(&t.b, pb, "steal-1").await?;
     assert!(!text.contains(&secret), "A's file was read: {text}");
     assert_eq!(istag_status(&t.b, pb, "steal:latest").await?, 404);
 
@@ -166,7 +136,7 @@ async fn scenario(server: &Server) -> anyhow::Result<()> {
         ),
     )
     .await?;
-    let b = wait_done(&t.b, pb, "copy-1").await?;
+    let b = podspace_e2e::wait_build(&t.b, pb, "copy-1").await?;
     assert_eq!(
         b["status"]["reason"], "PullBuilderImageFailed",
         "{}",
@@ -180,7 +150,9 @@ async fn scenario(server: &Server) -> anyhow::Result<()> {
         "{}",
         b["status"]
     );
-    assert!(!log(&t.b, pb, "copy-1").await?.contains(&secret));
+    assert!(!podspace_e2e::build_log(&t.b, pb, "copy-1")
+        .await?
+        .contains(&secret));
     assert_eq!(istag_status(&t.b, pb, "copy:latest").await?, 404);
 
     // Controls: B's own base builds, and A may copy from its own image
@@ -192,7 +164,7 @@ async fn scenario(server: &Server) -> anyhow::Result<()> {
         &format!("FROM {reg}/{pb}/base:1\nRUN echo own-ok\n"),
     )
     .await?;
-    let b = wait_done(&t.b, pb, "own-1").await?;
+    let b = podspace_e2e::wait_build(&t.b, pb, "own-1").await?;
     assert_eq!(b["status"]["phase"], "Complete", "{}", b["status"]);
     inline_build(
         &t.a,
@@ -201,9 +173,9 @@ async fn scenario(server: &Server) -> anyhow::Result<()> {
         &format!("FROM {reg}/{pa}/base:1\nCOPY --from={stolen} /secret.txt /again.txt\nRUN cat /again.txt\n"),
     )
     .await?;
-    let b = wait_done(&t.a, pa, "reuse-1").await?;
+    let b = podspace_e2e::wait_build(&t.a, pa, "reuse-1").await?;
     assert_eq!(b["status"]["phase"], "Complete", "{}", b["status"]);
-    let text = log(&t.a, pa, "reuse-1").await?;
+    let text = podspace_e2e::build_log(&t.a, pa, "reuse-1").await?;
     assert!(
         text.contains(&format!(
             "Using image {stolen} as {reg}/{pa}/abuild@sha256:"

@@ -5,8 +5,6 @@
 //! scripts taking precedence, and the refusals (root assemble user, no
 //! scripts anywhere).
 
-use std::time::{Duration, Instant};
-
 use podspace_e2e::{unique, Api, DockerCli, Psc, Server, ADMIN_PASSWORD};
 use serde_json::{json, Value};
 
@@ -61,33 +59,11 @@ impl Env {
     }
 
     async fn wait_done(&self, build: &str) -> anyhow::Result<Value> {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let r = self
-                .admin
-                .get(&format!(
-                    "/apis/build.openshift.io/v1/namespaces/{}/builds/{build}",
-                    self.ns
-                ))
-                .await?;
-            let phase = r.body["status"]["phase"].as_str().unwrap_or("New");
-            if r.status == 200 && ["Complete", "Failed", "Error", "Cancelled"].contains(&phase) {
-                return Ok(r.body);
-            }
-            anyhow::ensure!(Instant::now() < deadline, "build {build} still {phase}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        podspace_e2e::wait_build(&self.admin, &self.ns, build).await
     }
 
     async fn log(&self, build: &str) -> anyhow::Result<String> {
-        Ok(self
-            .admin
-            .get(&format!(
-                "/apis/build.openshift.io/v1/namespaces/{}/builds/{build}/log?nowait=true",
-                self.ns
-            ))
-            .await?
-            .text)
+        podspace_e2e::build_log(&self.admin, &self.ns, build).await
     }
 
     /// A builder image built by our Docker strategy: scripts under

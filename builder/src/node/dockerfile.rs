@@ -38,23 +38,7 @@ pub(super) fn instructions(lines: &[&str]) -> Vec<Instruction> {
     out
 }
 
-/// Quotes a value for `ENV K="v"`: no variable expansion, one line.
-fn quote(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' | '\\' | '$' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '\n' => out.push_str("\\n"),
-            _ => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+use podspace_s2i::dockerfile::quote;
 
 fn env_line(vars: &[(String, String)]) -> Option<String> {
     (!vars.is_empty()).then(|| {
