@@ -4,7 +4,6 @@
 //! build: B's build fails with `PullBuilderImageFailed` naming the image,
 //! nothing of A's reaches `pb`. With BuildKit and with the classic builder.
 
-
 use podspace_e2e::{unique, Api, Psc, Server};
 use serde_json::json;
 
