@@ -1040,3 +1040,30 @@ pub async fn build_log(api: &Api, ns: &str, name: &str) -> Result<String> {
         .await?
         .text)
 }
+
+/// Creates BuildConfig `name` with `spec` in `ns` (201 or an error).
+pub async fn create_build_config(api: &Api, ns: &str, name: &str, spec: Value) -> Result<()> {
+    let r = api
+        .post(
+            &format!("/apis/build.openshift.io/v1/namespaces/{ns}/buildconfigs"),
+            &json!({"metadata": {"name": name}, "spec": spec}),
+        )
+        .await?;
+    if r.status != 201 {
+        bail!("create bc {name}: {} {}", r.status, r.text);
+    }
+    Ok(())
+}
+
+/// Asserts that `build` failed for `reason` with a message saying `says`.
+pub fn assert_build_failed(build: &Value, reason: &str, says: &str) {
+    let status = &build["status"];
+    assert_eq!(status["reason"], reason, "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(says),
+        "the message should say {says:?}: {status}"
+    );
+}

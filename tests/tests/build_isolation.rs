@@ -114,13 +114,7 @@ async fn scenario(server: &Server) -> anyhow::Result<()> {
     assert!(!out.status.success(), "B's build must fail");
     let b = podspace_e2e::wait_build(&t.b, pb, "steal-1").await?;
     assert_eq!(b["status"]["phase"], "Failed", "{}", b["status"]);
-    assert_eq!(
-        b["status"]["reason"], "PullBuilderImageFailed",
-        "{}",
-        b["status"]
-    );
-    let message = b["status"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains(&stolen), "names the image: {message}");
+    podspace_e2e::assert_build_failed(&b, "PullBuilderImageFailed", &stolen);
     let text = podspace_e2e::build_log(&t.b, pb, "steal-1").await?;
     assert!(!text.contains(&secret), "A's file was read: {text}");
     assert_eq!(istag_status(&t.b, pb, "steal:latest").await?, 404);
@@ -136,19 +130,7 @@ async fn scenario(server: &Server) -> anyhow::Result<()> {
     )
     .await?;
     let b = podspace_e2e::wait_build(&t.b, pb, "copy-1").await?;
-    assert_eq!(
-        b["status"]["reason"], "PullBuilderImageFailed",
-        "{}",
-        b["status"]
-    );
-    assert!(
-        b["status"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains(&stolen),
-        "{}",
-        b["status"]
-    );
+    podspace_e2e::assert_build_failed(&b, "PullBuilderImageFailed", &stolen);
     assert!(!podspace_e2e::build_log(&t.b, pb, "copy-1")
         .await?
         .contains(&secret));

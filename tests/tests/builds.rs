@@ -116,18 +116,7 @@ impl Env {
     }
 
     async fn create_bc(&self, name: &str, spec: Value) -> anyhow::Result<()> {
-        let r = self
-            .admin
-            .post(
-                &format!(
-                    "/apis/build.openshift.io/v1/namespaces/{}/buildconfigs",
-                    self.ns
-                ),
-                &json!({"metadata": {"name": name}, "spec": spec}),
-            )
-            .await?;
-        anyhow::ensure!(r.status == 201, "create bc: {} {}", r.status, r.text);
-        Ok(())
+        podspace_e2e::create_build_config(&self.admin, &self.ns, name, spec).await
     }
 
     async fn instantiate(&self, bc: &str) -> anyhow::Result<String> {

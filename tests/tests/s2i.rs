@@ -44,18 +44,7 @@ impl Env {
     }
 
     async fn create_bc(&self, name: &str, spec: Value) -> anyhow::Result<()> {
-        let r = self
-            .admin
-            .post(
-                &format!(
-                    "/apis/build.openshift.io/v1/namespaces/{}/buildconfigs",
-                    self.ns
-                ),
-                &json!({"metadata": {"name": name}, "spec": spec}),
-            )
-            .await?;
-        anyhow::ensure!(r.status == 201, "create bc: {} {}", r.status, r.text);
-        Ok(())
+        podspace_e2e::create_build_config(&self.admin, &self.ns, name, spec).await
     }
 
     async fn wait_done(&self, build: &str) -> anyhow::Result<Value> {
@@ -261,18 +250,10 @@ async fn source_builds_with_image_scripts_and_source_scripts() -> anyhow::Result
     let out = e.start_from("own", dir.path());
     assert!(!out.status.success());
     let b = e.wait_done("own-2").await?;
-    assert_eq!(
-        b["status"]["reason"], "BuilderImageHasNoScripts",
-        "{}",
-        b["status"]
-    );
-    assert!(
-        b["status"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("io.openshift.s2i.scripts-url"),
-        "{}",
-        b["status"]
+    podspace_e2e::assert_build_failed(
+        &b,
+        "BuilderImageHasNoScripts",
+        "io.openshift.s2i.scripts-url",
     );
 
     // A failing assemble is AssembleFailed, its output in the log.
