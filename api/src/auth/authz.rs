@@ -28,8 +28,29 @@ pub struct Authorizer {
     cluster: Arc<RwLock<(u64, Arc<ClusterBindings>)>>,
 }
 
+/// Every authenticated caller, as OpenShift names it: bound to a role in a
+/// shared project (`openshift`), it lets everyone pull the builder images.
+pub const AUTHENTICATED_GROUP: &str = "system:authenticated";
+/// Every service account; `system:serviceaccounts:<ns>`, those of one project.
+pub const SERVICE_ACCOUNTS_GROUP: &str = "system:serviceaccounts";
+
+/// Whether `p` is in the virtual group `group`. Users belong to no other
+/// groups: there is no group object to put them in.
+fn in_group(group: &str, p: &Principal) -> bool {
+    if group == AUTHENTICATED_GROUP {
+        return true;
+    }
+    match group.strip_prefix(SERVICE_ACCOUNTS_GROUP) {
+        Some("") => p.as_service_account().is_some(),
+        Some(rest) => rest
+            .strip_prefix(':')
+            .is_some_and(|ns| p.as_service_account().is_some_and(|(n, _)| n == ns)),
+        None => false,
+    }
+}
+
 /// Whether a binding's subjects name `p`. Both the `subjects` list and
-/// OpenShift 3's `userNames` are honoured.
+/// OpenShift 3's `userNames` (and `groupNames`) are honoured.
 pub fn binding_names(binding: &Object, p: &Principal) -> bool {
     let subjects = binding.body.get("subjects").and_then(Value::as_array);
     let by_subject = subjects.into_iter().flatten().any(|s| {
@@ -45,15 +66,23 @@ pub fn binding_names(binding: &Object, p: &Principal) -> bool {
                     .unwrap_or(&binding.metadata.namespace);
                 p.as_service_account() == Some((ns, name))
             }
+            "Group" | "SystemGroup" => in_group(name, p),
             _ => false,
         }
     });
-    let user_names = binding.body.get("userNames").and_then(Value::as_array);
-    by_subject
-        || user_names
+    let names = |field: &str| {
+        binding
+            .body
+            .get(field)
+            .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .any(|n| n.as_str() == Some(p.name.as_str()))
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+    };
+    by_subject
+        || names("userNames").contains(&p.name.as_str())
+        || names("groupNames").into_iter().any(|g| in_group(g, p))
 }
 
 pub fn binding_role(binding: &Object) -> Option<&str> {
@@ -214,5 +243,24 @@ impl Authorizer {
             .filter(|b| binding_names(b, p) && binding_role(b).and_then(Role::parse).is_some())
             .map(|b| b.metadata.namespace)
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_groups() {
+        let user = Principal::user("alice");
+        let sa = Principal::service_account("shop", "builder");
+        assert!(in_group(AUTHENTICATED_GROUP, &user));
+        assert!(in_group(AUTHENTICATED_GROUP, &sa));
+        assert!(!in_group(SERVICE_ACCOUNTS_GROUP, &user));
+        assert!(in_group(SERVICE_ACCOUNTS_GROUP, &sa));
+        assert!(in_group("system:serviceaccounts:shop", &sa));
+        assert!(!in_group("system:serviceaccounts:other", &sa));
+        assert!(!in_group("system:serviceaccountsshop", &sa));
+        assert!(!in_group("developers", &user));
     }
 }

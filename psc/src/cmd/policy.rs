@@ -1,5 +1,7 @@
-//! `psc policy add-role-to-user` / `remove-role-from-user`. Bindings are
-//! named after their role, as in OpenShift 3 (`admin`, `edit`, `view`).
+//! `psc policy add-role-to-user` / `remove-role-from-user` and the
+//! `-to-group` forms. Bindings are named after their role, as in
+//! OpenShift 3 (`admin`, `edit`, `view`). The groups there are are the
+//! virtual ones: `system:authenticated`, `system:serviceaccounts[:<ns>]`.
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
@@ -27,23 +29,46 @@ pub enum PolicyCommand {
         #[arg(short = 'z', long = "serviceaccount")]
         service_accounts: Vec<String>,
     },
+    /// Give groups a role in the project (e.g. system:authenticated)
+    AddRoleToGroup {
+        role: String,
+        #[arg(required = true)]
+        groups: Vec<String>,
+    },
+    /// Take a role away from groups in the project
+    RemoveRoleFromGroup {
+        role: String,
+        #[arg(required = true)]
+        groups: Vec<String>,
+    },
+}
+
+/// Whom a binding names.
+enum Subject {
+    Principal(Principal),
+    Group(String),
 }
 
 const BINDINGS: &str = "/apis/authorization.openshift.io/v1/namespaces";
 
-fn subject_value(p: &Principal) -> Value {
-    match p.as_service_account() {
-        Some((ns, name)) => json!({"kind": "ServiceAccount", "name": name, "namespace": ns}),
-        None => json!({"kind": "User", "name": p.name}),
+fn subject_value(subject: &Subject) -> Value {
+    match subject {
+        Subject::Group(g) => json!({"kind": "Group", "name": g}),
+        Subject::Principal(p) => match p.as_service_account() {
+            Some((ns, name)) => json!({"kind": "ServiceAccount", "name": name, "namespace": ns}),
+            None => json!({"kind": "User", "name": p.name}),
+        },
     }
 }
 
-fn same_subject(s: &Value, p: &Principal, ns: &str) -> bool {
+fn same_subject(s: &Value, subject: &Subject, ns: &str) -> bool {
     let name = s.get("name").and_then(Value::as_str).unwrap_or_default();
-    match (
-        s.get("kind").and_then(Value::as_str),
-        p.as_service_account(),
-    ) {
+    let kind = s.get("kind").and_then(Value::as_str);
+    let p = match subject {
+        Subject::Group(g) => return kind == Some("Group") && name == g,
+        Subject::Principal(p) => p,
+    };
+    match (kind, p.as_service_account()) {
         (Some("ServiceAccount"), Some((sa_ns, sa))) => {
             let s_ns = s
                 .get("namespace")
@@ -60,23 +85,36 @@ fn same_subject(s: &Value, p: &Principal, ns: &str) -> bool {
 pub async fn run(g: &Global, cmd: PolicyCommand) -> Result<()> {
     let session = Session::load(g)?;
     let ns = session.namespace()?.to_string();
-    let (adding, role, users, sas) = match cmd {
+    let (adding, role, users, sas, groups) = match cmd {
         PolicyCommand::AddRoleToUser {
             role,
             users,
             service_accounts,
-        } => (true, role, users, service_accounts),
+        } => (true, role, users, service_accounts, Vec::new()),
         PolicyCommand::RemoveRoleFromUser {
             role,
             users,
             service_accounts,
-        } => (false, role, users, service_accounts),
+        } => (false, role, users, service_accounts, Vec::new()),
+        PolicyCommand::AddRoleToGroup { role, groups } => {
+            (true, role, Vec::new(), Vec::new(), groups)
+        }
+        PolicyCommand::RemoveRoleFromGroup { role, groups } => {
+            (false, role, Vec::new(), Vec::new(), groups)
+        }
     };
     if Role::parse(&role).is_none() {
         bail!("unknown role {role:?}: one of {}", Role::NAMES.join(", "));
     }
-    let mut principals: Vec<Principal> = users.iter().map(|u| Principal::user(u)).collect();
-    principals.extend(sas.iter().map(|sa| Principal::service_account(&ns, sa)));
+    let mut principals: Vec<Subject> = users
+        .iter()
+        .map(|u| Subject::Principal(Principal::user(u)))
+        .collect();
+    principals.extend(
+        sas.iter()
+            .map(|sa| Subject::Principal(Principal::service_account(&ns, sa))),
+    );
+    principals.extend(groups.iter().cloned().map(Subject::Group));
     if principals.is_empty() {
         bail!("name at least one user, or a service account with -z");
     }
@@ -84,6 +122,7 @@ pub async fn run(g: &Global, cmd: PolicyCommand) -> Result<()> {
         .iter()
         .cloned()
         .chain(sas.iter().map(|s| format!("{ns}/{s}")))
+        .chain(groups.iter().cloned())
         .collect();
     let quoted = names
         .iter()
@@ -100,7 +139,7 @@ pub async fn run(g: &Global, cmd: PolicyCommand) -> Result<()> {
     Ok(())
 }
 
-async fn add(session: &Session, ns: &str, role: &str, principals: &[Principal]) -> Result<()> {
+async fn add(session: &Session, ns: &str, role: &str, principals: &[Subject]) -> Result<()> {
     let path = format!("{BINDINGS}/{ns}/rolebindings/{role}");
     // Retried on a conflict: someone else changed the binding meanwhile.
     for _ in 0..5 {
@@ -143,7 +182,7 @@ async fn add(session: &Session, ns: &str, role: &str, principals: &[Principal]) 
     bail!("the role binding kept changing; try again")
 }
 
-async fn remove(session: &Session, ns: &str, role: &str, principals: &[Principal]) -> Result<()> {
+async fn remove(session: &Session, ns: &str, role: &str, principals: &[Subject]) -> Result<()> {
     let list = session
         .client
         .get(&format!("{BINDINGS}/{ns}/rolebindings"))
@@ -164,9 +203,10 @@ async fn remove(session: &Session, ns: &str, role: &str, principals: &[Principal
             .unwrap_or_default()
             .into_iter()
             .filter(|u| {
-                !principals
-                    .iter()
-                    .any(|p| u.as_str() == Some(p.name.as_str()))
+                !principals.iter().any(|p| match p {
+                    Subject::Principal(p) => u.as_str() == Some(p.name.as_str()),
+                    Subject::Group(_) => false,
+                })
             })
             .collect();
         let unchanged = kept.len() == subjects.len()

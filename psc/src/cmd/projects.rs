@@ -14,6 +14,9 @@ pub struct NewProjectArgs {
     display_name: Option<String>,
     #[arg(long)]
     description: Option<String>,
+    /// Do not switch to the new project
+    #[arg(long)]
+    skip_config_write: bool,
 }
 
 pub async fn new_project(args: NewProjectArgs) -> Result<()> {
@@ -30,6 +33,10 @@ pub async fn new_project(args: NewProjectArgs) -> Result<()> {
         .post("/apis/project.openshift.io/v1/projectrequests", &body)
         .await?;
     let server = session.client.server.clone();
+    if args.skip_config_write {
+        println!("Project \"{}\" created on server \"{server}\".", args.name);
+        return Ok(());
+    }
     if let Some(ctx) = session.config.current_mut() {
         ctx.namespace = args.name.clone();
     }
