@@ -2,13 +2,15 @@
 //! what a builder image's labels say ([`metadata`]), where each script comes
 //! from ([`scripts`]), the `.s2i/environment` file ([`environment`]), which
 //! users may run `assemble` ([`users`]), and the Dockerfile that performs an
-//! S2I build on a container engine ([`dockerfile`]). No I/O: the build node
+//! S2I build on a container engine ([`dockerfile`]), and which builder a
+//! source wants ([`detect`]). No I/O: the build node
 //! reads the image and the source, this crate decides. The exceptions are
 //! [`layout`], which writes the `upload/` tree a build context holds (local
 //! files only: the node and `psc start-build --as-dockerfile` share it), and
 //! [`ignore`], docker's ignore-file rules (`.s2iignore`, and the node's
 //! `.dockerignore` for Docker builds).
 
+pub mod detect;
 pub mod dockerfile;
 pub mod environment;
 pub mod ignore;

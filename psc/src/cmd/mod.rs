@@ -2,6 +2,7 @@ pub mod asdockerfile;
 pub mod auth;
 pub mod builds;
 pub mod describe;
+pub mod detect;
 pub mod import;
 pub mod newbuild;
 pub mod objects;

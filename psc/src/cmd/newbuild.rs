@@ -19,20 +19,23 @@ use crate::Global;
 pub struct NewBuildArgs {
     /// Git repository URL; a fragment selects the ref (URL#REF); BUILDER~URL
     /// makes a Source (S2I) build with that builder image stream tag
-    #[arg(required_unless_present = "binary")]
+    #[arg(required_unless_present_any = ["binary", "code"])]
     source: Option<String>,
+    /// The source: a Git URL, or a local clone (its `origin` remote is built)
+    #[arg(long, value_name = "DIR|URL", conflicts_with_all = ["source", "binary"])]
+    code: Option<String>,
     /// Name of the build config and image stream [default: from the URL]
     #[arg(long)]
     name: Option<String>,
     /// docker, or source (S2I: needs a builder, BUILDER~URL or --image-stream)
     #[arg(long, value_parser = ["docker", "source"])]
-    strategy: Option<String>,
+    pub(super) strategy: Option<String>,
     /// Builds get their input from 'psc start-build --from-*'
     #[arg(long, conflicts_with = "source")]
-    binary: bool,
+    pub(super) binary: bool,
     /// Sub-directory of the source holding the Dockerfile
     #[arg(long, value_name = "DIR")]
-    context_dir: Option<String>,
+    pub(super) context_dir: Option<String>,
     /// Environment for the build
     #[arg(short = 'e', long = "env", value_name = "K=V", value_parser = parse_kv)]
     env: Vec<(String, String)>,
@@ -103,15 +106,27 @@ fn name_label(name: &str) -> String {
     name.chars().take(63).collect()
 }
 
-/// The BuildConfig and the name of its output image stream.
-fn build_config(args: &NewBuildArgs, ns: &str) -> Result<(Value, String, String)> {
+/// What the arguments say about the source and the builder, before the
+/// server and the source are consulted ([`resolve`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourcePlan {
+    /// The builder or base image stream tag: (project, `IS:TAG`).
+    pub base: Option<(Option<String>, String)>,
+    pub source_strategy: bool,
+    /// A Git URL, or a local directory until [`resolve`] reads its remote.
+    pub uri: String,
+    pub git_ref: Option<String>,
+}
+
+fn plan(args: &NewBuildArgs) -> Result<SourcePlan> {
+    let given = args.source.as_deref().or(args.code.as_deref());
     // BUILDER~URL: a Source build from that builder.
-    let (builder, source_arg) = match args.source.as_deref().map(|s| s.split_once('~')) {
+    let (builder, source_arg) = match given.map(|s| s.split_once('~')) {
         Some(Some(("", _))) => {
             bail!("BUILDER~URL needs a builder image stream tag before the ~")
         }
         Some(Some((b, url))) => (Some(b), Some(url)),
-        Some(None) => (None, args.source.as_deref()),
+        Some(None) => (None, given),
         None => (None, None),
     };
     let source_strategy = match (args.strategy.as_deref(), builder) {
@@ -125,15 +140,32 @@ fn build_config(args: &NewBuildArgs, ns: &str) -> Result<(Value, String, String)
         bail!("name the builder once: BUILDER~URL or --image-stream, not both");
     }
     let (uri, git_ref) = source_arg.map(split_ref).unwrap_or(("", None));
-    if !uri.is_empty() && !uri.contains("://") && std::path::Path::new(uri).exists() {
-        bail!("{uri} is a local path: new-build takes a Git repository URL; for local sources use --binary and 'psc start-build --from-dir'");
-    }
-    let base = builder.or(args.image_stream.as_deref()).map(stream_tag);
-    if source_strategy && base.is_none() {
-        bail!("a Source build needs a builder image: BUILDER~URL, or --strategy=source with --image-stream BUILDER");
-    }
+    let base = builder
+        .or(args.image_stream.as_deref())
+        .map(stream_tag)
+        .map(|(ns, tag)| (ns.map(str::to_string), tag));
     if source_strategy && !args.build_args.is_empty() {
         bail!("--build-arg is for Docker builds; a Source build takes -e");
+    }
+    Ok(SourcePlan {
+        base,
+        source_strategy,
+        uri: uri.to_string(),
+        git_ref: git_ref.map(str::to_string),
+    })
+}
+
+/// The BuildConfig and the name of its output image stream.
+fn build_config(args: &NewBuildArgs, ns: &str, plan: &SourcePlan) -> Result<(Value, String, String)> {
+    let source_strategy = plan.source_strategy;
+    let uri = plan.uri.as_str();
+    let git_ref = plan.git_ref.as_deref();
+    let base = plan
+        .base
+        .as_ref()
+        .map(|(ns, tag)| (ns.as_deref(), tag.clone()));
+    if source_strategy && base.is_none() {
+        bail!("a Source build needs a builder image: BUILDER~URL, or --strategy=source with --image-stream BUILDER");
     }
     let name = match (&args.name, name_from_url(uri), &base) {
         (Some(n), _, _) => n.clone(),
@@ -212,7 +244,8 @@ fn build_config(args: &NewBuildArgs, ns: &str) -> Result<(Value, String, String)
 pub async fn run(g: &Global, args: NewBuildArgs) -> Result<()> {
     let session = Session::load(g)?;
     let ns = session.namespace()?;
-    let (bc, name, stream) = build_config(&args, ns)?;
+    let plan = super::detect::resolve(&session.client, ns, &args, plan(&args)?).await?;
+    let (bc, name, stream) = build_config(&args, ns, &plan)?;
     let mut is_meta = metadata(&stream);
     // The label names the build, whatever the stream is called.
     is_meta["labels"]["build"] = json!(name_label(&name));
@@ -274,7 +307,7 @@ mod tests {
 
     fn make(argv: &[&str]) -> Result<(Value, String, String)> {
         let cli = Cli::try_parse_from(std::iter::once("new-build").chain(argv.iter().copied()))?;
-        build_config(&cli.args, "p")
+        build_config(&cli.args, "p", &plan(&cli.args)?)
     }
 
     #[test]
