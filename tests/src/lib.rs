@@ -236,17 +236,27 @@ pub struct Reply {
     pub text: String,
 }
 
+/// An HTTP client that drops idle connections before the server's header
+/// deadline closes them (10 s), so a test idle for longer does not send
+/// its next request into a connection the server is closing.
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap_or_default()
+}
+
 impl Api {
     pub fn anonymous(url: &str) -> Api {
         Api {
-            http: reqwest::Client::new(),
+            http: http_client(),
             url: url.to_string(),
             token: None,
         }
     }
 
     pub async fn login(url: &str, user: &str, password: &str) -> Result<Api> {
-        let http = reqwest::Client::new();
+        let http = http_client();
         let resp = http
             .post(format!("{url}/oauth/token"))
             .form(&[
