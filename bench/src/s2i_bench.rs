@@ -4,7 +4,8 @@
 //! 1. a clean Source build of a sample app whose requirements come from the
 //!    package index this machine reaches (the host's pip settings, carried
 //!    into the builder's base image);
-//! 2. an incremental Source rebuild (wheels from save-artifacts);
+//! 2. an incremental Source rebuild, the requirements unchanged (the
+//!    previous environment and wheels from save-artifacts);
 //! 3. a Docker-strategy build of the same app FROM the same builder image
 //!    with a hand-written Dockerfile doing the same work as assemble.
 //! Every run changes a source file, so BuildKit's cache never skips the work.
@@ -60,7 +61,9 @@ async fn build(admin: &Api, ns: &str, bc: &str, dir: &Path) -> Result<(f64, Stri
     let r = admin
         .request(
             reqwest::Method::POST,
-            &format!("/apis/build.openshift.io/v1/namespaces/{ns}/buildconfigs/{bc}/instantiatebinary"),
+            &format!(
+                "/apis/build.openshift.io/v1/namespaces/{ns}/buildconfigs/{bc}/instantiatebinary"
+            ),
         )
         .header("content-type", "application/octet-stream")
         .body(tarball)
@@ -70,7 +73,10 @@ async fn build(admin: &Api, ns: &str, bc: &str, dir: &Path) -> Result<(f64, Stri
         bail!("instantiatebinary {bc}: {}", r.text().await?);
     }
     let b: Value = r.json().await?;
-    let name = b["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let name = b["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     loop {
         let b = admin
             .get(&format!(
@@ -120,7 +126,10 @@ async fn main() -> Result<()> {
         .output()
         .context("scripts/builder-images")?;
     if !out.status.success() {
-        bail!("scripts/builder-images: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "scripts/builder-images: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     println!("builder images ready in {:.1} s", t.elapsed().as_secs_f64());
     let builder = admin
@@ -134,9 +143,27 @@ async fn main() -> Result<()> {
     let ns = "s2ibench";
     admin.new_project(ns).await?;
     let from = json!({"kind": "ImageStreamTag", "namespace": "openshift", "name": "python:3.11"});
-    create_bc(&admin, ns, "clean", json!({"type": "Source", "sourceStrategy": {"from": from}})).await?;
-    create_bc(&admin, ns, "incr", json!({"type": "Source", "sourceStrategy": {"from": from, "incremental": true}})).await?;
-    create_bc(&admin, ns, "docker", json!({"type": "Docker", "dockerStrategy": {}})).await?;
+    create_bc(
+        &admin,
+        ns,
+        "clean",
+        json!({"type": "Source", "sourceStrategy": {"from": from}}),
+    )
+    .await?;
+    create_bc(
+        &admin,
+        ns,
+        "incr",
+        json!({"type": "Source", "sourceStrategy": {"from": from, "incremental": true}}),
+    )
+    .await?;
+    create_bc(
+        &admin,
+        ns,
+        "docker",
+        json!({"type": "Docker", "dockerStrategy": {}}),
+    )
+    .await?;
     let dir = tempfile::tempdir()?;
     let docker_dir = tempfile::tempdir()?;
     // What assemble does, by hand.
@@ -157,21 +184,39 @@ async fn main() -> Result<()> {
     build(&admin, ns, "incr", dir.path()).await?;
 
     let (mut clean, mut incr, mut docker) = (Vec::new(), Vec::new(), Vec::new());
+    let mut last_incremental_log = String::new();
     for run in 0..args.runs {
         write_app(dir.path(), &args.requirements)?;
         let (c, _) = build(&admin, ns, "clean", dir.path()).await?;
         write_app(dir.path(), &args.requirements)?;
         let (i, name) = build(&admin, ns, "incr", dir.path()).await?;
         let log = podspace_e2e::build_log(&admin, ns, &name).await?;
-        if !log.contains("offline from the restored wheels") {
+        if !log.contains("reusing the previous build's environment") {
             bail!("{name} did not install from the restored wheels:\n{log}");
         }
+        last_incremental_log = log;
         write_app(docker_dir.path(), &args.requirements)?;
         let (d, _) = build(&admin, ns, "docker", docker_dir.path()).await?;
-        println!("run {run}: clean S2I {c:.2} s, incremental S2I {i:.2} s, Docker strategy {d:.2} s");
+        println!(
+            "run {run}: clean S2I {c:.2} s, incremental S2I {i:.2} s, Docker strategy {d:.2} s"
+        );
         clean.push(c);
         incr.push(i);
         docker.push(d);
+    }
+    // Where an incremental build spends its time (BuildKit's step lines).
+    println!("the last incremental build's steps:");
+    let mut step = String::new();
+    for line in last_incremental_log.lines() {
+        if line.starts_with('#') && line.contains(" [") || line.contains("exporting") {
+            step = line.to_string();
+        }
+        if let Some(rest) = line.split_once(" DONE ").map(|(_, t)| t) {
+            if !step.is_empty() {
+                println!("  {rest:>6}  {step}");
+                step.clear();
+            }
+        }
     }
     let (c, i, d) = (median(&mut clean), median(&mut incr), median(&mut docker));
     println!(

@@ -15,6 +15,11 @@ pub struct Plan<'a> {
     pub builder: &'a str,
     /// Incremental: the previous output image, pinned.
     pub previous: Option<&'a str>,
+    /// Whether the engine is BuildKit: the artifacts are then read through a
+    /// `RUN --mount` in assemble's own step, so the output image carries
+    /// neither the artifacts' tar nor a copy of them; the classic builder
+    /// needs a `COPY` (and keeps that layer).
+    pub mount_artifacts: bool,
     /// Where the input goes (`io.openshift.s2i.destination`).
     pub destination: &'a str,
     /// The checked assemble user.
@@ -105,7 +110,8 @@ pub fn render(plan: &Plan<'_>) -> String {
     lines.push(format!("FROM {}", plan.builder));
     lines.extend(pairs("LABEL", plan.labels));
     lines.extend(pairs("ENV", plan.env));
-    if incremental {
+    let mounted = incremental && plan.mount_artifacts;
+    if incremental && !mounted {
         lines.push(format!(
             "COPY --from=cached --chown={u}:0 /tmp/artifacts.tar {d}/artifacts.tar"
         ));
@@ -115,13 +121,25 @@ pub fn render(plan: &Plan<'_>) -> String {
     }
     lines.push(format!("COPY --chown={u}:0 upload/src {d}/src"));
     lines.push(format!("USER {u}:0"));
-    if incremental {
-        lines.push(format!(
-            "RUN mkdir -p {d}/artifacts && tar -C {d}/artifacts -xf {d}/artifacts.tar && rm -f {d}/artifacts.tar"
-        ));
-    }
-    if let Some(assemble) = script_path(plan, Script::Assemble) {
-        lines.push(format!("RUN {assemble}"));
+    let assemble = script_path(plan, Script::Assemble);
+    if mounted {
+        let unpack = format!(
+            "RUN --mount=type=bind,from=cached,source=/tmp/artifacts.tar,target=/tmp/.s2i-artifacts.tar \\\n    \
+             mkdir -p {d}/artifacts && tar -C {d}/artifacts -xf /tmp/.s2i-artifacts.tar"
+        );
+        lines.push(match &assemble {
+            Some(a) => format!("{unpack} && {a}"),
+            None => unpack,
+        });
+    } else {
+        if incremental {
+            lines.push(format!(
+                "RUN mkdir -p {d}/artifacts && tar -C {d}/artifacts -xf {d}/artifacts.tar && rm -f {d}/artifacts.tar"
+            ));
+        }
+        if let Some(assemble) = &assemble {
+            lines.push(format!("RUN {assemble}"));
+        }
     }
     if let Some(user) = plan.image_user {
         lines.push(format!("USER {user}"));
@@ -165,6 +183,7 @@ mod tests {
         let text = render(&Plan {
             builder: "reg/openshift/python@sha256:5e1f",
             previous: Some("reg/team/shop@sha256:aa"),
+            mount_artifacts: true,
             destination: "/tmp",
             assemble_uid: 1001,
             image_user: Some("1001"),
@@ -202,6 +221,7 @@ mod tests {
         let text = render(&Plan {
             builder: "b@sha256:1",
             previous: Some("p@sha256:2"),
+            mount_artifacts: false,
             destination: "/opt/app/",
             assemble_uid: 1001,
             image_user: None,
@@ -229,5 +249,21 @@ mod tests {
         );
         assert_eq!(lines[9], "RUN /opt/app/scripts/assemble");
         assert_eq!(lines[10], "CMD [\"/s2i/run\"]");
+        let text = render(&Plan {
+            builder: "b@sha256:1",
+            previous: Some("p@sha256:2"),
+            mount_artifacts: true,
+            destination: "/opt/app/",
+            assemble_uid: 1001,
+            image_user: None,
+            scripts: &scripts,
+            labels: &[],
+            env: &[],
+        });
+        assert!(!text.contains("COPY --from=cached"), "{text}");
+        assert!(text.contains(
+            "RUN --mount=type=bind,from=cached,source=/tmp/artifacts.tar,target=/tmp/.s2i-artifacts.tar \\\n    \
+             mkdir -p /opt/app/artifacts && tar -C /opt/app/artifacts -xf /tmp/.s2i-artifacts.tar && /opt/app/scripts/assemble\n"
+        ), "{text}");
     }
 }

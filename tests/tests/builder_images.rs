@@ -4,8 +4,9 @@
 //! an ordinary user: `psc new-build` detects the builder from a local git
 //! repository's files, each output image runs (`--network host`, `PORT`)
 //! and answers HTTP with the app's content; the python build installs its
-//! requirements from a package index on loopback, an incremental rebuild
-//! installs them from the previous image's wheels with that index gone; a
+//! requirements from a package index on loopback; with that index gone an
+//! incremental rebuild reuses the previous environment (same
+//! requirements.txt) or installs from the previous image's wheels; a
 //! new python builder image rebuilds each BuildConfig that uses it exactly
 //! once; a builder in a project the build may not read fails it.
 
@@ -180,15 +181,24 @@ async fn shipped_builders_build_runnable_apps() -> anyhow::Result<()> {
     let admin_psc = Psc::new()?;
     admin_psc.ok(&["login", &server.url, "-u", "admin", "-p", ADMIN_PASSWORD]);
     let said = scripts_builder_images(&admin_psc, &server.url)?;
-    assert!(said.contains("python: building openshift/python:3.11"), "{said}");
+    assert!(
+        said.contains("python: building openshift/python:3.11"),
+        "{said}"
+    );
     // Idempotent: nothing changed, nothing is built again.
     let again = scripts_builder_images(&admin_psc, &server.url)?;
-    assert!(again.contains("openshift/python:3.11 is up to date"), "{again}");
+    assert!(
+        again.contains("openshift/python:3.11 is up to date"),
+        "{again}"
+    );
     assert_eq!(builds_of(&admin, "openshift", "python").await?.len(), 1);
     let builder = istag(&admin, "openshift", "python:latest").await?;
     let labels = &builder["image"]["dockerImageMetadata"]["Config"]["Labels"];
     assert_eq!(labels["io.openshift.s2i.assemble-user"], "1001");
-    assert_eq!(labels["io.openshift.s2i.scripts-url"], "image:///usr/libexec/s2i");
+    assert_eq!(
+        labels["io.openshift.s2i.scripts-url"],
+        "image:///usr/libexec/s2i"
+    );
 
     // An ordinary user with a project of their own.
     let user = unique("dev");
@@ -201,15 +211,15 @@ async fn shipped_builders_build_runnable_apps() -> anyhow::Result<()> {
     let index = WheelIndex::start()?;
     let docker = DockerCli::new()?;
     let token = admin.token.clone().unwrap_or_default();
-    assert!(docker.login(&server.registry, "admin", &token).status.success());
+    assert!(docker
+        .login(&server.registry, "admin", &token)
+        .status
+        .success());
 
     // python: detected from requirements.txt, built from the local clone.
     git.commit(
         "pyapp",
-        &[
-            ("app.py", PY_APP),
-            ("requirements.txt", "greeting==1.0\n"),
-        ],
+        &[("app.py", PY_APP), ("requirements.txt", "greeting==1.0\n")],
         "python app",
     )?;
     let index_url = format!("PIP_INDEX_URL=http://127.0.0.1:{}/simple", index.port);
@@ -230,7 +240,10 @@ async fn shipped_builders_build_runnable_apps() -> anyhow::Result<()> {
     let done = podspace_e2e::wait_build(&admin, &ns, "py-1").await?;
     let log = podspace_e2e::build_log(&admin, &ns, "py-1").await?;
     assert_eq!(done["status"]["phase"], "Complete", "{log}");
-    assert!(log.contains("Installing dependencies from requirements.txt"), "{log}");
+    assert!(
+        log.contains("Installing dependencies from requirements.txt"),
+        "{log}"
+    );
     let out = istag(&admin, &ns, "py:latest").await?;
     let config = &out["image"]["dockerImageMetadata"]["Config"];
     assert_eq!(config["User"], "1001");
@@ -253,7 +266,26 @@ async fn shipped_builders_build_runnable_apps() -> anyhow::Result<()> {
     drop(index);
     psc.ok(&["start-build", "py", "--incremental", "--wait"]);
     let log = podspace_e2e::build_log(&admin, &ns, "py-2").await?;
-    assert!(log.contains("Restoring 1 wheels from the previous build"), "{log}");
+    assert!(
+        log.contains("Restoring 1 wheels from the previous build"),
+        "{log}"
+    );
+    assert!(
+        log.contains("requirements.txt is unchanged: reusing the previous build's environment"),
+        "{log}"
+    );
+    assert_eq!(
+        serve(&docker, &image).await?,
+        "python app: greetings from a wheel\n"
+    );
+    // Other requirements (the same package): installed from the wheels.
+    git.commit(
+        "pyapp",
+        &[("requirements.txt", "# pinned\ngreeting==1.0\n")],
+        "requirements",
+    )?;
+    psc.ok(&["start-build", "py", "--incremental", "--wait"]);
+    let log = podspace_e2e::build_log(&admin, &ns, "py-3").await?;
     assert!(log.contains("Installed requirements.txt offline"), "{log}");
     assert_eq!(
         serve(&docker, &image).await?,
@@ -344,7 +376,7 @@ async fn shipped_builders_build_runnable_apps() -> anyhow::Result<()> {
         &changed.path().display().to_string(),
         "--wait",
     ]);
-    for (bc, expected) in [("py", 3), ("py2", 2)] {
+    for (bc, expected) in [("py", 4), ("py2", 2)] {
         podspace_e2e::eventually(&format!("a rebuild of {bc}"), async || {
             Ok(builds_of(&admin, &ns, bc).await?.len() >= expected)
         })
@@ -358,7 +390,7 @@ async fn shipped_builders_build_runnable_apps() -> anyhow::Result<()> {
         );
     }
     // Exactly once each; and the configs on other builders did not build.
-    assert_eq!(builds_of(&admin, &ns, "py").await?.len(), 3);
+    assert_eq!(builds_of(&admin, &ns, "py").await?.len(), 4);
     assert_eq!(builds_of(&admin, &ns, "py2").await?.len(), 2);
     assert_eq!(builds_of(&admin, &ns, "node").await?.len(), 1);
     assert_eq!(builds_of(&admin, &ns, "site").await?.len(), 1);
@@ -366,13 +398,21 @@ async fn shipped_builders_build_runnable_apps() -> anyhow::Result<()> {
     // A builder in a project this user's builds may not read.
     let other = unique("private");
     admin.new_project(&other).await?;
-    docker.ok(&["pull", "-q", &format!("{}/openshift/python:3.11", server.registry)]);
+    docker.ok(&[
+        "pull",
+        "-q",
+        &format!("{}/openshift/python:3.11", server.registry),
+    ]);
     docker.ok(&[
         "tag",
         &format!("{}/openshift/python:3.11", server.registry),
         &format!("{}/{other}/secret-builder:1", server.registry),
     ]);
-    docker.ok(&["push", "-q", &format!("{}/{other}/secret-builder:1", server.registry)]);
+    docker.ok(&[
+        "push",
+        "-q",
+        &format!("{}/{other}/secret-builder:1", server.registry),
+    ]);
     podspace_e2e::create_build_config(
         &admin,
         &ns,

@@ -246,12 +246,14 @@ pub async fn plan(
     if let Some(name) = c.output.or(image.display_name.as_deref()) {
         image_labels.push(("io.k8s.display-name".into(), name.to_string()));
     }
+    // The failing step's command names the script (after the artifacts'
+    // unpacking, in an incremental build's step).
     let assemble_step =
-        s2i_dockerfile::script_path_of(&image.destination, &located, Script::Assemble)
-            .map(|path| format!("/bin/sh -c {path}"));
+        s2i_dockerfile::script_path_of(&image.destination, &located, Script::Assemble);
     let mut text = s2i_dockerfile::render(&Plan {
         builder: &builder.reference,
         previous: previous.as_deref(),
+        mount_artifacts: c.engine.buildkit(),
         destination: &image.destination,
         assemble_uid: uid,
         image_user: image.image_user.as_deref(),

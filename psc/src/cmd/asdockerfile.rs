@@ -142,6 +142,7 @@ pub async fn write(
         )?;
     }
     let text = render(&Plan {
+        mount_artifacts: false,
         builder: &reference,
         previous: None,
         destination: &image.destination,

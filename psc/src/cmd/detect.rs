@@ -10,7 +10,6 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use podspace_s2i::detect::{self, Detected};
 
-
 use super::newbuild::{NewBuildArgs, SourcePlan};
 use crate::client::{error_code, Client};
 
@@ -38,7 +37,11 @@ async fn stream_project(client: &Client, ns: &str, stream: &str) -> Result<Strin
 
 /// A stream tag in `ns` (then the shared project) whose `supports`
 /// annotation names `language`; `latest` preferred.
-async fn builder_for(client: &Client, ns: &str, language: &str) -> Result<Option<(String, String)>> {
+async fn builder_for(
+    client: &Client,
+    ns: &str,
+    language: &str,
+) -> Result<Option<(String, String)>> {
     for candidate in [ns, SHARED_PROJECT] {
         let list = match client.get(&streams_path(candidate)).await {
             Ok(list) => list,
@@ -104,7 +107,11 @@ fn root_files(dir: &Path) -> Result<Vec<String>> {
 }
 
 /// The files at the root of a shallow clone of `uri` at `git_ref`.
-fn remote_root_files(uri: &str, git_ref: Option<&str>, context_dir: Option<&str>) -> Result<Vec<String>> {
+fn remote_root_files(
+    uri: &str,
+    git_ref: Option<&str>,
+    context_dir: Option<&str>,
+) -> Result<Vec<String>> {
     let dir = tempfile::tempdir()?;
     let mut fetch = git2::FetchOptions::new();
     fetch.depth(1);
@@ -146,14 +153,22 @@ pub async fn resolve(
             }
         }
         Some(_) => {}
-        None if args.binary || args.strategy.as_deref() == Some("docker") || plan.uri.is_empty() => {}
+        None if args.binary
+            || args.strategy.as_deref() == Some("docker")
+            || plan.uri.is_empty() => {}
         None => {
             let files = match &local_dir {
                 Some(dir) => root_files(&dir.join(args.context_dir.as_deref().unwrap_or_default())),
                 None => {
-                    let (uri, r, c) = (plan.uri.clone(), plan.git_ref.clone(), args.context_dir.clone());
-                    tokio::task::spawn_blocking(move || remote_root_files(&uri, r.as_deref(), c.as_deref()))
-                        .await?
+                    let (uri, r, c) = (
+                        plan.uri.clone(),
+                        plan.git_ref.clone(),
+                        args.context_dir.clone(),
+                    );
+                    tokio::task::spawn_blocking(move || {
+                        remote_root_files(&uri, r.as_deref(), c.as_deref())
+                    })
+                    .await?
                 }
             };
             let files = match files {
@@ -185,4 +200,3 @@ pub async fn resolve(
     }
     Ok(plan)
 }
-

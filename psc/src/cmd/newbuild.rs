@@ -156,7 +156,11 @@ fn plan(args: &NewBuildArgs) -> Result<SourcePlan> {
 }
 
 /// The BuildConfig and the name of its output image stream.
-fn build_config(args: &NewBuildArgs, ns: &str, plan: &SourcePlan) -> Result<(Value, String, String)> {
+fn build_config(
+    args: &NewBuildArgs,
+    ns: &str,
+    plan: &SourcePlan,
+) -> Result<(Value, String, String)> {
     let source_strategy = plan.source_strategy;
     let uri = plan.uri.as_str();
     let git_ref = plan.git_ref.as_deref();
