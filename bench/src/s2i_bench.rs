@@ -8,6 +8,7 @@
 //!    previous environment and wheels from save-artifacts);
 //! 3. a Docker-strategy build of the same app FROM the same builder image
 //!    with a hand-written Dockerfile doing the same work as assemble.
+//!
 //! Every run changes a source file, so BuildKit's cache never skips the work.
 
 use std::path::Path;
