@@ -244,6 +244,14 @@ async fn shipped_builders_build_runnable_apps() -> anyhow::Result<()> {
         log.contains("Installing dependencies from requirements.txt"),
         "{log}"
     );
+    let described = psc.ok(&["describe", "bc", "py"]);
+    for want in [
+        "Strategy:\t\tSource",
+        "From Image:\t\tImageStreamTag openshift/python:latest",
+        "Scripts:\t\tthe source's .s2i/bin, else the builder image",
+    ] {
+        assert!(described.contains(want), "{want:?} in\n{described}");
+    }
     let out = istag(&admin, &ns, "py:latest").await?;
     let config = &out["image"]["dockerImageMetadata"]["Config"];
     assert_eq!(config["User"], "1001");

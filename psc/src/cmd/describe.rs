@@ -437,6 +437,34 @@ fn source_lines(out: &mut String, obj: &Value) {
     if !from.is_empty() {
         line(out, "From Image", &from);
     }
+    if let Some(source) = strategy.get("sourceStrategy") {
+        // Where assemble and run come from: an explicit URL, else the
+        // source's .s2i/bin, else the builder image's label.
+        let scripts = match s(source, "/scripts") {
+            "" => "the source's .s2i/bin, else the builder image (io.openshift.s2i.scripts-url)"
+                .to_string(),
+            url => display_url(url),
+        };
+        line(out, "Scripts", &scripts);
+        let incremental = source.get("incremental") == Some(&Value::Bool(true));
+        line(
+            out,
+            "Incremental Build",
+            if incremental { "yes" } else { "no" },
+        );
+    }
+}
+
+/// A URL without the credentials it may carry.
+fn display_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    match authority.rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
 }
 
 fn output_line(out: &mut String, obj: &Value) {
@@ -591,6 +619,19 @@ pub fn build(b: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scripts_urls_lose_their_credentials() {
+        assert_eq!(
+            display_url("https://u:pw@git.example.com/s2i/bin"),
+            "https://git.example.com/s2i/bin"
+        );
+        assert_eq!(
+            display_url("image:///usr/libexec/s2i"),
+            "image:///usr/libexec/s2i"
+        );
+        assert_eq!(display_url("https://host/a@b/bin"), "https://host/a@b/bin");
+    }
 
     #[test]
     fn build_layout() {
