@@ -277,6 +277,46 @@ impl Client {
         Ok(tags)
     }
 
+    /// Streams the blob `digest` of `r`'s repository into `into`, at most
+    /// `max` bytes, and checks its digest. Returns its size.
+    pub async fn blob_to_file(
+        &self,
+        r: &RemoteRef,
+        insecure: bool,
+        creds: Option<&(String, String)>,
+        digest: &Digest,
+        into: &std::path::Path,
+        max: u64,
+    ) -> Result<u64, ImportError> {
+        use tokio::io::AsyncWriteExt;
+        let url = format!("{}/v2/{}/blobs/{digest}", r.base(insecure), r.repository);
+        let mut resp = self.get(&url, None, creds, &mut None).await?;
+        let mut file = tokio::fs::File::create(into)
+            .await
+            .map_err(|e| ImportError::Network(format!("{}: {e}", into.display())))?;
+        let mut hasher = podspace_registry::digest::ResumableSha256::new();
+        while let Some(chunk) = resp.chunk().await.map_err(net)? {
+            hasher.update(&chunk);
+            if hasher.bytes_hashed() > max {
+                return Err(ImportError::Manifest(format!(
+                    "blob {digest} is larger than {max} bytes"
+                )));
+            }
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| ImportError::Network(format!("{}: {e}", into.display())))?;
+        }
+        file.flush()
+            .await
+            .map_err(|e| ImportError::Network(format!("{}: {e}", into.display())))?;
+        if &hasher.finish() != digest {
+            return Err(ImportError::Manifest(format!(
+                "blob {digest}: the registry sent other content"
+            )));
+        }
+        Ok(hasher.bytes_hashed())
+    }
+
     /// Reads the image `r` names (for a list or index: its linux/amd64 entry).
     pub async fn import(
         &self,

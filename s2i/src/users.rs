@@ -130,9 +130,27 @@ pub fn assemble_uid(
     }
 }
 
+/// The UID of `name` in an image's `/etc/passwd` text (`name:x:uid:…`).
+pub fn passwd_uid(passwd: &str, name: &str) -> Option<u32> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next()? == name).then_some(())?;
+        fields.nth(1)?.trim().parse().ok()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwd_lines() {
+        let text = "root:x:0:0:root:/root:/bin/sh\n# c\ndefault:x:1001:0::/opt/app-root:/bin/sh\nbad:x:zz:0\n";
+        assert_eq!(passwd_uid(text, "default"), Some(1001));
+        assert_eq!(passwd_uid(text, "root"), Some(0));
+        assert_eq!(passwd_uid(text, "bad"), None);
+        assert_eq!(passwd_uid(text, "nobody"), None);
+    }
 
     #[test]
     fn ranges() {

@@ -58,6 +58,17 @@ impl Env {
     /// A builder image built by our Docker strategy: scripts under
     /// /usr/libexec/s2i (named by the label when `label`), USER `user`.
     async fn builder(&self, name: &str, label: bool, user: Option<&str>) -> anyhow::Result<()> {
+        self.builder_with(name, label, user, "").await
+    }
+
+    /// [`Env::builder`] with `extra` Dockerfile lines before its USER.
+    async fn builder_with(
+        &self,
+        name: &str,
+        label: bool,
+        user: Option<&str>,
+        extra: &str,
+    ) -> anyhow::Result<()> {
         let base = format!("{}/{}/base:1", self.server.registry, self.ns);
         let mut dockerfile = format!(
             "FROM {base}\n\
@@ -71,6 +82,7 @@ impl Env {
         if label {
             dockerfile.push_str("LABEL io.openshift.s2i.scripts-url=image:///usr/libexec/s2i\n");
         }
+        dockerfile.push_str(extra);
         if let Some(u) = user {
             dockerfile.push_str(&format!("USER {u}\n"));
         }
@@ -276,6 +288,61 @@ async fn source_builds_with_image_scripts_and_source_scripts() -> anyhow::Result
     let b = e.wait_done("asroot-1").await?;
     assert_eq!(
         b["status"]["reason"], "AssembleUserRootRefused",
+        "{}",
+        b["status"]
+    );
+    Ok(())
+}
+
+/// A named assemble user is resolved through the builder's own
+/// `/etc/passwd`, read from its layers by the node (the newest layer that
+/// has the file wins): a name for a non-root UID builds as that UID, a
+/// name for UID 0 is refused as root, an unknown name is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn named_assemble_users_resolve_through_the_image_passwd() -> anyhow::Result<()> {
+    let e = Env::start().await?;
+    // The user is added in one layer, and a later layer leaves /etc alone.
+    let users = "RUN echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd && \
+                 echo 'toor:x:0:0::/root:/bin/sh' >> /etc/passwd && \
+                 echo 'app:x:1001:0::/opt/app:/bin/sh' >> /etc/passwd\n\
+                 RUN busybox mkdir -p /var/empty-layer\n";
+    e.builder_with("named", true, Some("app"), users).await?;
+    e.s2i_bc("byname", "named").await?;
+    let dir = app_dir(false)?;
+    let out = e.start_from("byname", dir.path());
+    let log = e.log("byname-1").await?;
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("assemble user \"app\" is UID 1001 in the image's /etc/passwd"),
+        "{log}"
+    );
+    assert!(log.contains("assembled by image script as 1001"), "{log}");
+
+    e.builder_with("rootname", true, Some("toor"), users)
+        .await?;
+    e.s2i_bc("bytoor", "rootname").await?;
+    assert!(!e.start_from("bytoor", dir.path()).status.success());
+    let b = e.wait_done("bytoor-1").await?;
+    assert_eq!(
+        b["status"]["reason"], "AssembleUserRootRefused",
+        "{}",
+        b["status"]
+    );
+
+    e.builder_with("nobody", true, Some("ghost"), users).await?;
+    e.s2i_bc("byghost", "nobody").await?;
+    assert!(!e.start_from("byghost", dir.path()).status.success());
+    let b = e.wait_done("byghost-1").await?;
+    assert_eq!(
+        b["status"]["reason"], "AssembleUserNotAllowed",
+        "{}",
+        b["status"]
+    );
+    assert!(
+        b["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("\"ghost\""),
         "{}",
         b["status"]
     );

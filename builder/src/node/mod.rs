@@ -6,6 +6,7 @@
 pub mod client;
 pub mod dockerfile;
 pub mod engine;
+mod image_file;
 mod images;
 mod inputs;
 pub mod log;

@@ -14,7 +14,10 @@ use std::path::Path;
 use podspace_imagestreams::remote::{Client, ImportError, RemoteRef};
 use serde_json::Value;
 
+use podspace_registry::manifest::{Descriptor, Kind};
+
 use super::engine::DockerEngine;
+use super::image_file::{self, ImageFileError};
 use super::images::{image_uses, onbuild_images, pin};
 use super::log::BuildLog;
 use super::protocol::LeaseGrant;
@@ -79,6 +82,7 @@ pub struct Resolved {
     pub reference: String,
     /// The image config (`config.Labels`, `config.Env`, `config.User`…).
     pub config: Value,
+    pub layers: Vec<Descriptor>,
 }
 
 impl Resolved {
@@ -108,10 +112,40 @@ pub async fn resolve(
         .import(&r, insecure, auth.as_ref())
         .await
         .map_err(|e| import_refused(image, e))?;
+    let layers = match imported.manifest.kind {
+        Kind::Image { layers, .. } => layers,
+        Kind::Index { .. } => Vec::new(),
+    };
     Ok(Resolved {
         reference: imported.reference,
         config: imported.config,
+        layers,
     })
+}
+
+/// The file `path` of a resolved image, read from the registry with the
+/// same credentials (see `image_file.rs`).
+pub async fn read_file(
+    engine: &DockerEngine,
+    grant: &LeaseGrant,
+    image: &Resolved,
+    purpose: Purpose,
+    path: &str,
+    scratch: &Path,
+) -> Result<Option<Vec<u8>>, ImageFileError> {
+    let r = RemoteRef::parse_docker(&image.reference)?;
+    let insecure = engine.insecure_registry(&r.registry).await;
+    let auth = credentials_for(grant, &r.registry, purpose);
+    image_file::read(
+        &image.reference,
+        &image.layers,
+        insecure,
+        auth.as_ref(),
+        path,
+        scratch,
+        grant.max_context_bytes,
+    )
+    .await
 }
 
 /// Checks every image the Dockerfile at `dockerfile` reads and rewrites it

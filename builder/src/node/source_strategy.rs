@@ -11,7 +11,7 @@ use std::path::Path;
 use podspace_s2i::dockerfile::{self as s2i_dockerfile, Plan};
 use podspace_s2i::metadata::{BuilderMetadata, SCRIPTS_URL};
 use podspace_s2i::scripts::{locate, Candidates, LocateError, Script, ScriptSource, ScriptsUrl};
-use podspace_s2i::users::{assemble_uid, AllowedUids, UserError};
+use podspace_s2i::users::{self, assemble_uid, AllowedUids, UserError};
 use podspace_s2i::{environment, layout};
 use serde_json::Value;
 
@@ -189,7 +189,45 @@ pub async fn plan(
     } else {
         AllowedUids::non_root()
     };
-    let uid = assemble_uid(from, image.assemble_user.as_deref(), &allowed, &|_| None).map_err(
+    let named = image
+        .assemble_user
+        .as_deref()
+        .map(|u| u.split(':').next().unwrap_or_default().trim())
+        .filter(|n| !n.is_empty() && n.parse::<u32>().is_err());
+    let passwd_uid = match named {
+        Some(name) => {
+            let scratch = c.work.join("s2i/layers");
+            match pull::read_file(
+                c.engine,
+                c.grant,
+                &builder,
+                Purpose::Base,
+                "etc/passwd",
+                &scratch,
+            )
+            .await
+            {
+                Ok(Some(text)) => {
+                    let uid = users::passwd_uid(&String::from_utf8_lossy(&text), name);
+                    if let Some(uid) = uid {
+                        c.log.line(&format!(
+                            "assemble user {name:?} is UID {uid} in the image's /etc/passwd"
+                        ));
+                    }
+                    uid.map(|uid| (name, uid))
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    c.log
+                        .line(&format!("cannot read the image's /etc/passwd: {e}"));
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let lookup = |n: &str| passwd_uid.filter(|(name, _)| *name == n).map(|(_, u)| u);
+    let uid = assemble_uid(from, image.assemble_user.as_deref(), &allowed, &lookup).map_err(
         |e| match e {
             UserError::Root { .. } => failed("AssembleUserRootRefused", e.to_string()),
             _ => failed("AssembleUserNotAllowed", e.to_string()),
