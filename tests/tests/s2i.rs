@@ -72,7 +72,7 @@ impl Env {
         let base = format!("{}/{}/base:1", self.server.registry, self.ns);
         let mut dockerfile = format!(
             "FROM {base}\n\
-             RUN busybox mkdir -p /usr/libexec/s2i /opt/app && busybox chown 1001:0 /opt/app && \
+             RUN busybox mkdir -p /usr/libexec/s2i /opt/app /tmp && busybox chown 1001:0 /opt/app && busybox chmod 1777 /tmp && \
              echo '#!/bin/sh' > /usr/libexec/s2i/assemble && \
              echo 'busybox cp -R /tmp/src/. /opt/app/ && echo \"assembled by image script as $(id -u)\"' >> /usr/libexec/s2i/assemble && \
              echo '#!/bin/sh' > /usr/libexec/s2i/run && \
@@ -346,6 +346,96 @@ async fn named_assemble_users_resolve_through_the_image_passwd() -> anyhow::Resu
         "{}",
         b["status"]
     );
+    Ok(())
+}
+
+/// Labels assemble writes to `/tmp/.s2i/image_metadata.json` land on the
+/// output image and win over the build's own; a malformed file, or labels
+/// beyond 10 KiB in all, fail the build and push nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn image_metadata_labels_and_the_label_bound() -> anyhow::Result<()> {
+    let e = Env::start().await?;
+    e.builder("labeller", true, Some("1001")).await?;
+    e.s2i_bc("labelled", "labeller").await?;
+    let with_assemble = |body: &str| -> anyhow::Result<tempfile::TempDir> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = app_dir(false)?;
+        let p = dir.path().join(".s2i/bin/assemble");
+        std::fs::write(
+            &p,
+            format!("#!/bin/sh\nbusybox mkdir -p /tmp/.s2i\n{body}\n"),
+        )?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
+        Ok(dir)
+    };
+    let good = with_assemble(
+        r#"echo '{"labels":[{"app.example/version":"1.2.3"},{"io.openshift.build.name":"renamed"}]}' > /tmp/.s2i/image_metadata.json"#,
+    )?;
+    let out = e.start_from("labelled", good.path());
+    let log = e.log("labelled-1").await?;
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("Labels from /tmp/.s2i/image_metadata.json: app.example/version, io.openshift.build.name"),
+        "{log}"
+    );
+    let istag: Value =
+        serde_json::from_str(&e.psc.ok(&["get", "istag", "labelled:latest", "-o", "json"]))?;
+    let labels = &istag["image"]["dockerImageMetadata"]["Config"]["Labels"];
+    assert_eq!(labels["app.example/version"], "1.2.3", "{labels}");
+    assert_eq!(labels["io.openshift.build.name"], "renamed", "{labels}");
+    assert_eq!(
+        labels["io.openshift.build.namespace"],
+        e.ns.as_str(),
+        "{labels}"
+    );
+    // Setting them kept the rest of the image as the build made it.
+    let config = &istag["image"]["dockerImageMetadata"]["Config"];
+    assert_eq!(config["Cmd"], json!(["/usr/libexec/s2i/run"]), "{config}");
+    assert_eq!(config["User"], "1001", "{config}");
+    assert!(
+        config["Env"]
+            .to_string()
+            .contains("OPENSHIFT_BUILD_NAME=labelled-1"),
+        "{config}"
+    );
+    let first = istag["image"]["metadata"]["name"].clone();
+
+    let malformed =
+        with_assemble("echo '{\"labels\":{\"a\":\"b\"}}' > /tmp/.s2i/image_metadata.json")?;
+    assert!(!e.start_from("labelled", malformed.path()).status.success());
+    let b = e.wait_done("labelled-2").await?;
+    assert_eq!(
+        b["status"]["reason"], "GenericBuildFailed",
+        "{}",
+        b["status"]
+    );
+    assert!(
+        b["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("image_metadata.json"),
+        "{}",
+        b["status"]
+    );
+
+    let huge = with_assemble(&format!(
+        "echo '{{\"labels\":[{{\"big\":\"{}\"}}]}}' > /tmp/.s2i/image_metadata.json",
+        "x".repeat(11 * 1024)
+    ))?;
+    assert!(!e.start_from("labelled", huge.path()).status.success());
+    let b = e.wait_done("labelled-3").await?;
+    assert!(
+        b["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("at most 10240"),
+        "{}",
+        b["status"]
+    );
+    // Neither failed build moved the tag.
+    let istag: Value =
+        serde_json::from_str(&e.psc.ok(&["get", "istag", "labelled:latest", "-o", "json"]))?;
+    assert_eq!(istag["image"]["metadata"]["name"], first);
     Ok(())
 }
 

@@ -12,6 +12,8 @@ use bollard::query_parameters::{BuildImageOptions, BuilderVersion, PushImageOpti
 use bollard::Docker;
 use futures_util::StreamExt;
 
+use podspace_s2i::dockerfile::quote;
+
 use super::log::BuildLog;
 
 #[derive(Debug, thiserror::Error)]
@@ -210,6 +212,132 @@ impl DockerEngine {
                 .any(|net| net.contains(&ip))
         });
         named_insecure || in_cidr
+    }
+
+    /// A container of `image` that is never started: its files can be
+    /// read and it can be committed. Removed by [`DockerEngine::remove_container`].
+    async fn create_stopped(&self, image: &str) -> Result<String, EngineError> {
+        let body = bollard::models::ContainerCreateBody {
+            image: Some(image.to_string()),
+            network_disabled: Some(true),
+            ..Default::default()
+        };
+        self.docker
+            .create_container(None, body)
+            .await
+            .map(|c| c.id)
+            .map_err(|e| EngineError::Build(format!("creating a container of {image}: {e}")))
+    }
+
+    async fn remove_container(&self, id: &str) {
+        let options = bollard::query_parameters::RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        if let Err(e) = self.docker.remove_container(id, Some(options)).await {
+            tracing::warn!(container = id, error = %e, "removing a build's container");
+        }
+    }
+
+    /// The file `path` of the built `image` (at most `max` bytes), or
+    /// `None` when it has none; the image is never run.
+    pub async fn read_file(
+        &self,
+        image: &str,
+        path: &str,
+        max: u64,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        let id = self.create_stopped(image).await?;
+        let read = self.read_from_container(&id, path, max).await;
+        self.remove_container(&id).await;
+        read
+    }
+
+    async fn read_from_container(
+        &self,
+        id: &str,
+        path: &str,
+        max: u64,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        let options = bollard::query_parameters::DownloadFromContainerOptions {
+            path: path.to_string(),
+        };
+        let mut stream = self.docker.download_from_container(id, Some(options));
+        let mut tar = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => {
+                    tar.extend_from_slice(&bytes);
+                    // The archive of one file: its size, a header, padding.
+                    if tar.len() as u64 > max + 64 * 1024 {
+                        return Err(EngineError::Build(format!(
+                            "{path} in the image is larger than {max} bytes"
+                        )));
+                    }
+                }
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => return Ok(None),
+                Err(e) => return Err(EngineError::Build(format!("reading {path}: {e}"))),
+            }
+        }
+        let mut archive = tar::Archive::new(&tar[..]);
+        let entries = archive.entries().map_err(EngineError::Context)?;
+        for entry in entries {
+            let mut entry = entry.map_err(EngineError::Context)?;
+            if entry.header().entry_type().is_file() {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::Read::take(&mut entry, max), &mut bytes)
+                    .map_err(EngineError::Context)?;
+                return Ok(Some(bytes));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Sets `labels` on `image` (a commit of a never-started container,
+    /// which adds no layer) and tags the result `tag`.
+    pub async fn add_labels(
+        &self,
+        image: &str,
+        labels: &[(String, String)],
+        tag: &str,
+    ) -> Result<(), EngineError> {
+        let id = self.create_stopped(image).await?;
+        let (repo, tag) = match tag.rsplit_once(':') {
+            Some((r, t)) if !t.contains('/') => (r, t),
+            _ => (tag, "latest"),
+        };
+        let changes: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("LABEL {}={}", quote(k), quote(v)))
+            .collect();
+        let options = bollard::query_parameters::CommitContainerOptions {
+            container: Some(id.clone()),
+            repo: Some(repo.to_string()),
+            tag: Some(tag.to_string()),
+            changes: Some(changes.join("\n")),
+            ..Default::default()
+        };
+        let committed = self
+            .docker
+            .commit_container(options, bollard::models::ContainerConfig::default())
+            .await;
+        self.remove_container(&id).await;
+        committed
+            .map(|_| ())
+            .map_err(|e| EngineError::Build(format!("labelling the image: {e}")))
+    }
+
+    /// The labels of a local image.
+    pub async fn labels(&self, image: &str) -> Result<HashMap<String, String>, EngineError> {
+        let inspect = self
+            .docker
+            .inspect_image(image)
+            .await
+            .map_err(|e| EngineError::Build(format!("inspecting {image}: {e}")))?;
+        Ok(inspect.config.and_then(|c| c.labels).unwrap_or_default())
     }
 
     pub async fn remove_image(&self, image: &str) {

@@ -18,6 +18,7 @@ use super::log::BuildLog;
 use super::protocol::{BuildReport, LeaseGrant};
 use super::pull;
 use super::source;
+use super::source_strategy;
 use super::strategy;
 use super::{NodeConfig, Running};
 use crate::phase;
@@ -393,6 +394,12 @@ async fn execute(
             .find(|(named, _)| message.contains(named.as_str()))
             .map_or(plan.failure, |(_, reason)| *reason);
         return Outcome::Failed(reason, message);
+    }
+    if plan.s2i {
+        if let Err(o) = source_strategy::finish(engine, &tag, log).await {
+            engine.remove_image(&tag).await;
+            return o;
+        }
     }
 
     // Push.

@@ -12,7 +12,7 @@ use podspace_s2i::dockerfile::{self as s2i_dockerfile, Plan};
 use podspace_s2i::metadata::{BuilderMetadata, SCRIPTS_URL};
 use podspace_s2i::scripts::{locate, Candidates, LocateError, Script, ScriptSource, ScriptsUrl};
 use podspace_s2i::users::{self, assemble_uid, AllowedUids, UserError};
-use podspace_s2i::{environment, layout};
+use podspace_s2i::{environment, layout, output};
 use serde_json::Value;
 
 use super::dockerfile;
@@ -324,5 +324,41 @@ pub async fn plan(
             .chain(assemble_step.map(|a| (a, "AssembleFailed")))
             .collect(),
         failure: "GenericBuildFailed",
+        s2i: true,
     })
+}
+
+/// After the engine built `image`: the labels assemble asked for in
+/// `image_metadata.json` are set (they win over every other), then all the
+/// image's labels are checked against the bound.
+pub async fn finish(engine: &DockerEngine, image: &str, log: &BuildLog) -> Result<(), Outcome> {
+    let metadata = engine
+        .read_file(
+            image,
+            output::IMAGE_METADATA_PATH,
+            output::MAX_IMAGE_METADATA_BYTES,
+        )
+        .await
+        .map_err(|e| Outcome::Error("GenericBuildFailed", e.to_string()))?;
+    if let Some(bytes) = metadata {
+        let labels = output::metadata_labels(&bytes)
+            .map_err(|e| failed("GenericBuildFailed", e.to_string()))?;
+        if !labels.is_empty() {
+            let names: Vec<&str> = labels.iter().map(|(k, _)| k.as_str()).collect();
+            log.line(&format!(
+                "Labels from {}: {}",
+                output::IMAGE_METADATA_PATH,
+                names.join(", ")
+            ));
+            engine
+                .add_labels(image, &labels, image)
+                .await
+                .map_err(|e| Outcome::Error("GenericBuildFailed", e.to_string()))?;
+        }
+    }
+    let labels = engine
+        .labels(image)
+        .await
+        .map_err(|e| Outcome::Error("GenericBuildFailed", e.to_string()))?;
+    output::check_label_size(&labels).map_err(|e| failed("GenericBuildFailed", e.to_string()))
 }

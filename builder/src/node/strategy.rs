@@ -29,6 +29,9 @@ pub struct BuildPlan {
     pub steps: Vec<(String, &'static str)>,
     /// The reason of any other engine failure.
     pub failure: &'static str,
+    /// A Source build: assemble's `image_metadata.json` labels are applied
+    /// to the built image and the label bound checked (`source_strategy::finish`).
+    pub s2i: bool,
 }
 
 pub async fn plan(
@@ -126,5 +129,6 @@ async fn docker(meta: &BuildMeta<'_>, inputs: &Inputs) -> Result<BuildPlan, Outc
             .into_iter()
             .collect(),
         failure: "DockerBuildFailed",
+        s2i: false,
     })
 }
