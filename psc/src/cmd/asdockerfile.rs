@@ -1,8 +1,11 @@
-//! `psc start-build NAME --from-dir SRC --as-dockerfile OUT`: instead of
-//! starting a Source build, writes the Dockerfile and context (`OUT/Dockerfile`,
-//! `OUT/upload/src`, `OUT/upload/scripts`) that reproduce it by hand with
-//! `docker build OUT` — the same text the build node generates, from the
-//! builder's labels as the image stream records them.
+//! `psc start-build NAME [--from-dir SRC | --commit C] [--incremental]
+//! --as-dockerfile OUT`: instead of starting a Source build, writes the
+//! Dockerfile and context (`OUT/Dockerfile`, `OUT/upload/src`,
+//! `OUT/upload/scripts`) that reproduce it by hand with `docker build OUT` —
+//! the same text the build node generates, from the builder's labels as the
+//! image stream records them. The source is the directory given, else a
+//! clone of the config's repository here; an incremental build starts from
+//! the output tag's current image.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -47,20 +50,90 @@ async fn builder(client: &Client, ns: &str, from: &Value) -> Result<(String, Val
     }
 }
 
-pub async fn write(
-    client: &Client,
-    ns: &str,
-    bc_name: &str,
-    src: &Path,
-    out: &Path,
-    extra_env: &[(String, String)],
-) -> Result<()> {
+/// What `start-build` asked for.
+pub struct Request<'a> {
+    pub config: &'a str,
+    pub from_dir: Option<&'a Path>,
+    pub commit: Option<&'a str>,
+    pub incremental: Option<bool>,
+    pub env: &'a [(String, String)],
+    pub out: &'a Path,
+}
+
+/// The source to build: the directory given, else a clone of the config's
+/// repository (kept alive by the returned guard), with the labels a clone
+/// tells.
+async fn source(
+    bc: &Value,
+    req: &Request<'_>,
+) -> Result<(
+    std::path::PathBuf,
+    Option<tempfile::TempDir>,
+    Vec<(String, String)>,
+)> {
+    if let Some(dir) = req.from_dir {
+        return Ok((dir.to_path_buf(), None, Vec::new()));
+    }
+    let uri = s(bc, "/spec/source/git/uri").to_string();
+    if uri.is_empty() {
+        bail!(
+            "{} has no git source: give the source with --from-dir",
+            req.config
+        );
+    }
+    let git_ref = s(bc, "/spec/source/git/ref").to_string();
+    let commit = req.commit.map(str::to_string);
+    let dir = tempfile::tempdir()?;
+    let into = dir.path().to_path_buf();
+    let (u, r) = (uri.clone(), git_ref.clone());
+    let id = tokio::task::spawn_blocking(move || {
+        super::gitclone::clone(&u, Some(&r), commit.as_deref(), &into)
+    })
+    .await??;
+    println!("Cloned {uri} at {id}");
+    let mut labels = vec![
+        ("io.openshift.build.commit.id".to_string(), id),
+        ("io.openshift.build.source-location".to_string(), uri),
+    ];
+    if !git_ref.is_empty() {
+        labels.push(("io.openshift.build.commit.ref".to_string(), git_ref));
+    }
+    Ok((dir.path().to_path_buf(), Some(dir), labels))
+}
+
+/// The output tag's current image, for an incremental build.
+async fn previous_image(client: &Client, ns: &str, bc: &Value) -> Option<String> {
+    let to = bc.pointer("/spec/output/to")?;
+    if s(to, "/kind") != "ImageStreamTag" {
+        return None;
+    }
+    let to_ns = Some(s(to, "/namespace"))
+        .filter(|n| !n.is_empty())
+        .unwrap_or(ns);
+    let name = s(to, "/name");
+    let tag = if name.contains(':') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    };
+    let istag = client
+        .get(&format!(
+            "/apis/image.openshift.io/v1/namespaces/{to_ns}/imagestreamtags/{tag}"
+        ))
+        .await
+        .ok()?;
+    Some(s(&istag, "/image/dockerImageReference").to_string()).filter(|r| !r.is_empty())
+}
+
+pub async fn write(client: &Client, ns: &str, req: &Request<'_>) -> Result<()> {
+    let (bc_name, out, extra_env) = (req.config, req.out, req.env);
     let bc = client
         .get(&format!("{}/{bc_name}", configs_path(ns)))
         .await?;
     let Some(strategy) = bc.pointer("/spec/strategy/sourceStrategy") else {
         bail!("--as-dockerfile writes Source (S2I) builds; {bc_name} is not one");
     };
+    let (src, _clone, mut labels_from_source) = source(&bc, req).await?;
     let (reference, config) = builder(client, ns, &strategy["from"]).await?;
     let labels: BTreeMap<String, String> = config["Labels"]
         .as_object()
@@ -141,15 +214,39 @@ pub async fn write(
             &std::fs::read(&from)?,
         )?;
     }
+    let incremental = req
+        .incremental
+        .unwrap_or(strategy.get("incremental") == Some(&Value::Bool(true)));
+    let has_save = located.iter().any(|(s, _)| *s == Script::SaveArtifacts);
+    let previous = match (incremental, has_save) {
+        (true, true) => match previous_image(client, ns, &bc).await {
+            Some(p) => {
+                println!("incremental: artifacts from {p}");
+                Some(p)
+            }
+            None => {
+                println!("incremental: the output tag has no image yet; a clean build");
+                None
+            }
+        },
+        (true, false) => {
+            println!("incremental: the builder has no save-artifacts script; a clean build");
+            None
+        }
+        _ => None,
+    };
+    let mut image_labels = vec![("io.openshift.build.image".to_string(), reference.clone())];
+    image_labels.append(&mut labels_from_source);
     let text = render(&Plan {
+        // `docker build` with or without BuildKit reads it.
         mount_artifacts: false,
         builder: &reference,
-        previous: None,
+        previous: previous.as_deref(),
         destination: &image.destination,
         assemble_uid: uid,
         image_user: image.image_user.as_deref(),
         scripts: &located,
-        labels: &[("io.openshift.build.image".to_string(), reference.clone())],
+        labels: &image_labels,
         env: &environment::merge(&file_env, &build_env),
     });
     let dockerfile = out.join("Dockerfile");

@@ -113,16 +113,8 @@ fn remote_root_files(
     context_dir: Option<&str>,
 ) -> Result<Vec<String>> {
     let dir = tempfile::tempdir()?;
-    let mut fetch = git2::FetchOptions::new();
-    fetch.depth(1);
-    let mut clone = git2::build::RepoBuilder::new();
-    clone.fetch_options(fetch);
-    if let Some(r) = git_ref {
-        clone.branch(r);
-    }
-    clone
-        .clone(uri, dir.path())
-        .with_context(|| format!("cloning {uri} to detect its builder"))?;
+    super::gitclone::clone(uri, git_ref, None, dir.path())
+        .context("cloning the repository to detect its builder")?;
     root_files(&dir.path().join(context_dir.unwrap_or_default()))
 }
 

@@ -3,6 +3,7 @@ pub mod auth;
 pub mod builds;
 pub mod describe;
 pub mod detect;
+pub mod gitclone;
 pub mod import;
 pub mod newbuild;
 pub mod objects;

@@ -68,12 +68,12 @@ pub struct StartBuildArgs {
     #[arg(short = 'o', long = "output", value_parser = ["name"])]
     output: Option<String>,
     /// Source builds: write the Dockerfile and context that reproduce the
-    /// build into DIR instead of starting it (with --from-dir)
+    /// build into DIR instead of starting it (the source from --from-dir, else
+    /// a clone of the config's repository at --commit or its ref)
     #[arg(
         long,
         value_name = "DIR",
-        requires = "from_dir",
-        conflicts_with = "from_build"
+        conflicts_with_all = ["from_build", "from_file", "from_archive", "from_repo"]
     )]
     as_dockerfile: Option<PathBuf>,
 }
@@ -130,8 +130,16 @@ pub async fn run(g: &Global, args: StartBuildArgs) -> Result<()> {
     let ns = session.namespace()?;
     let client = &session.client;
     let config = args.config.as_deref().map(config_name);
-    if let (Some(out), Some(src), Some(bc)) = (&args.as_dockerfile, &args.from_dir, config) {
-        return super::asdockerfile::write(client, ns, bc, src, out, &args.env).await;
+    if let (Some(out), Some(bc)) = (&args.as_dockerfile, config) {
+        let req = super::asdockerfile::Request {
+            config: bc,
+            from_dir: args.from_dir.as_deref(),
+            commit: args.commit.as_deref(),
+            incremental: args.incremental,
+            env: &args.env,
+            out,
+        };
+        return super::asdockerfile::write(client, ns, &req).await;
     }
     let created = match (&args.from_build, args.input()) {
         (Some(build), _) => {
