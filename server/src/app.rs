@@ -36,6 +36,8 @@ pub struct AppState {
     pub pending_builds: Arc<crate::nodes::PendingBuilds>,
     /// Wakes lease polls for what is not a commit (a binary input stored).
     pub lease_wake: Arc<watch::Sender<u64>>,
+    /// The per-BuildConfig rate of webhook deliveries.
+    pub webhook_rate: Arc<rest::webhook_rate::WebhookRate>,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -156,6 +158,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         None
     };
 
+    let config_limits = config.limits.clone();
     let state = AppState {
         store: store.clone(),
         authz,
@@ -169,6 +172,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         build_logs: Arc::new(watch::channel(0).0),
         pending_builds: Arc::default(),
         lease_wake: Arc::new(watch::channel(0).0),
+        webhook_rate: Arc::new(rest::webhook_rate::WebhookRate::new(
+            config_limits.webhook_rate,
+            config_limits.webhook_burst,
+        )),
         shutdown: shutdown.clone(),
     };
     spawn_build_sweep(state.clone());
@@ -294,7 +301,8 @@ fn spawn_upload_expiry(registry: podspace_registry::Registry, mut shutdown: watc
     });
 }
 
-/// Logs, leases and binary inputs of deleted builds are removed.
+/// Logs, leases and binary inputs of deleted builds, and the webhook
+/// deliveries of deleted configs, are removed.
 fn spawn_build_sweep(state: AppState) {
     tokio::spawn(async move {
         let mut shutdown = state.shutdown.clone();
@@ -311,6 +319,9 @@ fn spawn_build_sweep(state: AppState) {
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "sweeping deleted builds' leftovers failed"),
+            }
+            if let Err(e) = state.store.sweep_deliveries().await {
+                tracing::warn!(error = %e, "sweeping deleted configs' webhook deliveries failed");
             }
         }
     });

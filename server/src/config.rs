@@ -142,6 +142,18 @@ pub struct LimitArgs {
     /// Most files and directories in a binary build input or build context [default: 1000000]
     #[arg(long, env = "PODSPACE_MAX_BINARY_ENTRIES", value_name = "N")]
     pub max_binary_entries: Option<u64>,
+    /// Largest webhook delivery body, in bytes [default: 10485760]
+    #[arg(long, env = "PODSPACE_WEBHOOK_MAX_BODY", value_name = "BYTES")]
+    pub webhook_max_body: Option<usize>,
+    /// Seconds a webhook delivery's body may take to arrive [default: 30]
+    #[arg(long, env = "PODSPACE_WEBHOOK_READ_TIMEOUT", value_name = "SECONDS")]
+    pub webhook_read_timeout: Option<u64>,
+    /// Verified webhook deliveries one BuildConfig takes per second [default: 1]
+    #[arg(long, env = "PODSPACE_WEBHOOK_RATE", value_name = "PER_SECOND")]
+    pub webhook_rate: Option<f64>,
+    /// Verified webhook deliveries one BuildConfig takes at once [default: 10]
+    #[arg(long, env = "PODSPACE_WEBHOOK_BURST", value_name = "N")]
+    pub webhook_burst: Option<u32>,
 }
 
 /// The limits in force.
@@ -154,6 +166,10 @@ pub struct Limits {
     pub max_connections: usize,
     pub max_binary_context: u64,
     pub max_binary_entries: u64,
+    pub webhook_max_body: usize,
+    pub webhook_read_timeout: Duration,
+    pub webhook_rate: f64,
+    pub webhook_burst: u32,
 }
 
 impl Limits {
@@ -187,7 +203,17 @@ impl Limits {
                 .max_binary_entries
                 .or(file.max_binary_entries)
                 .unwrap_or(1_000_000),
+            webhook_max_body: args
+                .webhook_max_body
+                .or(file.webhook_max_body)
+                .unwrap_or(10 << 20),
+            webhook_read_timeout: secs(args.webhook_read_timeout, file.webhook_read_timeout, 30),
+            webhook_rate: args.webhook_rate.or(file.webhook_rate).unwrap_or(1.0),
+            webhook_burst: args.webhook_burst.or(file.webhook_burst).unwrap_or(10),
         };
+        if limits.webhook_rate.is_nan() || limits.webhook_rate <= 0.0 || limits.webhook_burst == 0 {
+            bail!("webhook-rate must be above 0 and webhook-burst at least 1");
+        }
         if limits.uploads.per_principal == 0
             || limits.max_connections_per_ip == 0
             || limits.max_connections == 0

@@ -27,6 +27,13 @@ struct BuildLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabels {
+    provider: String,
+    /// `build`, `skipped`, `replayed`, `refused`, `invalid`, `limited`, `failed`.
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LatencyLabels {
     method: String,
     resource: String,
@@ -45,6 +52,7 @@ pub struct Metrics {
     pub connections_refused: Counter,
     /// Logins refused without a check for too many recent failures.
     pub logins_throttled: Counter,
+    webhooks: Family<WebhookLabels, Counter>,
 }
 
 impl Metrics {
@@ -109,7 +117,14 @@ impl Metrics {
             "Password logins refused unchecked after too many recent failures",
             logins_throttled.clone(),
         );
+        let webhooks = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook deliveries by provider and outcome",
+            webhooks.clone(),
+        );
         Metrics {
+            webhooks,
             connections_refused,
             logins_throttled,
             registry,
@@ -130,6 +145,15 @@ impl Metrics {
             })
             .inc();
         self.build_duration.observe(seconds);
+    }
+
+    pub fn observe_webhook(&self, provider: &str, outcome: &str) {
+        self.webhooks
+            .get_or_create(&WebhookLabels {
+                provider: provider.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 
     pub fn observe_request(&self, method: &str, resource: &str, code: u16, elapsed: Duration) {
@@ -181,6 +205,7 @@ pub fn resource_label(path: &str) -> String {
                 "instantiate",
                 "instantiatebinary",
                 "clone",
+                "webhooks",
             ]
             .contains(sub) =>
         {

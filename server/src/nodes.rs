@@ -312,7 +312,7 @@ async fn build_secret(
 }
 
 /// A Secret's value: `stringData` as is, or `data` base64-decoded.
-fn secret_field(secret: &Object, key: &str) -> Option<String> {
+pub(crate) fn secret_field(secret: &Object, key: &str) -> Option<String> {
     use base64::Engine;
     let at = |section: &str| {
         secret

@@ -17,6 +17,7 @@ mod error;
 mod registry;
 mod schema;
 mod waiter;
+mod webhooks;
 
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +36,7 @@ pub use credentials::TokenRecord;
 pub use error::StoreError;
 pub use registry::{BlobRecord, ManifestRecord, UploadRecord};
 pub use waiter::{stopped, ChangeWaiter};
+pub use webhooks::{Claim, DeliveryRecord, KEEP_PER_CONFIG, REPLAY_WINDOW};
 
 use crate::kinds::KindInfo;
 use crate::meta::Object;

@@ -57,6 +57,13 @@ const REGISTRY_TABLES: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS build_inputs (
         uid TEXT PRIMARY KEY, namespace TEXT NOT NULL, name TEXT NOT NULL,
         location TEXT NOT NULL, size BIGINT NOT NULL, digest TEXT NOT NULL, created_at BIGINT NOT NULL)",
+    // Webhook deliveries (see webhooks.rs): the replay guard and history.
+    "CREATE TABLE IF NOT EXISTS webhook_deliveries (
+        namespace TEXT NOT NULL, config TEXT NOT NULL, delivery TEXT NOT NULL,
+        provider TEXT NOT NULL, received_at BIGINT NOT NULL, claimed_at BIGINT NOT NULL,
+        done BIGINT NOT NULL, code BIGINT NOT NULL, outcome TEXT NOT NULL, build TEXT,
+        PRIMARY KEY (namespace, config, delivery))",
+    "CREATE INDEX IF NOT EXISTS webhook_deliveries_by_time ON webhook_deliveries (namespace, config, received_at)",
 ];
 
 pub(super) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

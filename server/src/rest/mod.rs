@@ -9,6 +9,8 @@ mod objects;
 mod path;
 mod projects;
 mod watch;
+pub mod webhook_rate;
+mod webhooks;
 
 use std::collections::HashMap;
 
@@ -32,12 +34,16 @@ pub async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
 }
 
 async fn handle(state: AppState, req: Request) -> ApiResult<Response> {
-    let principal = req
-        .extensions()
-        .get::<Caller>()
-        .and_then(|c| c.0.clone())
-        .ok_or_else(|| ApiError(Status::unauthorized()))?;
+    let caller = req.extensions().get::<Caller>().and_then(|c| c.0.clone());
     let route = path::parse(req.uri().path())?;
+    // Webhook deliveries authenticate by their URL secret, not a token.
+    if let Route::Object(target) = &route {
+        if webhooks::serves(target) {
+            let target = target.clone();
+            return Ok(webhooks::handle(&state, caller.as_ref(), target, req).await);
+        }
+    }
+    let principal = caller.ok_or_else(|| ApiError(Status::unauthorized()))?;
     let query = query_params(req.uri())?;
     match route {
         Route::Discovery(d) => discovery::serve(d, req.method()),
