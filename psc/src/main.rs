@@ -72,6 +72,11 @@ enum Command {
         #[command(subcommand)]
         command: cmd::rollout::RolloutCommand,
     },
+    /// Change a part of an object: psc set triggers bc/NAME --from-github
+    Set {
+        #[command(subcommand)]
+        command: cmd::set::SetCommand,
+    },
     /// Manage who may do what in a project
     Policy {
         #[command(subcommand)]
@@ -123,6 +128,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apply(args) => cmd::objects::apply(&g, args).await,
         Command::Delete(args) => cmd::objects::delete(&g, args).await,
         Command::Policy { command } => cmd::policy::run(&g, command).await,
+        Command::Set { command } => cmd::set::run(&g, command).await,
         Command::Tag(args) => cmd::tag::run(&g, args).await,
         Command::Rollout { command } => cmd::rollout::run(&g, command).await,
         Command::ImportImage(args) => cmd::import::run(&g, args).await,

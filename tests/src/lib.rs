@@ -859,6 +859,18 @@ impl GitDaemon {
     }
 }
 
+impl GitDaemon {
+    /// Installs the server-side hook `name` (e.g. `post-receive`) of
+    /// repository `repo` (which a first [`GitDaemon::commit`] created).
+    pub fn hook(&self, repo: &str, name: &str, script: &str) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.root.path().join(format!("{repo}.git/hooks/{name}"));
+        std::fs::write(&path, script)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        Ok(())
+    }
+}
+
 /// The same repositories over smart HTTP behind Basic auth
 /// (`tests/fixtures/git-http.py`: `git http-backend` as CGI).
 pub struct GitHttp {

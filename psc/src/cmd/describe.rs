@@ -484,7 +484,88 @@ fn creation_time(ts: &str) -> String {
 }
 
 /// `psc describe bc NAME`; `builds` newest first.
-pub fn build_config(bc: &Value, builds: &[Value]) -> String {
+/// Where a config's webhooks are reached, and what they received.
+pub struct Hooks<'a> {
+    /// The API's URL as this client reaches it.
+    pub server: &'a str,
+    /// `GET buildconfigs/NAME/webhooks` items, newest first.
+    pub deliveries: &'a [Value],
+}
+
+/// Each webhook trigger's URL (the secret as `<secret>`), a warning when
+/// the config has no ref (a push is then matched against `master`), and
+/// the recent deliveries.
+fn webhook_lines(out: &mut String, bc: &Value, hooks: &Hooks<'_>) {
+    let ns = s(bc, "/metadata/namespace");
+    let name = s(bc, "/metadata/name");
+    let mut any = false;
+    for t in bc
+        .pointer("/spec/triggers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let (field, path) = match s(t, "/type") {
+            "GitHub" => ("github", "github"),
+            "GitLab" => ("gitlab", "gitlab"),
+            "Bitbucket" => ("bitbucket", "bitbucket"),
+            "Generic" => ("generic", "generic"),
+            _ => continue,
+        };
+        any = true;
+        out.push_str(&format!("Webhook {}:\n", s(t, "/type")));
+        out.push_str(&format!(
+            "\tURL:\t{}/apis/build.openshift.io/v1/namespaces/{ns}/buildconfigs/{name}/webhooks/<secret>/{path}\n",
+            hooks.server.trim_end_matches('/')
+        ));
+        let hook = &t[field];
+        if let Some(r) = hook
+            .pointer("/secretReference/name")
+            .and_then(Value::as_str)
+        {
+            out.push_str(&format!(
+                "\tSecret:\tfrom Secret {r} (key WebHookSecretKey)\n"
+            ));
+        }
+        if let Some(r) = hook
+            .pointer("/signatureSecretRef/name")
+            .and_then(Value::as_str)
+        {
+            out.push_str(&format!("\tSignature:\trequired, key from Secret {r}\n"));
+        }
+        if field == "generic" {
+            let allow = hook
+                .get("allowEnv")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            out.push_str(&format!("\tAllowEnv:\t{allow}\n"));
+        }
+    }
+    if !any {
+        return;
+    }
+    if bc.pointer("/spec/source/git").is_some() && s(bc, "/spec/source/git/ref").is_empty() {
+        out.push_str(
+            "Warning:\t\tthe source names no ref: webhooks build pushes to 'master' only; set spec.source.git.ref\n",
+        );
+    }
+    if hooks.deliveries.is_empty() {
+        line(out, "Webhook Deliveries", "<none>");
+        return;
+    }
+    out.push_str("Webhook Deliveries:\n");
+    for d in hooks.deliveries {
+        out.push_str(&format!(
+            "\t{}\t{}\t{}\t{}\n",
+            creation_time(s(d, "/received")),
+            s(d, "/id"),
+            d.get("code").and_then(Value::as_i64).unwrap_or_default(),
+            s(d, "/outcome")
+        ));
+    }
+}
+
+pub fn build_config(bc: &Value, builds: &[Value], hooks: &Hooks<'_>) -> String {
     let mut out = String::new();
     name_meta(&mut out, bc);
     match bc.pointer("/status/lastVersion").and_then(Value::as_i64) {
@@ -511,6 +592,7 @@ pub fn build_config(bc: &Value, builds: &[Value]) -> String {
         })
         .collect();
     line(&mut out, "Triggered by", or_none(&triggers.join(", ")));
+    webhook_lines(&mut out, bc, hooks);
     if builds.is_empty() {
         return out;
     }
@@ -666,7 +748,14 @@ mod tests {
                 "triggers": [{"type": "ConfigChange"}, {"type": "ImageChange"}]},
             "status": {"lastVersion": 2}
         });
-        let text = build_config(&bc, &[b]);
+        let text = build_config(
+            &bc,
+            &[b],
+            &Hooks {
+                server: "https://api",
+                deliveries: &[],
+            },
+        );
         assert!(text.contains("Latest Version:\t\t2\n"), "{text}");
         assert!(text.contains("Binary:\t\t\tprovided on build\n"), "{text}");
         assert!(

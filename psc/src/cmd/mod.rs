@@ -10,9 +10,11 @@ pub mod objects;
 pub mod policy;
 pub mod projects;
 pub mod rollout;
+pub mod set;
 pub mod startbuild;
 pub mod tag;
 pub mod upload;
+pub mod webhookpost;
 
 use anyhow::{anyhow, bail, Result};
 

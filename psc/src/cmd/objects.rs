@@ -172,7 +172,18 @@ pub async fn describe(g: &Global, kind: &str, name: &str) -> Result<()> {
         "ImageStreamTag" => super::describe::image_stream_tag(&obj),
         "BuildConfig" => {
             let builds = super::builds::of_config(&session.client, ns, &name).await?;
-            super::describe::build_config(&obj, &builds)
+            let deliveries = session
+                .client
+                .get(&format!("{}/webhooks", kind.object_path(ns, &name)))
+                .await
+                .ok()
+                .and_then(|l| l.get("items").and_then(Value::as_array).cloned())
+                .unwrap_or_default();
+            let hooks = super::describe::Hooks {
+                server: &session.client.server,
+                deliveries: &deliveries,
+            };
+            super::describe::build_config(&obj, &builds, &hooks)
         }
         "Build" => super::describe::build(&obj),
         _ => describe_text(kind, &obj),

@@ -23,7 +23,7 @@ use crate::Global;
 #[command(group(ArgGroup::new("binary").multiple(false)))]
 pub struct StartBuildArgs {
     /// The build config to start (NAME or bc/NAME)
-    #[arg(required_unless_present = "from_build", conflicts_with = "from_build")]
+    #[arg(required_unless_present_any = ["from_build", "from_webhook"], conflicts_with = "from_build")]
     config: Option<String>,
     /// Run a build again with the same inputs
     #[arg(long, value_name = "BUILD", conflicts_with = "binary")]
@@ -76,6 +76,15 @@ pub struct StartBuildArgs {
         conflicts_with_all = ["from_build", "from_file", "from_archive", "from_repo"]
     )]
     as_dockerfile: Option<PathBuf>,
+    /// Post a Generic webhook delivery to URL instead (no login needed)
+    #[arg(long, value_name = "URL", conflicts_with_all = ["from_build", "from_dir", "from_file", "from_archive", "from_repo", "as_dockerfile"])]
+    from_webhook: Option<String>,
+    /// With --from-webhook: a post-receive hook's input (`old new ref` lines; - for stdin)
+    #[arg(long, value_name = "FILE", requires = "from_webhook")]
+    git_post_receive: Option<PathBuf>,
+    /// With --git-post-receive: the repository whose commits are described [default: .]
+    #[arg(long, value_name = "DIR", requires = "git_post_receive")]
+    git_repository: Option<PathBuf>,
 }
 
 impl StartBuildArgs {
@@ -126,6 +135,15 @@ fn config_name(arg: &str) -> &str {
 }
 
 pub async fn run(g: &Global, args: StartBuildArgs) -> Result<()> {
+    if let Some(url) = &args.from_webhook {
+        return super::webhookpost::post(
+            url,
+            args.git_post_receive.as_ref(),
+            args.git_repository.as_ref(),
+            &args.env,
+        )
+        .await;
+    }
     let session = Session::load(g)?;
     let ns = session.namespace()?;
     let client = &session.client;

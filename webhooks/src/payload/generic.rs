@@ -15,17 +15,17 @@ pub struct EnvVar {
     pub value: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GitRef {
-    #[serde(rename = "ref", default)]
+    #[serde(rename = "ref", default, skip_serializing_if = "String::is_empty")]
     pub git_ref: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub commit: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<Person>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub committer: Option<Person>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
 }
 
@@ -40,13 +40,13 @@ impl GitRef {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GitInfo {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub uri: String,
     #[serde(flatten)]
     pub head: GitRef,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refs: Vec<GitRef>,
 }
 
@@ -59,15 +59,16 @@ pub struct DockerStrategyOptions {
     pub no_cache: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+/// The Generic payload as sent (`psc start-build --from-webhook` writes it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Payload {
-    #[serde(default)]
-    git: Option<GitInfo>,
-    #[serde(default)]
-    env: Vec<EnvVar>,
-    #[serde(default)]
-    docker_strategy_options: Option<DockerStrategyOptions>,
+pub struct Payload {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitInfo>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_strategy_options: Option<DockerStrategyOptions>,
 }
 
 /// A Generic delivery: what it asks for, and what was ignored (warnings).
