@@ -112,7 +112,7 @@ async fn secret_value(
 /// What a delivery is answered with.
 enum Reply {
     /// 200 and the Build.
-    Build(Object),
+    Build(Box<Object>),
     /// 200, nothing built, and why (a `Status` of `Success`).
     Nothing(String),
     Failure(Status),
@@ -482,7 +482,7 @@ async fn claim(
 async fn replayed(state: &AppState, ns: &str, rec: DeliveryRecord) -> ApiResult<Answer> {
     let build_kind = by_kind("Build").ok_or_else(|| ApiError(Status::internal("no kind")))?;
     let build = match &rec.build {
-        Some(b) => state.store.get(build_kind, ns, b).await.ok(),
+        Some(b) => state.store.get(build_kind, ns, b).await.ok().map(Box::new),
         None => None,
     };
     let code = u16::try_from(rec.code).unwrap_or(500);
@@ -542,7 +542,7 @@ async fn decide_and_build(
             match triggers::instantiate(&state.store, ns, name, &request, Input::Config).await {
                 Ok(build) => Answer {
                     note: format!("build {}", build.metadata.name),
-                    reply: Reply::Build(build),
+                    reply: Reply::Build(Box::new(build)),
                     outcome: "build",
                     warnings,
                 },
