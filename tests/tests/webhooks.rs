@@ -204,6 +204,23 @@ async fn provider_payloads_refusals_replays_and_bounds() -> anyhow::Result<()> {
             .contains("deleted"),
         "{b}"
     );
+    // The legacy /oapi/v1 path answers the same way.
+    let legacy = format!(
+        "{}/oapi/v1/namespaces/{ns}/buildconfigs/dev/webhooks/gh-url-secret-1/github",
+        server.url
+    );
+    let (code, b, _) = post(
+        &legacy,
+        &github("push", "d-legacy", fixture("github-push.json")),
+    )
+    .await?;
+    assert_eq!((code, b["status"].as_str()), (200, Some("Success")), "{b}");
+    let (code, _, _) = post(
+        &legacy.replace("gh-url-secret-1", "nope"),
+        &github("push", "d-l2", fixture("github-push.json")),
+    )
+    .await?;
+    assert_eq!(code, 401);
     let (code, _, _) = post(
         &url,
         &github(
