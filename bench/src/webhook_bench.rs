@@ -49,6 +49,8 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 }
 
 fn body(n: usize) -> Vec<u8> {
+    // Never the all-zero SHA of a deleted branch.
+    let n = n + 1;
     serde_json::to_vec(
         &json!({"ref": "refs/heads/main", "after": format!("{n:040x}"),
         "head_commit": {"id": format!("{n:040x}"), "message": "bench",
