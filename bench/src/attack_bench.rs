@@ -199,7 +199,7 @@ async fn bodies(server: &Server, admin: &Api) -> Result<()> {
     ];
     let server_pid = server.pid();
     for (name, ct, body) in shapes {
-        let cpu0 = cpu_ticks(server_pid);
+        let cpu0 = podspace_e2e::cpu_ticks(server_pid);
         let t = Instant::now();
         let r = admin
             .send(
@@ -210,7 +210,7 @@ async fn bodies(server: &Server, admin: &Api) -> Result<()> {
             )
             .await?;
         let ms = t.elapsed().as_secs_f64() * 1000.0;
-        let cpu = (cpu_ticks(server_pid) - cpu0) as f64 * 10.0;
+        let cpu = (podspace_e2e::cpu_ticks(server_pid) - cpu0) as f64 * 10.0;
         println!(
             "body {name:<22} {:>8} bytes: {} in {ms:.1} ms (server CPU {cpu:.0} ms)",
             body.len(),
@@ -218,20 +218,6 @@ async fn bodies(server: &Server, admin: &Api) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// utime + stime of a process, in clock ticks (10 ms here).
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let get = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    get(11) + get(12)
 }
 
 async fn passwords(server: &Server, admin: &Api) -> Result<()> {

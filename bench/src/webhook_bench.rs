@@ -28,19 +28,6 @@ struct Args {
     forged: usize,
 }
 
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let get = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    get(11) + get(12)
-}
-
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
@@ -141,7 +128,7 @@ async fn main() -> Result<()> {
     // Forged deliveries: a wrong signature, as fast as 8 clients go.
     let before_builds = builds(&admin, ns).await?;
     let pid = server.pid();
-    let cpu0 = cpu_ticks(pid);
+    let cpu0 = podspace_e2e::cpu_ticks(pid);
     let start = Instant::now();
     let mut next = 0usize;
     while next < args.forged {
@@ -157,7 +144,7 @@ async fn main() -> Result<()> {
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let cpu_ms = (cpu_ticks(pid) - cpu0) as f64 * 10.0;
+    let cpu_ms = (podspace_e2e::cpu_ticks(pid) - cpu0) as f64 * 10.0;
     let after_builds = builds(&admin, ns).await?;
     println!(
         "forged deliveries: {} in {elapsed:.1} s, {} builds made, server CPU {:.3} ms per forged delivery",

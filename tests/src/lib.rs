@@ -1089,3 +1089,18 @@ pub fn assert_build_failed(build: &Value, reason: &str, says: &str) {
         "the message should say {says:?}: {status}"
     );
 }
+
+/// utime + stime of a process, in clock ticks (10 ms here): the benches'
+/// measure of what a client cost the server.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let get = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    get(11) + get(12)
+}
