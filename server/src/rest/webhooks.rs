@@ -251,7 +251,7 @@ async fn deliver(state: &AppState, target: &Target, req: Request) -> Response {
     if declared.is_some_and(|n| n > max as u64) {
         return too_large(state, provider, max);
     }
-    let answer = match handle_delivery(state, target, provider, secret, &ns, &name, req).await {
+    let answer = match handle_delivery(state, provider, secret, &ns, &name, req).await {
         Ok(a) => a,
         Err(ApiError(s)) if s.code == 413 => return too_large(state, provider, max),
         Err(ApiError(s)) => {
@@ -308,7 +308,6 @@ fn too_large(state: &AppState, provider: Provider, max: usize) -> Response {
 #[allow(clippy::too_many_arguments)]
 async fn handle_delivery(
     state: &AppState,
-    target: &Target,
     provider: Provider,
     secret: &str,
     ns: &str,
@@ -414,7 +413,6 @@ async fn handle_delivery(
         Ok(()) => {
             decide_and_build(
                 state,
-                target,
                 provider,
                 ns,
                 name,
@@ -462,6 +460,8 @@ async fn claim(
                 )))
             }
             Claim::InFlight => {
+                // The copy being handled may be on another replica: its row
+                // is the only signal, so it is polled (bounded above).
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 claim = match state.store.delivery(ns, name, id).await? {
                     Some(rec) if rec.done => Claim::Done(rec),
@@ -511,7 +511,6 @@ async fn replayed(state: &AppState, ns: &str, rec: DeliveryRecord) -> ApiResult<
 #[allow(clippy::too_many_arguments)]
 async fn decide_and_build(
     state: &AppState,
-    _target: &Target,
     provider: Provider,
     ns: &str,
     name: &str,
