@@ -31,8 +31,13 @@ struct ImageMetadata {
 
 /// The labels `image_metadata.json` adds, in its order.
 pub fn metadata_labels(bytes: &[u8]) -> Result<Vec<(String, String)>, OutputError> {
-    let parsed: ImageMetadata =
-        serde_json::from_slice(bytes).map_err(|e| OutputError::BadMetadata(e.to_string()))?;
+    let bad = |e: serde_json::Error| OutputError::BadMetadata(e.to_string());
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(bad)?;
+    // serde would also read a struct from an array (`[]`); the file is an object.
+    if !value.is_object() {
+        return Err(OutputError::BadMetadata("not a JSON object".into()));
+    }
+    let parsed = ImageMetadata::deserialize(value).map_err(bad)?;
     let mut out = Vec::new();
     for one in parsed.labels {
         let mut pairs: Vec<(String, String)> = one.into_iter().collect();
