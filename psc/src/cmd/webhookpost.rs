@@ -28,6 +28,9 @@ fn refs(input: &str, repo: Option<&git2::Repository>) -> Result<Vec<GitRef>> {
         let [_, new, git_ref] = fields[..] else {
             bail!("not a post-receive line (old new ref): {line:?}");
         };
+        if !matches!(new.len(), 40 | 64) || !new.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!("not a commit id (40 or 64 hex digits) in post-receive line {line:?}");
+        }
         if new.bytes().all(|b| b == b'0') {
             continue; // a deleted ref: nothing to build
         }
@@ -131,6 +134,7 @@ mod tests {
         assert_eq!(r.len(), 1, "a deleted ref is left out");
         assert_eq!(r[0].git_ref, "refs/heads/main");
         assert_eq!(r[0].commit, "4b825dc642cb6eb9a060e54bf8d69288fbee4904");
-        assert!(refs("just one field", None).is_err());
+        assert!(refs("two fields", None).is_err());
+        assert!(refs("old new refs/heads/main", None).is_err(), "not a commit id");
     }
 }
