@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use podspace_api::kinds::by_kind;
 use podspace_api::selector::LabelSelector;
-use podspace_api::store::{BuildInput, BuildLease, EventType, Store, StoreError, UpdateScope};
+use podspace_api::store::{
+    BuildInput, BuildLease, Claim, DeliveryRecord, EventType, Store, StoreError, UpdateScope,
+    KEEP_PER_CONFIG, REPLAY_WINDOW,
+};
 use podspace_api::{KindInfo, Object};
 use serde_json::json;
 
@@ -108,6 +111,7 @@ suite!(
     batched_creates_fail_one_by_one,
     reads_never_go_back_in_time,
     build_leases_logs_and_inputs,
+    webhook_deliveries_claim_replay_and_trim,
 );
 
 async fn create_get_list_delete(db: Db) {
@@ -779,4 +783,129 @@ async fn build_leases_logs_and_inputs(db: Db) {
         .unwrap()
         .is_empty());
     assert!(store.build_input(&uid).await.unwrap().is_none());
+}
+
+async fn webhook_deliveries_claim_replay_and_trim(db: Db) {
+    let store = Arc::new(db.open().await);
+    project(&store, "p").await;
+    store
+        .create(kind("BuildConfig"), Object::new("BuildConfig", "p", "app"))
+        .await
+        .unwrap();
+    let now = 10 * REPLAY_WINDOW;
+    // Eight copies of one delivery race: one handles it, the rest wait.
+    let mut racers = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        racers.push(tokio::spawn(async move {
+            store
+                .claim_delivery("p", "app", "github:d1", "github", now, 60)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut mine = 0;
+    for r in racers {
+        match r.await.unwrap() {
+            Claim::Mine => mine += 1,
+            Claim::InFlight => {}
+            Claim::Done(rec) => panic!("not done yet: {rec:?}"),
+        }
+    }
+    assert_eq!(mine, 1);
+    store
+        .finish_delivery("p", "app", "github:d1", 200, "build app-1", Some("app-1"))
+        .await
+        .unwrap();
+    let Claim::Done(rec) = store
+        .claim_delivery("p", "app", "github:d1", "github", now + 5, 60)
+        .await
+        .unwrap()
+    else {
+        panic!("a replay is answered with the first result");
+    };
+    assert_eq!((rec.code, rec.build.as_deref()), (200, Some("app-1")));
+    // A claim whose handler died is taken over; one past the window is new.
+    assert_eq!(
+        store
+            .claim_delivery("p", "app", "github:d2", "github", now, 60)
+            .await
+            .unwrap(),
+        Claim::Mine
+    );
+    assert_eq!(
+        store
+            .claim_delivery("p", "app", "github:d2", "github", now + 61, 60)
+            .await
+            .unwrap(),
+        Claim::Mine
+    );
+    assert_eq!(
+        store
+            .claim_delivery(
+                "p",
+                "app",
+                "github:d1",
+                "github",
+                now + REPLAY_WINDOW + 1,
+                60
+            )
+            .await
+            .unwrap(),
+        Claim::Mine
+    );
+    store
+        .finish_delivery("p", "app", "github:d1", 200, "build app-2", Some("app-2"))
+        .await
+        .unwrap();
+    // A released claim is forgotten.
+    store
+        .release_delivery("p", "app", "github:d2")
+        .await
+        .unwrap();
+    assert!(store
+        .delivery("p", "app", "github:d2")
+        .await
+        .unwrap()
+        .is_none());
+
+    // Refusals: one batch, only the last few kept per config.
+    let refusal = |n: i64| DeliveryRecord {
+        delivery: format!("github:refused-{n:03}"),
+        provider: "github".into(),
+        received_at: now + n,
+        done: true,
+        code: 401,
+        outcome: "refused".into(),
+        build: None,
+    };
+    let batch: Vec<_> = (0..30)
+        .map(|n| ("p".to_string(), "app".to_string(), refusal(n)))
+        .collect();
+    store.record_refusals(&batch).await.unwrap();
+    let history = store.deliveries("p", "app", 100).await.unwrap();
+    let refused: Vec<_> = history.iter().filter(|d| d.code == 401).collect();
+    assert_eq!(refused.len(), KEEP_PER_CONFIG as usize);
+    assert_eq!(refused[0].delivery, "github:refused-029", "newest first");
+    assert!(history.iter().any(|d| d.delivery == "github:d1"));
+
+    // The sweep: rows past the window beyond the last few go, and all rows
+    // of a deleted config.
+    let removed = store
+        .sweep_deliveries(now + 3 * REPLAY_WINDOW)
+        .await
+        .unwrap();
+    assert_eq!(removed, 1, "the oldest refusal is the 21st newest, and old");
+    assert_eq!(
+        store.deliveries("p", "app", 100).await.unwrap().len(),
+        KEEP_PER_CONFIG as usize
+    );
+    store
+        .delete(kind("BuildConfig"), "p", "app", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.sweep_deliveries(now).await.unwrap(),
+        KEEP_PER_CONFIG as u64
+    );
 }

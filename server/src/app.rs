@@ -38,6 +38,8 @@ pub struct AppState {
     pub lease_wake: Arc<watch::Sender<u64>>,
     /// The per-BuildConfig rate of webhook deliveries.
     pub webhook_rate: Arc<rest::webhook_rate::WebhookRate>,
+    /// Refused webhook deliveries waiting to be recorded.
+    pub webhook_refusals: Arc<rest::webhook_refusals::WebhookRefusals>,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -176,9 +178,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             config_limits.webhook_rate,
             config_limits.webhook_burst,
         )),
+        webhook_refusals: Arc::default(),
         shutdown: shutdown.clone(),
     };
     spawn_build_sweep(state.clone());
+    spawn_refusal_flush(state.clone());
     if let Some(token) = node_token {
         let node = podspace_builder::node::NodeConfig {
             api: format!("http://{api_addr}"),
@@ -320,8 +324,32 @@ fn spawn_build_sweep(state: AppState) {
                 }
                 Err(e) => tracing::warn!(error = %e, "sweeping deleted builds' leftovers failed"),
             }
-            if let Err(e) = state.store.sweep_deliveries().await {
+            if let Err(e) = state
+                .store
+                .sweep_deliveries(chrono::Utc::now().timestamp())
+                .await
+            {
                 tracing::warn!(error = %e, "sweeping deleted configs' webhook deliveries failed");
+            }
+        }
+    });
+}
+
+/// Refused webhook deliveries are written once a second (and at shutdown).
+fn spawn_refusal_flush(state: AppState) {
+    tokio::spawn(async move {
+        let mut shutdown = state.shutdown.clone();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let last = tokio::select! {
+                _ = tick.tick() => false,
+                _ = stopped(&mut shutdown) => true,
+            };
+            if let Err(e) = state.webhook_refusals.flush(&state.store).await {
+                tracing::warn!(error = %e, "recording refused webhook deliveries failed");
+            }
+            if last {
+                return;
             }
         }
     });

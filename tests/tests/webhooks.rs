@@ -50,6 +50,41 @@ async fn post(
     ))
 }
 
+/// Sends `head` (request line and headers, without the blank line) and
+/// `body` as they are on a connection of its own, and reads the answer's
+/// status code and body: for what an HTTP client library would not send
+/// (a body that stops early, a large one whose answer comes first).
+async fn raw(url: &str, head: &str, body: &[u8]) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let mut conn = tokio::net::TcpStream::connect(addr).await?;
+    conn.write_all(format!("{head}\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await?;
+    // The server may answer and close before it all is written.
+    let _ = conn.write_all(body).await;
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        conn.read_to_end(&mut answer),
+    )
+    .await??;
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no HTTP answer: {text:?}"))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((code, body))
+}
+
 fn github(event: &str, id: &str, body: Vec<u8>) -> Delivery<'static> {
     Delivery {
         headers: vec![
@@ -107,7 +142,14 @@ async fn secret(api: &Api, ns: &str, name: &str, data: Value) -> anyhow::Result<
 
 #[tokio::test(flavor = "multi_thread")]
 async fn provider_payloads_refusals_replays_and_bounds() -> anyhow::Result<()> {
-    let mut server = Server::start_with(&["--webhook-burst", "5", "--webhook-rate", "0.001"])?;
+    let mut server = Server::start_with(&[
+        "--webhook-burst",
+        "5",
+        "--webhook-rate",
+        "0.001",
+        "--webhook-read-timeout",
+        "2",
+    ])?;
     let api = Api::admin(&server.url).await?;
     let ns = "hooks";
     api.new_project(ns).await?;
@@ -444,10 +486,32 @@ async fn provider_payloads_refusals_replays_and_bounds() -> anyhow::Result<()> {
     assert_eq!(shop_builds, 2);
     let url = hook_url(&server, ns, "shop", "gh-url-secret-1", "github");
 
-    // Bounds: 11 MiB is refused unread; a sixth delivery in a burst of five
+    // Bounds: 11 MiB is refused unread (the answer comes with no body
+    // sent), and also when it arrives chunked; a body that stops arriving
+    // is 408 after the read deadline; a sixth delivery in a burst of five
     // (buckets start full after the restart) is 429.
-    let (code, _, _) = post(&url, &github("push", "big", vec![b' '; 11 << 20])).await?;
-    assert_eq!(code, 413);
+    let path = url.trim_start_matches(&server.url);
+    let head = |extra: &str| {
+        format!("POST {path} HTTP/1.1\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\n{extra}")
+    };
+    let (code, text) = raw(&url, &head(&format!("Content-Length: {}", 11 << 20)), b"").await?;
+    assert_eq!(code, 413, "{text}");
+    assert!(text.contains("larger than 10485760 bytes"), "{text}");
+    let chunk = vec![b' '; 1 << 20];
+    let mut chunked = Vec::new();
+    for _ in 0..11 {
+        chunked.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        chunked.extend_from_slice(&chunk);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let (code, text) = raw(&url, &head("Transfer-Encoding: chunked"), &chunked).await?;
+    assert_eq!(code, 413, "{text}");
+    let started = std::time::Instant::now();
+    let (code, text) = raw(&url, &head("Content-Length: 100"), b"{\"ref\":").await?;
+    assert_eq!(code, 408, "{text}");
+    assert!(text.contains("did not arrive in time"), "{text}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
     let mut codes = Vec::new();
     for i in 0..6 {
         codes.push(
@@ -464,6 +528,16 @@ async fn provider_payloads_refusals_replays_and_bounds() -> anyhow::Result<()> {
         [200, 200, 200, 200, 200, 429],
         "a burst beyond 5 is limited"
     );
+
+    // Refusals are written in batches, and at a graceful stop at the latest.
+    let wrong = url.replace("gh-url-secret-1", "wrong-after-restart");
+    let (code, _, _) = post(
+        &wrong,
+        &github("push", "refused-late", fixture("github-push.json")),
+    )
+    .await?;
+    assert_eq!(code, 401);
+    server.restart_in_place(std::time::Duration::ZERO)?;
 
     // The history: psc describe shows URLs with <secret> and the deliveries.
     let psc = Psc::new()?;

@@ -149,50 +149,55 @@ impl Store {
         .bind(build)
         .execute(self.write_pool())
         .await?;
-        self.trim_deliveries(ns, config).await
+        Ok(())
     }
 
-    /// Records a delivery that was answered at once (refused, or without
-    /// an id to claim).
-    pub async fn record_delivery(
+    /// Records refused deliveries (answered at once, never replays), in one
+    /// transaction: refusals are anyone's to send, so they are written in
+    /// batches and only the last [`KEEP_PER_CONFIG`] per config are kept.
+    pub async fn record_refusals(
         &self,
-        ns: &str,
-        config: &str,
-        rec: &DeliveryRecord,
+        refusals: &[(String, String, DeliveryRecord)],
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO webhook_deliveries
-               (namespace, config, delivery, provider, received_at, claimed_at, done, code, outcome, build)
-             VALUES ($1, $2, $3, $4, $5, $5, 1, $6, $7, $8) ON CONFLICT DO NOTHING",
-        )
-        .bind(ns)
-        .bind(config)
-        .bind(&rec.delivery)
-        .bind(&rec.provider)
-        .bind(rec.received_at)
-        .bind(rec.code)
-        .bind(&rec.outcome)
-        .bind(rec.build.as_deref())
-        .execute(self.write_pool())
-        .await?;
-        if rec.code == 401 {
-            // Refusals are anyone's to send: only the last few are kept.
+        if refusals.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_pool().begin().await?;
+        let mut configs = std::collections::BTreeSet::new();
+        for (ns, config, rec) in refusals {
+            sqlx::query(
+                "INSERT INTO webhook_deliveries
+                   (namespace, config, delivery, provider, received_at, claimed_at, done, code, outcome, build)
+                 VALUES ($1, $2, $3, $4, $5, $5, 1, $6, $7, NULL) ON CONFLICT DO NOTHING",
+            )
+            .bind(ns)
+            .bind(config)
+            .bind(&rec.delivery)
+            .bind(&rec.provider)
+            .bind(rec.received_at)
+            .bind(rec.code)
+            .bind(&rec.outcome)
+            .execute(&mut *tx)
+            .await?;
+            configs.insert((ns, config));
+        }
+        for (ns, config) in configs {
             sqlx::query(
                 "DELETE FROM webhook_deliveries
                  WHERE namespace = $1 AND config = $2 AND code = 401
                    AND delivery NOT IN (
                      SELECT delivery FROM webhook_deliveries
                      WHERE namespace = $1 AND config = $2 AND code = 401
-                     ORDER BY received_at DESC LIMIT $3)",
+                     ORDER BY received_at DESC, delivery DESC LIMIT $3)",
             )
             .bind(ns)
             .bind(config)
             .bind(KEEP_PER_CONFIG)
-            .execute(self.write_pool())
+            .execute(&mut *tx)
             .await?;
-            return Ok(());
         }
-        self.trim_deliveries(ns, config).await
+        tx.commit().await?;
+        Ok(())
     }
 
     /// One delivery's record.
@@ -252,28 +257,12 @@ impl Store {
         rows.iter().map(record).collect()
     }
 
-    /// Forgets what is past the replay window beyond the last few.
-    async fn trim_deliveries(&self, ns: &str, config: &str) -> Result<(), StoreError> {
-        let cutoff = chrono::Utc::now().timestamp() - REPLAY_WINDOW;
-        sqlx::query(
-            "DELETE FROM webhook_deliveries
-             WHERE namespace = $1 AND config = $2 AND done = 1 AND received_at < $3
-               AND delivery NOT IN (
-                 SELECT delivery FROM webhook_deliveries WHERE namespace = $1 AND config = $2
-                 ORDER BY received_at DESC LIMIT $4)",
-        )
-        .bind(ns)
-        .bind(config)
-        .bind(cutoff)
-        .bind(KEEP_PER_CONFIG)
-        .execute(self.write_pool())
-        .await?;
-        Ok(())
-    }
-
-    /// The deliveries of configs that no longer exist are removed.
-    pub async fn sweep_deliveries(&self) -> Result<u64, StoreError> {
-        let r = sqlx::query(
+    /// Removes the deliveries of configs that no longer exist, and those
+    /// past the replay window (at `now`) beyond each config's last
+    /// [`KEEP_PER_CONFIG`]. Run now and then, not per delivery: a row past
+    /// the window is only history.
+    pub async fn sweep_deliveries(&self, now: i64) -> Result<u64, StoreError> {
+        let gone = sqlx::query(
             "DELETE FROM webhook_deliveries WHERE NOT EXISTS (
                SELECT 1 FROM objects WHERE kind = 'BuildConfig'
                  AND objects.namespace = webhook_deliveries.namespace
@@ -281,6 +270,18 @@ impl Store {
         )
         .execute(self.write_pool())
         .await?;
-        Ok(r.rows_affected())
+        let old = sqlx::query(
+            "DELETE FROM webhook_deliveries WHERE (namespace, config, delivery) IN (
+               SELECT namespace, config, delivery FROM (
+                 SELECT namespace, config, delivery, done, received_at, ROW_NUMBER() OVER (
+                   PARTITION BY namespace, config ORDER BY received_at DESC, delivery DESC) AS n
+                 FROM webhook_deliveries) AS ranked
+               WHERE n > $1 AND done = 1 AND received_at < $2)",
+        )
+        .bind(KEEP_PER_CONFIG)
+        .bind(now - REPLAY_WINDOW)
+        .execute(self.write_pool())
+        .await?;
+        Ok(gone.rows_affected() + old.rows_affected())
     }
 }

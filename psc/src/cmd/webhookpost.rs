@@ -135,6 +135,9 @@ mod tests {
         assert_eq!(r[0].git_ref, "refs/heads/main");
         assert_eq!(r[0].commit, "4b825dc642cb6eb9a060e54bf8d69288fbee4904");
         assert!(refs("two fields", None).is_err());
-        assert!(refs("old new refs/heads/main", None).is_err(), "not a commit id");
+        assert!(
+            refs("old new refs/heads/main", None).is_err(),
+            "not a commit id"
+        );
     }
 }

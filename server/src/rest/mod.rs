@@ -10,6 +10,7 @@ mod path;
 mod projects;
 mod watch;
 pub mod webhook_rate;
+pub mod webhook_refusals;
 mod webhooks;
 
 use std::collections::HashMap;

@@ -191,10 +191,13 @@ async fn history(
     );
     let bc_kind = by_kind("BuildConfig").ok_or_else(|| ApiError(Status::internal("no kind")))?;
     state.store.get(bc_kind, ns, name).await?;
-    let items: Vec<Value> = state
-        .store
-        .deliveries(ns, name, HISTORY)
-        .await?
+    // Refusals not written yet count too: newest first, like the rows.
+    let mut records = state.webhook_refusals.waiting(ns, name);
+    records.reverse();
+    records.extend(state.store.deliveries(ns, name, HISTORY).await?);
+    records.sort_by_key(|r| std::cmp::Reverse(r.received_at));
+    records.truncate(HISTORY as usize);
+    let items: Vec<Value> = records
         .into_iter()
         .map(|d| {
             json!({"id": d.delivery, "provider": d.provider,
@@ -334,8 +337,7 @@ async fn handle_delivery(
             name,
             provider,
             "refused: the URL secret matches no trigger",
-        )
-        .await;
+        );
         return Ok(Answer::refused(denied, "wrong secret"));
     };
     let hook = &hooks[index];
@@ -371,7 +373,7 @@ async fn handle_delivery(
             None => Err(signature::SignatureError::Wrong),
         };
         if let Err(e) = checked {
-            record_refused(state, ns, name, provider, &format!("refused: {e}")).await;
+            record_refused(state, ns, name, provider, &format!("refused: {e}"));
             return Ok(Answer::refused(denied, &e.to_string()));
         }
     }
@@ -560,8 +562,8 @@ async fn decide_and_build(
 }
 
 /// A refused delivery to an existing config is recorded (without an id of
-/// the sender's: refusals are not replays).
-async fn record_refused(state: &AppState, ns: &str, name: &str, provider: Provider, why: &str) {
+/// the sender's: refusals are not replays), in the next batch.
+fn record_refused(state: &AppState, ns: &str, name: &str, provider: Provider, why: &str) {
     let rec = DeliveryRecord {
         delivery: format!(
             "{}:refused-{}",
@@ -575,7 +577,5 @@ async fn record_refused(state: &AppState, ns: &str, name: &str, provider: Provid
         outcome: why.into(),
         build: None,
     };
-    if let Err(e) = state.store.record_delivery(ns, name, &rec).await {
-        tracing::warn!(error = %e, "recording a refused webhook delivery failed");
-    }
+    state.webhook_refusals.push(ns, name, rec);
 }
