@@ -48,7 +48,14 @@ enum Command {
     /// Show objects: psc get KIND [NAME...]
     Get(cmd::objects::GetArgs),
     /// Show the details of an object: psc describe KIND NAME | KIND/NAME
-    Describe { kind: String, name: Option<String> },
+    Describe {
+        kind: String,
+        name: Option<String>,
+        /// Show webhook URLs with their secrets (read from the config and
+        /// its Secrets, as far as you may read them)
+        #[arg(long)]
+        show_secrets: bool,
+    },
     /// Create objects from a file (YAML or JSON), or a user or token
     Create(cmd::objects::CreateArgs),
     /// Create or update objects from a file
@@ -121,8 +128,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Projects => cmd::projects::list().await,
         Command::Project { name } => cmd::projects::switch(name).await,
         Command::Get(args) => cmd::objects::get(&g, args).await,
-        Command::Describe { kind, name } => {
-            cmd::objects::describe(&g, &kind, name.as_deref().unwrap_or_default()).await
+        Command::Describe {
+            kind,
+            name,
+            show_secrets,
+        } => {
+            let name = name.as_deref().unwrap_or_default();
+            cmd::objects::describe(&g, &kind, name, show_secrets).await
         }
         Command::Create(args) => cmd::objects::create(&g, args).await,
         Command::Apply(args) => cmd::objects::apply(&g, args).await,

@@ -221,6 +221,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         total: l.max_connections,
     };
     let metrics = state.metrics.clone();
+    let refusals = state.webhook_refusals.clone();
     let api = listener::serve(
         listener,
         router(state),
@@ -238,6 +239,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (a, r) = tokio::join!(api, reg);
     a.context("serving the API")?;
     r.context("serving the registry")?;
+    // Requests are over: what they refused is written before the store closes.
+    if let Err(e) = refusals.flush(&store).await {
+        tracing::warn!(error = %e, "recording refused webhook deliveries failed");
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -335,21 +340,19 @@ fn spawn_build_sweep(state: AppState) {
     });
 }
 
-/// Refused webhook deliveries are written once a second (and at shutdown).
+/// Refused webhook deliveries are written once a second (and, when the
+/// server stops, once more after the last request).
 fn spawn_refusal_flush(state: AppState) {
     tokio::spawn(async move {
         let mut shutdown = state.shutdown.clone();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
-            let last = tokio::select! {
-                _ = tick.tick() => false,
-                _ = stopped(&mut shutdown) => true,
-            };
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stopped(&mut shutdown) => return,
+            }
             if let Err(e) = state.webhook_refusals.flush(&state.store).await {
                 tracing::warn!(error = %e, "recording refused webhook deliveries failed");
-            }
-            if last {
-                return;
             }
         }
     });

@@ -648,6 +648,33 @@ async fn a_git_push_builds_the_pushed_commit() -> anyhow::Result<()> {
         "{described}"
     );
     assert!(described.contains("Signature:\trequired"), "{described}");
+    // --show-secrets: the whole URL for who may read the Secret; a viewer
+    // sees why not.
+    let shown = psc.ok(&["describe", "bc", "app", "--show-secrets"]);
+    assert!(
+        shown.contains(&format!("webhooks/{secret}/github")),
+        "{shown}"
+    );
+    api.create_user("viewer", "viewer-password").await?;
+    api.grant(ns, "view", "viewer").await?;
+    let viewer = Psc::new()?;
+    viewer.ok(&[
+        "login",
+        &server.url,
+        "-u",
+        "viewer",
+        "-p",
+        "viewer-password",
+    ]);
+    let seen = viewer.ok(&["describe", "bc", "app", "-n", ns, "--show-secrets"]);
+    assert!(
+        !seen.contains(&secret) && seen.contains("webhooks/<secret>/github"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("not shown: reading Secret app-github-webhook"),
+        "{seen}"
+    );
 
     let out_dir = tempfile::tempdir()?;
     let hook = format!(

@@ -490,6 +490,30 @@ pub struct Hooks<'a> {
     pub server: &'a str,
     /// `GET buildconfigs/NAME/webhooks` items, newest first.
     pub deliveries: &'a [Value],
+    /// With `--show-secrets`: each trigger's URL secret by its index in
+    /// `spec.triggers`, or why it could not be read.
+    pub secrets: Option<&'a [Result<String, String>]>,
+}
+
+/// The webhook triggers of `bc`: index in `spec.triggers`, the trigger, and
+/// its field (also the URL's last segment).
+pub fn webhook_triggers(bc: &Value) -> Vec<(usize, &Value, &'static str)> {
+    bc.pointer("/spec/triggers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            let field = match s(t, "/type") {
+                "GitHub" => "github",
+                "GitLab" => "gitlab",
+                "Bitbucket" => "bitbucket",
+                "Generic" => "generic",
+                _ => return None,
+            };
+            Some((i, t, field))
+        })
+        .collect()
 }
 
 /// Each webhook trigger's URL (the secret as `<secret>`), a warning when
@@ -498,26 +522,22 @@ pub struct Hooks<'a> {
 fn webhook_lines(out: &mut String, bc: &Value, hooks: &Hooks<'_>) {
     let ns = s(bc, "/metadata/namespace");
     let name = s(bc, "/metadata/name");
-    let mut any = false;
-    for t in bc
-        .pointer("/spec/triggers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let (field, path) = match s(t, "/type") {
-            "GitHub" => ("github", "github"),
-            "GitLab" => ("gitlab", "gitlab"),
-            "Bitbucket" => ("bitbucket", "bitbucket"),
-            "Generic" => ("generic", "generic"),
-            _ => continue,
-        };
-        any = true;
+    let triggers = webhook_triggers(bc);
+    for (i, t, field) in &triggers {
+        let (i, field) = (*i, *field);
         out.push_str(&format!("Webhook {}:\n", s(t, "/type")));
+        let shown = hooks.secrets.and_then(|all| all.get(i));
+        let secret = match shown {
+            Some(Ok(secret)) => secret.as_str(),
+            _ => "<secret>",
+        };
         out.push_str(&format!(
-            "\tURL:\t{}/apis/build.openshift.io/v1/namespaces/{ns}/buildconfigs/{name}/webhooks/<secret>/{path}\n",
+            "\tURL:\t{}/apis/build.openshift.io/v1/namespaces/{ns}/buildconfigs/{name}/webhooks/{secret}/{field}\n",
             hooks.server.trim_end_matches('/')
         ));
+        if let Some(Err(why)) = shown {
+            out.push_str(&format!("\tSecret:\tnot shown: {why}\n"));
+        }
         let hook = &t[field];
         if let Some(r) = hook
             .pointer("/secretReference/name")
@@ -541,7 +561,7 @@ fn webhook_lines(out: &mut String, bc: &Value, hooks: &Hooks<'_>) {
             out.push_str(&format!("\tAllowEnv:\t{allow}\n"));
         }
     }
-    if !any {
+    if triggers.is_empty() {
         return;
     }
     if bc.pointer("/spec/source/git").is_some() && s(bc, "/spec/source/git/ref").is_empty() {
@@ -754,6 +774,7 @@ mod tests {
             &Hooks {
                 server: "https://api",
                 deliveries: &[],
+                secrets: None,
             },
         );
         assert!(text.contains("Latest Version:\t\t2\n"), "{text}");

@@ -150,7 +150,7 @@ pub(crate) fn urlencode(s: &str) -> String {
         .collect()
 }
 
-pub async fn describe(g: &Global, kind: &str, name: &str) -> Result<()> {
+pub async fn describe(g: &Global, kind: &str, name: &str, show_secrets: bool) -> Result<()> {
     let session = Session::load(g)?;
     let (kind, name) = match kind.split_once('/') {
         Some((k, n)) if name.is_empty() => (kind_of(k)?, n.to_string()),
@@ -179,9 +179,15 @@ pub async fn describe(g: &Global, kind: &str, name: &str) -> Result<()> {
                 .ok()
                 .and_then(|l| l.get("items").and_then(Value::as_array).cloned())
                 .unwrap_or_default();
+            let secrets = if show_secrets {
+                Some(webhook_secrets(&session, ns, &obj).await)
+            } else {
+                None
+            };
             let hooks = super::describe::Hooks {
                 server: &session.client.server,
                 deliveries: &deliveries,
+                secrets: secrets.as_deref(),
             };
             super::describe::build_config(&obj, &builds, &hooks)
         }
@@ -190,6 +196,56 @@ pub async fn describe(g: &Global, kind: &str, name: &str) -> Result<()> {
     };
     print!("{text}");
     Ok(())
+}
+
+/// Each trigger's webhook URL secret, by its index in `spec.triggers`:
+/// inline in the config, or `WebHookSecretKey` of the Secret it names
+/// (which the API lets only those who may read Secrets see).
+async fn webhook_secrets(session: &Session, ns: &str, bc: &Value) -> Vec<Result<String, String>> {
+    use base64::Engine as _;
+    let count = bc
+        .pointer("/spec/triggers")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let mut out: Vec<Result<String, String>> = vec![Err("not a webhook".into()); count];
+    for (i, t, field) in super::describe::webhook_triggers(bc) {
+        let hook = &t[field];
+        out[i] = if let Some(inline) = hook
+            .get("secret")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
+            Ok(inline.to_string())
+        } else if let Some(r) = hook
+            .pointer("/secretReference/name")
+            .and_then(Value::as_str)
+        {
+            match session
+                .client
+                .get(&format!("/api/v1/namespaces/{ns}/secrets/{r}"))
+                .await
+            {
+                // The store keeps `stringData` as written (the server reads
+                // it first, then `data`), so both are looked at.
+                Ok(secret) => secret
+                    .pointer("/stringData/WebHookSecretKey")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .or_else(|| {
+                        secret
+                            .pointer("/data/WebHookSecretKey")
+                            .and_then(Value::as_str)
+                            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                            .and_then(|b| String::from_utf8(b).ok())
+                    })
+                    .ok_or_else(|| format!("Secret {r} has no WebHookSecretKey")),
+                Err(e) => Err(format!("reading Secret {r}: {e}")),
+            }
+        } else {
+            Err("the trigger has no secret: it accepts nothing".into())
+        };
+    }
+    out
 }
 
 fn map_text(v: Option<&Value>) -> String {
