@@ -49,6 +49,7 @@ pub fn apply(kind: &KindInfo, obj: &mut Object, legacy: bool) {
                 }
             }
         }
+        "ImageStream" => crate::model::imagestream::default_tags(obj),
         _ => {}
     }
 }

@@ -11,6 +11,7 @@ pub mod fault;
 pub mod imagestreams;
 pub mod kinds;
 pub mod meta;
+pub mod model;
 pub mod nesting;
 pub mod projects;
 pub mod selector;

@@ -177,6 +177,9 @@ pub(super) fn prepare(
     obj.metadata.resource_version = rv.to_string();
     obj.metadata.generation = 1;
     obj.metadata.creation_timestamp = now.to_string();
+    if kind.kind == "ImageStream" {
+        crate::model::imagestream::stamp_tag_generations(obj);
+    }
     Ok(())
 }
 

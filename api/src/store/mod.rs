@@ -920,6 +920,10 @@ fn merge_update(
     new.metadata.creation_timestamp = old.metadata.creation_timestamp.clone();
     new.metadata.generate_name = old.metadata.generate_name.clone();
     new.metadata.resource_version = rv.to_string();
+    let image_stream = kind.kind == "ImageStream";
+    if image_stream {
+        crate::model::imagestream::inherit_tag_generations(old, &mut new);
+    }
     let spec_changed = {
         let strip = |o: &Object| {
             let mut b = o.body.clone();
@@ -929,6 +933,9 @@ fn merge_update(
         strip(old) != strip(&new)
     };
     new.metadata.generation = old.metadata.generation + i64::from(spec_changed);
+    if image_stream {
+        crate::model::imagestream::stamp_tag_generations(&mut new);
+    }
     new
 }
 

@@ -343,7 +343,7 @@ fn resolve(session: &Session, m: manifest::Manifest) -> Result<Resolved> {
     let kind_name = s(&m.value, "/kind").to_string();
     let kind = kinds::by_api_version(&api_version, &kind_name).ok_or_else(|| {
         anyhow!(
-            "{}: no matches for kind {kind_name:?} in version {api_version:?}",
+            "unable to recognize {:?}: no matches for kind {kind_name:?} in version {api_version:?}",
             m.source
         )
     })?;
@@ -415,7 +415,15 @@ pub async fn create(g: &Global, args: CreateArgs) -> Result<()> {
     }
     let mut failed = false;
     for m in read_all(&args.files)? {
-        let r = resolve(&session, m)?;
+        // Like `oc`: an item that cannot be sent is reported, the rest go on.
+        let r = match resolve(&session, m) {
+            Ok(r) => r,
+            Err(e) => {
+                failed = true;
+                eprintln!("error: {e:#}");
+                continue;
+            }
+        };
         match session
             .client
             .post(&r.kind.collection_path(&r.ns), &r.value)
@@ -492,12 +500,21 @@ pub async fn apply(g: &Global, args: FileArgs) -> Result<()> {
     let session = Session::load(g)?;
     let mut failed = false;
     for m in read_all(&args.files)? {
-        let mut r = resolve(&session, m)?;
+        let mut r = match resolve(&session, m) {
+            Ok(r) => r,
+            Err(e) => {
+                failed = true;
+                eprintln!("error: {e:#}");
+                continue;
+            }
+        };
         if r.name.is_empty() {
-            bail!(
-                "{}: apply needs metadata.name (generateName is for create)",
+            failed = true;
+            eprintln!(
+                "error: {}: apply needs metadata.name (generateName is for create)",
                 r.source
             );
+            continue;
         }
         let applied = serde_json::to_string(&r.value)?;
         r.value["metadata"]["annotations"][LAST_APPLIED] = Value::String(applied);
