@@ -241,6 +241,15 @@ pub static KINDS: &[KindInfo] = &[
         &["sa"],
         false,
     ),
+    k(
+        "Template",
+        "templates",
+        "template",
+        "template.openshift.io",
+        true,
+        &[],
+        false,
+    ),
     k("Secret", "secrets", "secret", "", true, &[], false),
     k(
         "ConfigMap",

@@ -27,6 +27,24 @@ pub fn role_binding(ns: &str, name: &str, role: &str, subject: &Principal) -> Ob
         .with("subjects", json!([subject]))
 }
 
+/// The project every user may read image streams and templates from.
+pub const SHARED_PROJECT: &str = "openshift";
+
+/// The shared project, made like any project with `owner` as its admin,
+/// plus a binding that gives every authenticated user
+/// `shared-resource-viewer` in it.
+pub fn shared_project(owner: &Principal) -> Result<Vec<(&'static KindInfo, Object)>, Status> {
+    let mut objs = new_project(SHARED_PROJECT, "Shared resources", "", owner)?;
+    let viewers = Object::new("RoleBinding", SHARED_PROJECT, "shared-resource-viewers")
+        .with("roleRef", json!({"name": "shared-resource-viewer"}))
+        .with(
+            "subjects",
+            json!([{"kind": "Group", "name": crate::auth::AUTHENTICATED_GROUP}]),
+        );
+    objs.push((kind("RoleBinding")?, viewers));
+    Ok(objs)
+}
+
 /// The objects of a new project, in creation order.
 pub fn new_project(
     name: &str,

@@ -167,6 +167,7 @@ pub fn validate(kind: &KindInfo, obj: &Object) -> Result<(), Status> {
         "DeploymentConfig" => deployment_config(&mut errs, body.get("spec")),
         "RoleBinding" | "ClusterRoleBinding" => role_binding(&mut errs, kind, obj),
         "Secret" => secret(&mut errs, obj),
+        "Template" => template(&mut errs, obj),
         _ => {}
     }
     if errs.0.is_empty() {
@@ -269,6 +270,42 @@ fn image_stream(errs: &mut Errors, spec: Option<&Value>) {
                 &["Source", "Local"],
                 false,
             );
+        }
+    }
+}
+
+/// A template's own fields as `podspace_templates` reads them, and its
+/// parameter names (`[A-Za-z0-9_]+`, each once).
+fn template(errs: &mut Errors, obj: &Object) {
+    let body = serde_json::Value::Object(obj.body.clone());
+    let t: podspace_templates::Template = match serde_json::from_value(body) {
+        Ok(t) => t,
+        Err(e) => {
+            errs.field("template", format!("Invalid value: {e}"));
+            return;
+        }
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, p) in t.parameters.iter().enumerate() {
+        let ok = !p.name.is_empty()
+            && p.name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !ok {
+            errs.field(
+                &format!("parameters[{i}].name"),
+                format!("Invalid value: {:?}: must match [a-zA-Z0-9_]+", p.name),
+            );
+        } else if !seen.insert(p.name.as_str()) {
+            errs.field(
+                &format!("parameters[{i}].name"),
+                format!("Duplicate value: {:?}", p.name),
+            );
+        }
+    }
+    for (i, o) in t.objects.iter().enumerate() {
+        if !o.is_object() {
+            errs.field(&format!("objects[{i}]"), "Invalid value: not an object");
         }
     }
 }

@@ -68,6 +68,10 @@ enum Command {
     ImportImage(cmd::import::ImportArgs),
     /// Create a build config (and its output image stream) from a Git repository
     NewBuild(cmd::newbuild::NewBuildArgs),
+    /// Make an application from a template: process it and create its objects
+    NewApp(cmd::template::NewAppArgs),
+    /// Process a template (a file or a stored one) into a List of objects
+    Process(cmd::template::ProcessArgs),
     /// Start a build of a build config, or run a build again
     StartBuild(cmd::startbuild::StartBuildArgs),
     /// Cancel new, pending or running builds
@@ -145,6 +149,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rollout { command } => cmd::rollout::run(&g, command).await,
         Command::ImportImage(args) => cmd::import::run(&g, args).await,
         Command::NewBuild(args) => cmd::newbuild::run(&g, args).await,
+        Command::NewApp(args) => cmd::template::run_new_app(&g, args).await,
+        Command::Process(args) => cmd::template::run_process(&g, args).await,
         Command::StartBuild(args) => cmd::startbuild::run(&g, args).await,
         Command::CancelBuild(args) => cmd::builds::cancel(&g, args).await,
         Command::Logs(args) => cmd::builds::logs(&g, args).await,

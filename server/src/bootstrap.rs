@@ -63,6 +63,13 @@ pub async fn admin(
             Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
             Err(e) => return Err(e).context("creating the admin user"),
         }
+        let owner = podspace_api::auth::Principal::user(ADMIN);
+        let shared = podspace_api::projects::shared_project(&owner)
+            .map_err(|s| anyhow::anyhow!(s.message))?;
+        match store.create_many(shared).await {
+            Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e).context("creating the shared project"),
+        }
     }
     match (password, first_start) {
         (Some(pw), _) => {

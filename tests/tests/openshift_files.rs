@@ -150,3 +150,190 @@ async fn library_image_streams_load_and_import() -> anyhow::Result<()> {
     assert_eq!(before["spec"]["tags"], after["spec"]["tags"]);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_process_and_new_app() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    let admin = Api::admin(&server.url).await?;
+    let file = format!("{FIXTURES}/application-template-dockerbuild.json");
+
+    // Processing a file needs no server: parameters, generated values,
+    // ${{…}} as JSON, the template's labels on every object.
+    let nobody = Psc::new()?;
+    let out = nobody.ok(&[
+        "process",
+        "-f",
+        &file,
+        "-p",
+        "SOURCE_REPOSITORY_URL=git://127.0.0.1:9/app.git",
+        "-p",
+        "MYSQL_DATABASE=shop",
+    ]);
+    let list: Value = serde_json::from_str(&out)?;
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(list["kind"], "List");
+    assert_eq!(items.len(), 6);
+    assert!(items
+        .iter()
+        .all(|i| i["metadata"]["labels"]["template"] == "application-template-dockerbuild"));
+    let dc = &items[5];
+    assert_eq!(
+        dc["spec"]["replicas"], 2,
+        "${{FRONTEND_REPLICAS}} is a number"
+    );
+    let env = &dc["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert_eq!(env[4]["value"], "shop");
+    let user = env[0]["value"].as_str().unwrap_or_default();
+    assert!(user.len() == 8 && user.starts_with("admin"), "{user}");
+    assert_eq!(env[1]["value"].as_str().map(str::len), Some(8));
+    let bc = &items[4];
+    assert_eq!(
+        bc["spec"]["source"]["git"]["uri"],
+        "git://127.0.0.1:9/app.git"
+    );
+    let secret = bc["spec"]["triggers"][0]["github"]["secret"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(secret.len() == 40 && !secret.contains('$'), "{secret}");
+    let yaml = nobody.ok(&[
+        "process",
+        "-f",
+        &file,
+        "-p",
+        "SOURCE_REPOSITORY_URL=x",
+        "-o",
+        "yaml",
+    ]);
+    assert!(yaml.contains("kind: List"), "{yaml}");
+    // Bad values are refused, naming the parameter.
+    let err = nobody.fails(&["process", "-f", &file]);
+    assert!(
+        err.contains("parameter SOURCE_REPOSITORY_URL is required"),
+        "{err}"
+    );
+    let err = nobody.fails(&[
+        "process",
+        "-f",
+        &file,
+        "-p",
+        "SOURCE_REPOSITORY_URL=x",
+        "-p",
+        "NOPE=1",
+    ]);
+    assert!(err.contains("unknown parameter name \"NOPE\""), "{err}");
+
+    // Stored in the shared project by an admin; every user may read it
+    // there, nobody but admins may write it.
+    let admin_psc = Psc::new()?;
+    admin_psc.ok(&["login", &server.url, "-u", "admin", "-p", ADMIN_PASSWORD]);
+    let said = admin_psc.ok(&["create", "-f", &file, "-n", "openshift"]);
+    assert!(
+        said.contains("template.template.openshift.io/application-template-dockerbuild created"),
+        "{said}"
+    );
+    let stored = admin
+        .get("/apis/template.openshift.io/v1/namespaces/openshift/templates/application-template-dockerbuild")
+        .await?
+        .body;
+    let mut given: Value = serde_json::from_str(&std::fs::read_to_string(&file)?)?;
+    if let Some(o) = given.as_object_mut() {
+        o.remove("apiVersion");
+    }
+    let mut missing = Vec::new();
+    given_fields_kept(&given, &stored, "", &mut missing);
+    assert!(missing.is_empty(), "{missing:?}");
+    let bad = admin
+        .post(
+            "/apis/template.openshift.io/v1/namespaces/openshift/templates",
+            &serde_json::json!({"apiVersion": "template.openshift.io/v1", "kind": "Template",
+                "metadata": {"name": "bad"}, "objects": [],
+                "parameters": [{"name": "A B"}, {"name": "X"}, {"name": "X"}]}),
+        )
+        .await?;
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    assert!(
+        bad.text.contains("parameters[0].name") && bad.text.contains("Duplicate value"),
+        "{}",
+        bad.text
+    );
+
+    let dev = admin.create_user("dev", "dev-password").await?;
+    let dev_psc = Psc::new()?;
+    dev_psc.ok(&["login", &server.url, "-u", "dev", "-p", "dev-password"]);
+    dev_psc.ok(&["new-project", "shop"]);
+    let listed = dev
+        .get("/apis/template.openshift.io/v1/namespaces/openshift/templates")
+        .await?;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let refused = dev
+        .post(
+            "/apis/template.openshift.io/v1/namespaces/openshift/templates",
+            &serde_json::json!({"apiVersion": "template.openshift.io/v1", "kind": "Template",
+                "metadata": {"name": "mine"}, "objects": []}),
+        )
+        .await?;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    let by_name = dev_psc.ok(&[
+        "process",
+        "application-template-dockerbuild",
+        "-p",
+        "SOURCE_REPOSITORY_URL=x",
+    ]);
+    assert!(by_name.contains("\"kind\": \"List\""), "{by_name}");
+
+    // new-app: what this service serves is created, each of the others
+    // reported; the exit status says not everything was.
+    let params = psc_dir_file(
+        &dev_psc,
+        "params.env",
+        "# values\nSOURCE_REPOSITORY_URL=git://127.0.0.1:9/app.git\n\nFRONTEND_REPLICAS=3\n",
+    )?;
+    let out = dev_psc.run(&[
+        "new-app",
+        "--template",
+        "application-template-dockerbuild",
+        "--param-file",
+        &params,
+        "-p",
+        "MYSQL_DATABASE=orders",
+    ]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    for want in [
+        "imagestream.image.openshift.io \"origin-ruby-sample\" created",
+        "imagestream.image.openshift.io \"ruby-27-centos7\" created",
+        "buildconfig.build.openshift.io \"ruby-sample-build\" created",
+        "deploymentconfig.apps.openshift.io \"frontend\" created",
+        "The application is being built. Administrator: admin",
+    ] {
+        assert!(stdout.contains(want), "{want:?} in {stdout}{stderr}");
+    }
+    assert!(
+        stderr.contains("no matches for kind \"Service\"")
+            && stderr.contains("no matches for kind \"Route\""),
+        "{stderr}"
+    );
+    let dc = dev
+        .get("/apis/apps.openshift.io/v1/namespaces/shop/deploymentconfigs/frontend")
+        .await?
+        .body;
+    assert_eq!(dc["spec"]["replicas"], 3, "the param file's value");
+    assert_eq!(
+        dc["metadata"]["labels"]["template"],
+        "application-template-dockerbuild"
+    );
+    assert_eq!(
+        dc["spec"]["template"]["spec"]["containers"][0]["env"][4]["value"],
+        "orders"
+    );
+    Ok(())
+}
+
+fn psc_dir_file(psc: &Psc, name: &str, text: &str) -> anyhow::Result<String> {
+    let path = psc.dir().join(name);
+    std::fs::write(&path, text)?;
+    Ok(path.display().to_string())
+}

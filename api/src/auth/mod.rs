@@ -8,7 +8,7 @@ mod roles;
 mod throttle;
 
 pub use authn::{AuthError, Authenticator, IssuedToken};
-pub use authz::{Authorizer, BUILD_NODE_ROLE};
+pub use authz::{Authorizer, AUTHENTICATED_GROUP, BUILD_NODE_ROLE};
 pub use roles::{Role, Verb};
 
 /// The authenticated caller of a request.

@@ -43,6 +43,9 @@ pub enum Role {
     ImagePuller,
     /// The `deployer` service account: write deployment records.
     Deployer,
+    /// Everyone, in the shared `openshift` project: read image streams and
+    /// templates, pull images.
+    SharedResourceViewer,
 }
 
 impl Role {
@@ -53,6 +56,7 @@ impl Role {
         "system:image-builder",
         "system:image-puller",
         "system:deployer",
+        "shared-resource-viewer",
     ];
 
     pub fn parse(name: &str) -> Option<Role> {
@@ -63,6 +67,7 @@ impl Role {
             "system:image-builder" => Role::ImageBuilder,
             "system:image-puller" => Role::ImagePuller,
             "system:deployer" => Role::Deployer,
+            "shared-resource-viewer" => Role::SharedResourceViewer,
             _ => return None,
         })
     }
@@ -75,6 +80,7 @@ impl Role {
             Role::ImageBuilder => "system:image-builder",
             Role::ImagePuller => "system:image-puller",
             Role::Deployer => "system:deployer",
+            Role::SharedResourceViewer => "shared-resource-viewer",
         }
     }
 
@@ -107,6 +113,12 @@ impl Role {
                 "imagestreams" | "projects" => verb.is_read(),
                 _ => false,
             },
+            Role::SharedResourceViewer => match resource {
+                "imagestreams/layers" => verb == Verb::Get,
+                "imagestreams" | "imagestreamtags" | "imagestreamimages" | "templates"
+                | "projects" => verb.is_read(),
+                _ => false,
+            },
         }
     }
 }
@@ -130,6 +142,10 @@ mod tests {
         assert!(Role::ImageBuilder.allows(Verb::Update, "imagestreams/layers"));
         assert!(!Role::ImageBuilder.allows(Verb::Delete, "buildconfigs"));
         assert!(!Role::ImagePuller.allows(Verb::Update, "imagestreams/layers"));
+        assert!(Role::SharedResourceViewer.allows(Verb::List, "templates"));
+        assert!(Role::SharedResourceViewer.allows(Verb::Get, "imagestreams/layers"));
+        assert!(!Role::SharedResourceViewer.allows(Verb::Get, "buildconfigs"));
+        assert!(!Role::SharedResourceViewer.allows(Verb::Create, "templates"));
         for name in Role::NAMES {
             assert_eq!(Role::parse(name).map(Role::name), Some(*name));
         }

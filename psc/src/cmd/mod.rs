@@ -13,6 +13,7 @@ pub mod rollout;
 pub mod set;
 pub mod startbuild;
 pub mod tag;
+pub mod template;
 pub mod upload;
 pub mod webhookpost;
 

@@ -330,15 +330,15 @@ pub struct FileArgs {
     files: Vec<String>,
 }
 
-struct Resolved {
-    kind: &'static KindInfo,
-    ns: String,
-    name: String,
-    value: Value,
-    source: String,
+pub(crate) struct Resolved {
+    pub kind: &'static KindInfo,
+    pub ns: String,
+    pub name: String,
+    pub value: Value,
+    pub source: String,
 }
 
-fn resolve(session: &Session, m: manifest::Manifest) -> Result<Resolved> {
+pub(crate) fn resolve(session: &Session, m: manifest::Manifest) -> Result<Resolved> {
     let api_version = s(&m.value, "/apiVersion").to_string();
     let kind_name = s(&m.value, "/kind").to_string();
     let kind = kinds::by_api_version(&api_version, &kind_name).ok_or_else(|| {
@@ -447,7 +447,7 @@ pub async fn create(g: &Global, args: CreateArgs) -> Result<()> {
 }
 
 /// Prints a per-object server error and goes on with the next object.
-fn report(e: &anyhow::Error, doing: &str, source: &str) -> Result<()> {
+pub(crate) fn report(e: &anyhow::Error, doing: &str, source: &str) -> Result<()> {
     match e.downcast_ref::<ServerError>() {
         Some(se) => {
             eprintln!(
