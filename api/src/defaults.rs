@@ -50,7 +50,33 @@ pub fn apply(kind: &KindInfo, obj: &mut Object, legacy: bool) {
             }
         }
         "ImageStream" => crate::model::imagestream::default_tags(obj),
+        "Secret" => fold_string_data(obj),
         _ => {}
+    }
+}
+
+/// `stringData` is write-only, as in Kubernetes: its values are stored
+/// base64-encoded in `data` (winning over a `data` key of the same name)
+/// and the field is dropped. A `stringData` with a value that is not a
+/// string is left for validation to refuse.
+fn fold_string_data(obj: &mut Object) {
+    use base64::Engine;
+    let Some(Value::Object(plain)) = obj.body.get("stringData") else {
+        return;
+    };
+    if !plain.values().all(Value::is_string) {
+        return;
+    }
+    let plain = plain.clone();
+    obj.body.remove("stringData");
+    let data = obj.body.entry("data").or_insert_with(|| json!({}));
+    if !data.is_object() {
+        *data = json!({});
+    }
+    for (k, v) in plain {
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(v.as_str().unwrap_or_default());
+        data[k.as_str()] = json!(encoded);
     }
 }
 
@@ -79,6 +105,26 @@ fn infer_strategy_type(strategy: &mut Value) {
 mod tests {
     use super::*;
     use crate::kinds::by_kind;
+
+    #[test]
+    fn secrets_keep_string_data_as_data() {
+        let kind = by_kind("Secret").unwrap();
+        let mut s = Object::new("Secret", "p", "s")
+            .with("data", json!({"a": "b2xk", "keep": "eA=="}))
+            .with(
+                "stringData",
+                json!({"a": "new", "WebHookSecretKey": "s3cret"}),
+            );
+        apply(kind, &mut s, false);
+        assert!(s.body.get("stringData").is_none());
+        assert_eq!(
+            s.body["data"],
+            json!({"a": "bmV3", "keep": "eA==", "WebHookSecretKey": "czNjcmV0"})
+        );
+        let mut bad = Object::new("Secret", "p", "s").with("stringData", json!({"a": 1}));
+        apply(kind, &mut bad, false);
+        assert!(bad.body.get("stringData").is_some(), "left for validation");
+    }
 
     #[test]
     fn deployment_configs_get_a_config_change_trigger_unless_told_otherwise() {

@@ -524,6 +524,14 @@ fn role_binding(errs: &mut Errors, kind: &KindInfo, obj: &Object) {
 
 fn secret(errs: &mut Errors, obj: &Object) {
     use base64::Engine;
+    if let Some(plain) = obj.body.get("stringData") {
+        let strings = plain
+            .as_object()
+            .is_some_and(|m| m.values().all(Value::is_string));
+        if !strings {
+            errs.field("stringData", "Invalid value: must map keys to strings");
+        }
+    }
     if let Some(data) = obj.body.get("data").and_then(Value::as_object) {
         for (k, v) in data {
             let ok = v

@@ -226,8 +226,11 @@ impl Authorizer {
     }
 
     /// Whether `p` has any role at all in `ns` (may see that the project exists).
+    /// (Reading the shared project's image streams and templates makes
+    /// nobody a member of it.)
     pub async fn is_member(&self, p: &Principal, ns: &str) -> Result<bool, StoreError> {
-        Ok(self.is_cluster_admin(p).await? || !self.roles(p, ns).await?.is_empty())
+        Ok(self.is_cluster_admin(p).await?
+            || self.roles(p, ns).await?.iter().any(|r| r.makes_member()))
     }
 
     /// Namespaces in which `p` holds some role (for listing projects).
@@ -240,7 +243,12 @@ impl Authorizer {
             .await?;
         Ok(bindings
             .into_iter()
-            .filter(|b| binding_names(b, p) && binding_role(b).and_then(Role::parse).is_some())
+            .filter(|b| {
+                binding_names(b, p)
+                    && binding_role(b)
+                        .and_then(Role::parse)
+                        .is_some_and(Role::makes_member)
+            })
             .map(|b| b.metadata.namespace)
             .collect())
     }

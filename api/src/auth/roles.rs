@@ -84,6 +84,12 @@ impl Role {
         }
     }
 
+    /// Whether holding this role makes one a member of the project (it is
+    /// listed, and may be read).
+    pub fn makes_member(self) -> bool {
+        self != Role::SharedResourceViewer
+    }
+
     /// Whether this role allows `verb` on `resource` inside its project.
     /// `resource` is a plural, optionally with a subresource
     /// (`builds/log`); `imagestreams/layers` stands for registry access
@@ -115,8 +121,9 @@ impl Role {
             },
             Role::SharedResourceViewer => match resource {
                 "imagestreams/layers" => verb == Verb::Get,
-                "imagestreams" | "imagestreamtags" | "imagestreamimages" | "templates"
-                | "projects" => verb.is_read(),
+                "imagestreams" | "imagestreamtags" | "imagestreamimages" | "templates" => {
+                    verb.is_read()
+                }
                 _ => false,
             },
         }
