@@ -104,11 +104,10 @@ fn infer_strategy_type(strategy: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kinds::by_kind;
 
     #[test]
     fn secrets_keep_string_data_as_data() {
-        let kind = by_kind("Secret").unwrap();
+        let kind = &crate::kinds::SECRET;
         let mut s = Object::new("Secret", "p", "s")
             .with("data", json!({"a": "b2xk", "keep": "eA=="}))
             .with(
@@ -128,7 +127,7 @@ mod tests {
 
     #[test]
     fn deployment_configs_get_a_config_change_trigger_unless_told_otherwise() {
-        let dc = by_kind("DeploymentConfig").unwrap();
+        let dc = &crate::kinds::DEPLOYMENT_CONFIG;
         let mut a = Object::new("DeploymentConfig", "p", "a").with("spec", json!({}));
         apply(dc, &mut a, false);
         assert_eq!(
@@ -142,7 +141,7 @@ mod tests {
 
     #[test]
     fn strategy_type_and_history_limits() {
-        let bc = by_kind("BuildConfig").unwrap();
+        let bc = &crate::kinds::BUILD_CONFIG;
         let mut obj = Object::new("BuildConfig", "p", "b").with("spec", json!({"strategy": {"sourceStrategy": {"from": {"kind": "ImageStreamTag", "name": "x:1"}}}}));
         apply(bc, &mut obj, false);
         assert_eq!(obj.body["spec"]["strategy"]["type"], "Source");

@@ -123,152 +123,189 @@ const fn view(
 
 pub const PROJECT_GROUP: &str = "project.openshift.io";
 
+pub const PROJECT: KindInfo = KindInfo {
+    plain_create: false,
+    ..k(
+        "Project",
+        "projects",
+        "project",
+        PROJECT_GROUP,
+        false,
+        &["proj"],
+        true,
+    )
+};
+
+pub const IMAGE_STREAM: KindInfo = k(
+    "ImageStream",
+    "imagestreams",
+    "imagestream",
+    "image.openshift.io",
+    true,
+    &["is"],
+    true,
+);
+
+pub const IMAGE: KindInfo = k(
+    "Image",
+    "images",
+    "image",
+    "image.openshift.io",
+    false,
+    &[],
+    false,
+);
+
+pub const IMAGE_STREAM_TAG: KindInfo = view(
+    "ImageStreamTag",
+    "imagestreamtags",
+    "imagestreamtag",
+    &["istag"],
+);
+
+pub const IMAGE_STREAM_IMAGE: KindInfo = view(
+    "ImageStreamImage",
+    "imagestreamimages",
+    "imagestreamimage",
+    &["isimage"],
+);
+
+pub const IMAGE_STREAM_MAPPING: KindInfo = view(
+    "ImageStreamMapping",
+    "imagestreammappings",
+    "imagestreammapping",
+    &[],
+);
+
+pub const IMAGE_STREAM_IMPORT: KindInfo = view(
+    "ImageStreamImport",
+    "imagestreamimports",
+    "imagestreamimport",
+    &[],
+);
+
+pub const BUILD_CONFIG: KindInfo = k(
+    "BuildConfig",
+    "buildconfigs",
+    "buildconfig",
+    "build.openshift.io",
+    true,
+    &["bc"],
+    true,
+);
+
+pub const BUILD: KindInfo = k(
+    "Build",
+    "builds",
+    "build",
+    "build.openshift.io",
+    true,
+    &[],
+    true,
+);
+
+pub const DEPLOYMENT_CONFIG: KindInfo = k(
+    "DeploymentConfig",
+    "deploymentconfigs",
+    "deploymentconfig",
+    "apps.openshift.io",
+    true,
+    &["dc"],
+    true,
+);
+
+pub const ROLE_BINDING: KindInfo = k(
+    "RoleBinding",
+    "rolebindings",
+    "rolebinding",
+    "authorization.openshift.io",
+    true,
+    &[],
+    false,
+);
+
+pub const CLUSTER_ROLE_BINDING: KindInfo = k(
+    "ClusterRoleBinding",
+    "clusterrolebindings",
+    "clusterrolebinding",
+    "authorization.openshift.io",
+    false,
+    &[],
+    false,
+);
+
+pub const USER: KindInfo = k(
+    "User",
+    "users",
+    "user",
+    "user.openshift.io",
+    false,
+    &[],
+    false,
+);
+
+pub const SERVICE_ACCOUNT: KindInfo = k(
+    "ServiceAccount",
+    "serviceaccounts",
+    "serviceaccount",
+    "",
+    true,
+    &["sa"],
+    false,
+);
+
+pub const TEMPLATE: KindInfo = k(
+    "Template",
+    "templates",
+    "template",
+    "template.openshift.io",
+    true,
+    &[],
+    false,
+);
+
+pub const SECRET: KindInfo = k("Secret", "secrets", "secret", "", true, &[], false);
+
+pub const CONFIG_MAP: KindInfo = k(
+    "ConfigMap",
+    "configmaps",
+    "configmap",
+    "",
+    true,
+    &["cm"],
+    false,
+);
+
+pub const REPLICATION_CONTROLLER: KindInfo = k(
+    "ReplicationController",
+    "replicationcontrollers",
+    "replicationcontroller",
+    "",
+    true,
+    &["rc"],
+    true,
+);
+
+/// Every kind, in the order the API lists them.
 pub static KINDS: &[KindInfo] = &[
-    KindInfo {
-        plain_create: false,
-        ..k(
-            "Project",
-            "projects",
-            "project",
-            PROJECT_GROUP,
-            false,
-            &["proj"],
-            true,
-        )
-    },
-    k(
-        "ImageStream",
-        "imagestreams",
-        "imagestream",
-        "image.openshift.io",
-        true,
-        &["is"],
-        true,
-    ),
-    k(
-        "Image",
-        "images",
-        "image",
-        "image.openshift.io",
-        false,
-        &[],
-        false,
-    ),
-    view(
-        "ImageStreamTag",
-        "imagestreamtags",
-        "imagestreamtag",
-        &["istag"],
-    ),
-    view(
-        "ImageStreamImage",
-        "imagestreamimages",
-        "imagestreamimage",
-        &["isimage"],
-    ),
-    view(
-        "ImageStreamMapping",
-        "imagestreammappings",
-        "imagestreammapping",
-        &[],
-    ),
-    view(
-        "ImageStreamImport",
-        "imagestreamimports",
-        "imagestreamimport",
-        &[],
-    ),
-    k(
-        "BuildConfig",
-        "buildconfigs",
-        "buildconfig",
-        "build.openshift.io",
-        true,
-        &["bc"],
-        true,
-    ),
-    k(
-        "Build",
-        "builds",
-        "build",
-        "build.openshift.io",
-        true,
-        &[],
-        true,
-    ),
-    k(
-        "DeploymentConfig",
-        "deploymentconfigs",
-        "deploymentconfig",
-        "apps.openshift.io",
-        true,
-        &["dc"],
-        true,
-    ),
-    k(
-        "RoleBinding",
-        "rolebindings",
-        "rolebinding",
-        "authorization.openshift.io",
-        true,
-        &[],
-        false,
-    ),
-    k(
-        "ClusterRoleBinding",
-        "clusterrolebindings",
-        "clusterrolebinding",
-        "authorization.openshift.io",
-        false,
-        &[],
-        false,
-    ),
-    k(
-        "User",
-        "users",
-        "user",
-        "user.openshift.io",
-        false,
-        &[],
-        false,
-    ),
-    k(
-        "ServiceAccount",
-        "serviceaccounts",
-        "serviceaccount",
-        "",
-        true,
-        &["sa"],
-        false,
-    ),
-    k(
-        "Template",
-        "templates",
-        "template",
-        "template.openshift.io",
-        true,
-        &[],
-        false,
-    ),
-    k("Secret", "secrets", "secret", "", true, &[], false),
-    k(
-        "ConfigMap",
-        "configmaps",
-        "configmap",
-        "",
-        true,
-        &["cm"],
-        false,
-    ),
-    k(
-        "ReplicationController",
-        "replicationcontrollers",
-        "replicationcontroller",
-        "",
-        true,
-        &["rc"],
-        true,
-    ),
+    PROJECT,
+    IMAGE_STREAM,
+    IMAGE,
+    IMAGE_STREAM_TAG,
+    IMAGE_STREAM_IMAGE,
+    IMAGE_STREAM_MAPPING,
+    IMAGE_STREAM_IMPORT,
+    BUILD_CONFIG,
+    BUILD,
+    DEPLOYMENT_CONFIG,
+    ROLE_BINDING,
+    CLUSTER_ROLE_BINDING,
+    USER,
+    SERVICE_ACCOUNT,
+    TEMPLATE,
+    SECRET,
+    CONFIG_MAP,
+    REPLICATION_CONTROLLER,
 ];
 
 pub fn by_kind(kind: &str) -> Option<&'static KindInfo> {

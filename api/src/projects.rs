@@ -5,17 +5,13 @@
 use serde_json::json;
 
 use crate::auth::{Principal, PROJECT_SERVICE_ACCOUNTS};
-use crate::kinds::{by_kind, KindInfo};
+use crate::kinds::KindInfo;
 use crate::meta::Object;
 use crate::status::Status;
 
 pub const DISPLAY_NAME: &str = "openshift.io/display-name";
 pub const DESCRIPTION: &str = "openshift.io/description";
 pub const REQUESTER: &str = "openshift.io/requester";
-
-fn kind(name: &str) -> Result<&'static KindInfo, Status> {
-    by_kind(name).ok_or_else(|| Status::internal(format!("kind {name} is not registered")))
-}
 
 pub fn role_binding(ns: &str, name: &str, role: &str, subject: &Principal) -> Object {
     let subject = match subject.as_service_account() {
@@ -41,7 +37,7 @@ pub fn shared_project(owner: &Principal) -> Result<Vec<(&'static KindInfo, Objec
             "subjects",
             json!([{"kind": "Group", "name": crate::auth::AUTHENTICATED_GROUP}]),
         );
-    objs.push((kind("RoleBinding")?, viewers));
+    objs.push((&crate::kinds::ROLE_BINDING, viewers));
     Ok(objs)
 }
 
@@ -66,15 +62,15 @@ pub fn new_project(
         notes.insert(DESCRIPTION.into(), description.into());
     }
     let mut objs = vec![
-        (kind("Project")?, project),
+        (&crate::kinds::PROJECT, project),
         (
-            kind("RoleBinding")?,
+            &crate::kinds::ROLE_BINDING,
             role_binding(name, "admin", "admin", requester),
         ),
     ];
     for (sa, role) in PROJECT_SERVICE_ACCOUNTS {
         objs.push((
-            kind("ServiceAccount")?,
+            &crate::kinds::SERVICE_ACCOUNT,
             Object::new("ServiceAccount", name, sa),
         ));
         if let Some(role) = role {
@@ -83,7 +79,7 @@ pub fn new_project(
                 role.name().replace(':', "-").trim_start_matches("system-")
             );
             objs.push((
-                kind("RoleBinding")?,
+                &crate::kinds::ROLE_BINDING,
                 role_binding(
                     name,
                     &format!("system:{binding}"),

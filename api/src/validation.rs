@@ -641,7 +641,7 @@ mod tests {
 
     #[test]
     fn deployment_config_trigger_kinds() {
-        let kind = crate::kinds::by_kind("DeploymentConfig").unwrap();
+        let kind = &crate::kinds::DEPLOYMENT_CONFIG;
         let mut dc = Object::new("DeploymentConfig", "p", "web");
         dc.body.insert(
             "spec".into(),

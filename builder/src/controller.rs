@@ -12,10 +12,9 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use podspace_api::kinds::by_kind;
 use podspace_api::selector::LabelSelector;
 use podspace_api::store::{ChangeWaiter, Pending, Store, StoreError, UpdateScope};
-use podspace_api::{KindInfo, Object, Status};
+use podspace_api::{Object, Status};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -29,10 +28,6 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// How often Running builds without any lease are looked for (a crash
 /// between claiming and reporting leaves one).
 const ORPHAN_SWEEP_EVERY: Duration = Duration::from_secs(30);
-
-fn kind(name: &'static str) -> Result<&'static KindInfo, StoreError> {
-    by_kind(name).ok_or_else(|| StoreError::Config(format!("kind {name} missing")))
-}
 
 pub async fn run(store: Store, lease: Duration, shutdown: watch::Receiver<bool>) {
     let mut waiter = ChangeWaiter::new(&store, shutdown, Duration::from_millis(500));
@@ -71,7 +66,11 @@ pub async fn pass(store: &Store) -> Result<(), StoreError> {
             Pending::Nothing => return Ok(()),
             Pending::Behind { upto } => {
                 let (all, _) = store
-                    .list(kind("Build")?, "", &LabelSelector::everything())
+                    .list(
+                        &podspace_api::kinds::BUILD,
+                        "",
+                        &LabelSelector::everything(),
+                    )
                     .await?;
                 let mut configs = BTreeSet::new();
                 for b in &all {
@@ -90,7 +89,7 @@ pub async fn pass(store: &Store) -> Result<(), StoreError> {
                 "BuildConfig" => {
                     work.insert((ns, Some(name.clone()), name));
                 }
-                "Build" => match store.get(kind("Build")?, &ns, &name).await {
+                "Build" => match store.get(&podspace_api::kinds::BUILD, &ns, &name).await {
                     Ok(b) => {
                         work.insert(owner(&b));
                     }
@@ -134,7 +133,7 @@ async fn reconcile(
     bc: Option<&str>,
     build: &str,
 ) -> Result<(), StoreError> {
-    let build_kind = kind("Build")?;
+    let build_kind = &podspace_api::kinds::BUILD;
     let builds = match bc {
         Some(bc) => {
             let label: String = bc.chars().take(63).collect();
@@ -208,7 +207,7 @@ where
 {
     let result = store
         .mutate(
-            kind("Build")?,
+            &podspace_api::kinds::BUILD,
             &b.metadata.namespace,
             &b.metadata.name,
             None,
@@ -232,7 +231,7 @@ where
 /// History limits (builds.md §7): keep the newest N complete and N failed
 /// (Failed, Error, Cancelled) builds when the config sets the limits.
 async fn prune(store: &Store, ns: &str, bc: &str, builds: &[Object]) -> Result<(), StoreError> {
-    let config = match store.get(kind("BuildConfig")?, ns, bc).await {
+    let config = match store.get(&podspace_api::kinds::BUILD_CONFIG, ns, bc).await {
         Ok(c) => c,
         Err(StoreError::NotFound { .. }) => return Ok(()),
         Err(e) => return Err(e),
@@ -265,7 +264,7 @@ async fn prune(store: &Store, ns: &str, bc: &str, builds: &[Object]) -> Result<(
         });
         for old in done.into_iter().skip(keep) {
             match store
-                .delete(kind("Build")?, ns, &old.metadata.name, None)
+                .delete(&podspace_api::kinds::BUILD, ns, &old.metadata.name, None)
                 .await
             {
                 Ok(_) => {
@@ -287,7 +286,7 @@ pub async fn sweep_leases(store: &Store) -> Result<(), StoreError> {
             continue;
         }
         let build = match store
-            .get(kind("Build")?, &lease.namespace, &lease.name)
+            .get(&podspace_api::kinds::BUILD, &lease.namespace, &lease.name)
             .await
         {
             Ok(b) if b.metadata.uid == lease.uid => Some(b),
@@ -324,7 +323,11 @@ async fn sweep_orphans(store: &Store, lease: Duration) -> Result<(), StoreError>
         .map(|l| l.uid)
         .collect();
     let (builds, _) = store
-        .list(kind("Build")?, "", &LabelSelector::everything())
+        .list(
+            &podspace_api::kinds::BUILD,
+            "",
+            &LabelSelector::everything(),
+        )
         .await?;
     let cutoff = chrono::Utc::now() - chrono::Duration::from_std(lease).unwrap_or_default();
     for b in builds {

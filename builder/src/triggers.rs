@@ -13,7 +13,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use podspace_api::kinds::by_kind;
 use podspace_api::selector::LabelSelector;
 use podspace_api::store::{ChangeWaiter, Pending, Store, StoreError, UpdateScope};
 use podspace_api::{imagestreams, KindInfo, Object, Status};
@@ -23,10 +22,6 @@ use tokio::sync::watch;
 use crate::instantiate::{self, strategy_from};
 
 const CONSUMER: &str = "build-triggers";
-
-fn kind(name: &'static str) -> Result<&'static KindInfo, StoreError> {
-    by_kind(name).ok_or_else(|| StoreError::Config(format!("kind {name} missing")))
-}
 
 pub async fn run(store: Store, shutdown: watch::Receiver<bool>) {
     let mut waiter = ChangeWaiter::new(&store, shutdown, Duration::from_millis(500));
@@ -47,7 +42,11 @@ pub async fn pass(store: &Store) -> Result<(), StoreError> {
             Pending::Nothing => return Ok(()),
             Pending::Behind { upto } => {
                 let (all, _) = store
-                    .list(kind("BuildConfig")?, "", &LabelSelector::everything())
+                    .list(
+                        &podspace_api::kinds::BUILD_CONFIG,
+                        "",
+                        &LabelSelector::everything(),
+                    )
                     .await?;
                 for bc in all {
                     reconcile(store, &bc.metadata.namespace, &bc.metadata.name).await?;
@@ -72,7 +71,11 @@ pub async fn pass(store: &Store) -> Result<(), StoreError> {
         if !streams.is_empty() {
             // A trigger may follow a stream of another project.
             let (bcs, _) = store
-                .list(kind("BuildConfig")?, "", &LabelSelector::everything())
+                .list(
+                    &podspace_api::kinds::BUILD_CONFIG,
+                    "",
+                    &LabelSelector::everything(),
+                )
                 .await?;
             for bc in bcs {
                 let follows = image_refs(&bc)
@@ -164,7 +167,7 @@ async fn resolve(
     is: &str,
     tag: &str,
 ) -> Result<Option<Resolved>, StoreError> {
-    let stream = match store.get(kind("ImageStream")?, ns, is).await {
+    let stream = match store.get(&podspace_api::kinds::IMAGE_STREAM, ns, is).await {
         Ok(s) => s,
         Err(StoreError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e),
@@ -180,7 +183,7 @@ async fn resolve(
         .get("image")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let labels = match store.get(kind("Image")?, "", digest).await {
+    let labels = match store.get(&podspace_api::kinds::IMAGE, "", digest).await {
         Ok(img) => img
             .body
             .get("dockerImageMetadata")
@@ -208,8 +211,8 @@ async fn resolve(
 }
 
 pub async fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), StoreError> {
-    let bc_kind = kind("BuildConfig")?;
-    let build_kind = kind("Build")?;
+    let bc_kind = &podspace_api::kinds::BUILD_CONFIG;
+    let build_kind = &podspace_api::kinds::BUILD;
     let bc = match store.get(bc_kind, ns, name).await {
         Ok(bc) => bc,
         Err(StoreError::NotFound { .. }) => return Ok(()),
@@ -350,8 +353,8 @@ pub async fn instantiate(
     request: &Value,
     input: Input,
 ) -> Result<Object, StoreError> {
-    let bc_kind = kind("BuildConfig")?;
-    let build_kind = kind("Build")?;
+    let bc_kind = &podspace_api::kinds::BUILD_CONFIG;
+    let build_kind = &podspace_api::kinds::BUILD;
     let bc = store.get(bc_kind, ns, name).await?;
     let Images {
         resolved,
@@ -457,7 +460,10 @@ async fn image_pull_spec(
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
         .unwrap_or(ns);
-    let stream = match store.get(kind("ImageStream")?, from_ns, is).await {
+    let stream = match store
+        .get(&podspace_api::kinds::IMAGE_STREAM, from_ns, is)
+        .await
+    {
         Ok(s) => s,
         Err(StoreError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e),

@@ -12,7 +12,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use podspace_api::kinds::by_kind;
 use podspace_api::selector::LabelSelector;
 use podspace_api::store::{ChangeWaiter, Pending, Store, StoreError, UpdateScope};
 use podspace_api::{imagestreams, KindInfo, Object, Status};
@@ -29,12 +28,6 @@ const POLL: Duration = Duration::from_millis(500);
 pub enum ControllerError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("kind {0} is not registered")]
-    Kind(&'static str),
-}
-
-fn kind(name: &'static str) -> Result<&'static KindInfo, ControllerError> {
-    by_kind(name).ok_or(ControllerError::Kind(name))
 }
 
 /// Runs until `shutdown` turns true.
@@ -82,7 +75,11 @@ pub async fn pass(store: &Store) -> Result<(), ControllerError> {
 
 async fn resync(store: &Store) -> Result<(), ControllerError> {
     let (dcs, _) = store
-        .list(kind("DeploymentConfig")?, "", &LabelSelector::everything())
+        .list(
+            &podspace_api::kinds::DEPLOYMENT_CONFIG,
+            "",
+            &LabelSelector::everything(),
+        )
         .await?;
     for dc in dcs {
         reconcile(store, &dc.metadata.namespace, &dc.metadata.name).await?;
@@ -99,7 +96,11 @@ async fn watching(
     // A trigger may follow a stream of another project: every project's
     // configs are candidates.
     let (dcs, _) = store
-        .list(kind("DeploymentConfig")?, "", &LabelSelector::everything())
+        .list(
+            &podspace_api::kinds::DEPLOYMENT_CONFIG,
+            "",
+            &LabelSelector::everything(),
+        )
         .await?;
     Ok(dcs
         .into_iter()
@@ -118,7 +119,7 @@ async fn current_images(
     store: &Store,
     dc: &Object,
 ) -> Result<Vec<Option<String>>, ControllerError> {
-    let is_kind = kind("ImageStream")?;
+    let is_kind = &podspace_api::kinds::IMAGE_STREAM;
     let mut out = Vec::new();
     for t in rollout::triggers(dc) {
         let Some((is, tag, ns)) = image_source(&t, &dc.metadata.namespace) else {
@@ -143,8 +144,8 @@ async fn current_images(
 
 /// Brings one DeploymentConfig up to date; a no-op when it is.
 pub async fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), ControllerError> {
-    let dc_kind = kind("DeploymentConfig")?;
-    let rc_kind = kind("ReplicationController")?;
+    let dc_kind = &podspace_api::kinds::DEPLOYMENT_CONFIG;
+    let rc_kind = &podspace_api::kinds::REPLICATION_CONTROLLER;
     let dc = match store.get(dc_kind, ns, name).await {
         Ok(dc) => dc,
         Err(StoreError::NotFound { .. }) => return Ok(()),
@@ -271,7 +272,6 @@ fn fire(
         None => return Ok(Vec::new()),
     };
     let rc = rollout::deploy(dc, cause);
-    let rc_kind = by_kind("ReplicationController")
-        .ok_or_else(|| Status::internal("ReplicationController kind missing"))?;
+    let rc_kind = &podspace_api::kinds::REPLICATION_CONTROLLER;
     Ok(vec![(rc_kind, rc)])
 }

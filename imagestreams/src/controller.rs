@@ -8,10 +8,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use podspace_api::kinds::by_kind;
 use podspace_api::selector::LabelSelector;
 use podspace_api::store::{ChangeWaiter, Pending, Store, StoreError, UpdateScope};
-use podspace_api::{imagestreams, KindInfo, Object};
+use podspace_api::{imagestreams, Object};
 use podspace_registry::manifest::Kind;
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -19,10 +18,6 @@ use tokio::sync::watch;
 use crate::remote::{Client, Imported, RemoteRef};
 
 const CONSUMER: &str = "imports";
-
-fn kind(name: &'static str) -> Result<&'static KindInfo, StoreError> {
-    by_kind(name).ok_or_else(|| StoreError::Config(format!("kind {name} missing")))
-}
 
 /// Runs until `shutdown` turns true; scheduled tags are re-checked every `interval`.
 pub async fn run(store: Store, interval: Duration, shutdown: watch::Receiver<bool>) {
@@ -51,7 +46,7 @@ async fn pass(
     sweep: bool,
     checked: &mut HashMap<(String, String), Instant>,
 ) -> Result<(), StoreError> {
-    let is_kind = kind("ImageStream")?;
+    let is_kind = &podspace_api::kinds::IMAGE_STREAM;
     let mut touched: BTreeSet<(String, String)> = BTreeSet::new();
     let first_pass = store.consumer_position(CONSUMER).await? == 0;
     let mut sweep = sweep || first_pass;
@@ -127,7 +122,7 @@ async fn import_stream(
     name: &str,
     scheduled_due: bool,
 ) -> Result<bool, StoreError> {
-    let is_kind = kind("ImageStream")?;
+    let is_kind = &podspace_api::kinds::IMAGE_STREAM;
     let stream = match store.get(is_kind, ns, name).await {
         Ok(s) => s,
         Err(StoreError::NotFound { .. }) => return Ok(false),
@@ -188,7 +183,10 @@ async fn import_stream(
     }
     for (_, _, outcome) in &results {
         if let Outcome::Done(imported) = outcome {
-            match store.create(kind("Image")?, image_object(imported)).await {
+            match store
+                .create(&podspace_api::kinds::IMAGE, image_object(imported))
+                .await
+            {
                 Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
             }
@@ -233,7 +231,11 @@ pub async fn pull_secret(
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
     let (secrets, _) = store
-        .list(kind("Secret")?, ns, &LabelSelector::everything())
+        .list(
+            &podspace_api::kinds::SECRET,
+            ns,
+            &LabelSelector::everything(),
+        )
         .await?;
     for secret in secrets {
         let ty = secret

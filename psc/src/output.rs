@@ -404,7 +404,7 @@ mod tests {
 
     #[test]
     fn tables_align() {
-        let kind = podspace_api::kinds::by_kind("Project").unwrap();
+        let kind = &podspace_api::kinds::PROJECT;
         let items = vec![
             serde_json::json!({"metadata": {"name": "a", "annotations": {"openshift.io/display-name": "Alpha"}}, "status": {"phase": "Active"}}),
             serde_json::json!({"metadata": {"name": "longer-name"}, "status": {"phase": "Active"}}),

@@ -11,7 +11,6 @@ use axum::routing::any;
 use axum::Router;
 use futures_util::StreamExt;
 use podspace_api::auth::{Authenticator, Authorizer};
-use podspace_api::kinds::by_kind;
 use podspace_api::store::{ManifestRecord, Store, StoreError};
 use serde_json::{json, Value};
 
@@ -357,7 +356,7 @@ fn blob_created(repo: &str, digest: &str) -> Response {
 }
 
 async fn project_exists(r: &Inner, project: &str) -> Result<()> {
-    let kind = by_kind("Project").ok_or_else(|| RegistryError::internal("Project kind missing"))?;
+    let kind = &podspace_api::kinds::PROJECT;
     match r.store.get_raw(kind, "", project).await {
         Ok(_) => Ok(()),
         Err(StoreError::NotFound { .. }) => Err(RegistryError::new(

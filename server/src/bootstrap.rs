@@ -2,7 +2,6 @@
 
 use anyhow::Context;
 use podspace_api::auth::Authenticator;
-use podspace_api::kinds::by_kind;
 use podspace_api::store::{Store, StoreError};
 use podspace_api::Object;
 use serde_json::json;
@@ -16,7 +15,7 @@ const EMBEDDED_NODE_USER: &str = "system:node:embedded";
 /// cluster role, with a fresh token each start (it talks to the API over
 /// loopback like any other node).
 pub async fn embedded_node(store: &Store, authn: &Authenticator) -> anyhow::Result<String> {
-    let crb = by_kind("ClusterRoleBinding").context("ClusterRoleBinding kind")?;
+    let crb = &podspace_api::kinds::CLUSTER_ROLE_BINDING;
     let binding = Object::new("ClusterRoleBinding", "", "system:build-nodes")
         .with(
             "roleRef",
@@ -46,8 +45,8 @@ pub async fn admin(
     authn: &Authenticator,
     password: Option<&str>,
 ) -> anyhow::Result<()> {
-    let user = by_kind("User").context("User kind")?;
-    let crb = by_kind("ClusterRoleBinding").context("ClusterRoleBinding kind")?;
+    let user = &podspace_api::kinds::USER;
+    let crb = &podspace_api::kinds::CLUSTER_ROLE_BINDING;
     let first_start = !store.any_credentials().await?;
     if first_start {
         let objs = vec![

@@ -15,10 +15,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use podspace_api::auth::{Principal, BUILD_NODE_ROLE};
-use podspace_api::kinds::by_kind;
 use podspace_api::selector::LabelSelector;
 use podspace_api::store::{BuildLease, StoreError, UpdateScope};
-use podspace_api::{KindInfo, Object, Reason, Status};
+use podspace_api::{Object, Reason, Status};
 use podspace_builder::node::protocol::{
     BuildReport, GitAuth, Heartbeat, HeartbeatReply, LeaseGrant, LeaseRequest, RegistryAuth,
 };
@@ -52,10 +51,6 @@ pub fn routes() -> Router<AppState> {
             &format!("{p}/{{node}}/builds/{{ns}}/{{name}}/input"),
             get(input),
         )
-}
-
-fn kind(name: &'static str) -> ApiResult<&'static KindInfo> {
-    by_kind(name).ok_or_else(|| ApiError(Status::internal(format!("kind {name} missing"))))
 }
 
 fn now_ms() -> i64 {
@@ -98,7 +93,10 @@ async fn check_node(state: &AppState, caller: Option<&Caller>, node: &str) -> Ap
 
 /// The build `ns/name` if `node` holds its lease.
 async fn leased_build(state: &AppState, node: &str, ns: &str, name: &str) -> ApiResult<Object> {
-    let build = state.store.get(kind("Build")?, ns, name).await?;
+    let build = state
+        .store
+        .get(&podspace_api::kinds::BUILD, ns, name)
+        .await?;
     match state.store.build_lease(&build.metadata.uid).await? {
         Some(l) if l.node == node => Ok(build),
         _ => Err(ApiError(Status::new(
@@ -168,7 +166,11 @@ impl PendingBuilds {
         }
         let (builds, _) = state
             .store
-            .list(kind("Build")?, "", &LabelSelector::everything())
+            .list(
+                &podspace_api::kinds::BUILD,
+                "",
+                &LabelSelector::everything(),
+            )
             .await?;
         let mut queue: Vec<Object> = builds
             .into_iter()
@@ -189,7 +191,7 @@ impl PendingBuilds {
 }
 
 async fn try_lease(state: &AppState, node: &str) -> ApiResult<Option<LeaseGrant>> {
-    let build_kind = kind("Build")?;
+    let build_kind = &podspace_api::kinds::BUILD;
     let queue = state.pending_builds.get(state).await?;
     let lease_ms = state.config.build_lease.as_millis() as i64;
     for b in queue.iter() {
@@ -302,7 +304,11 @@ async fn build_secret(
     };
     match state
         .store
-        .get(kind("Secret")?, &build.metadata.namespace, name)
+        .get(
+            &podspace_api::kinds::SECRET,
+            &build.metadata.namespace,
+            name,
+        )
         .await
     {
         Ok(s) => Ok(Some(s)),
@@ -432,7 +438,7 @@ async fn heartbeat_inner(state: AppState, node: String, req: Request) -> ApiResu
         };
         let stop = match state
             .store
-            .get(kind("Build")?, &lease.namespace, &lease.name)
+            .get(&podspace_api::kinds::BUILD, &lease.namespace, &lease.name)
             .await
         {
             Ok(b) => {
@@ -520,44 +526,51 @@ async fn report_inner(
     let node_name = node.clone();
     let updated = state
         .store
-        .mutate(kind("Build")?, &ns, &name, None, UpdateScope::All, |b| {
-            let current = phase::phase(b).to_string();
-            // Pending → Running is the node confirming its lease; every
-            // other report is about a build it runs.
-            let confirming = current == phase::PENDING && r.phase == phase::RUNNING;
-            if b.metadata.uid != uid
-                || phase::cancel_requested(b) && confirming
-                || !(confirming || current == phase::RUNNING)
-            {
-                return Err(podspace_builder::controller::terminal_refusal(b));
-            }
-            if confirming {
-                let pod = format!("{}-build", b.metadata.name);
-                let annotations = &mut b.metadata.annotations;
-                annotations.insert("podspace.io/build-node".into(), node_name);
-                annotations.insert("openshift.io/build.pod-name".into(), pod);
-            }
-            if let Some(rev) = &r.revision {
-                b.body.entry("spec").or_insert_with(|| json!({}))["revision"] = rev.clone();
-            }
-            if !phase::set(b, &r.phase, &r.reason, &r.message) {
-                return Err(podspace_builder::controller::terminal_refusal(b));
-            }
-            let status = &mut b.body["status"];
-            if let Some(reference) = &r.output_docker_image_reference {
-                status["outputDockerImageReference"] = json!(reference);
-            }
-            if let Some(digest) = &r.image_digest {
-                status["output"] = json!({"to": {"imageDigest": digest}});
-            }
-            if let Some(stages) = &r.stages {
-                status["stages"] = stages.clone();
-            }
-            if let Some(snippet) = r.log_snippet.as_ref().filter(|s| !s.is_empty()) {
-                status["logSnippet"] = json!(snippet);
-            }
-            Ok(())
-        })
+        .mutate(
+            &podspace_api::kinds::BUILD,
+            &ns,
+            &name,
+            None,
+            UpdateScope::All,
+            |b| {
+                let current = phase::phase(b).to_string();
+                // Pending → Running is the node confirming its lease; every
+                // other report is about a build it runs.
+                let confirming = current == phase::PENDING && r.phase == phase::RUNNING;
+                if b.metadata.uid != uid
+                    || phase::cancel_requested(b) && confirming
+                    || !(confirming || current == phase::RUNNING)
+                {
+                    return Err(podspace_builder::controller::terminal_refusal(b));
+                }
+                if confirming {
+                    let pod = format!("{}-build", b.metadata.name);
+                    let annotations = &mut b.metadata.annotations;
+                    annotations.insert("podspace.io/build-node".into(), node_name);
+                    annotations.insert("openshift.io/build.pod-name".into(), pod);
+                }
+                if let Some(rev) = &r.revision {
+                    b.body.entry("spec").or_insert_with(|| json!({}))["revision"] = rev.clone();
+                }
+                if !phase::set(b, &r.phase, &r.reason, &r.message) {
+                    return Err(podspace_builder::controller::terminal_refusal(b));
+                }
+                let status = &mut b.body["status"];
+                if let Some(reference) = &r.output_docker_image_reference {
+                    status["outputDockerImageReference"] = json!(reference);
+                }
+                if let Some(digest) = &r.image_digest {
+                    status["output"] = json!({"to": {"imageDigest": digest}});
+                }
+                if let Some(stages) = &r.stages {
+                    status["stages"] = stages.clone();
+                }
+                if let Some(snippet) = r.log_snippet.as_ref().filter(|s| !s.is_empty()) {
+                    status["logSnippet"] = json!(snippet);
+                }
+                Ok(())
+            },
+        )
         .await?;
     if terminal {
         state.store.release_build(&uid, None).await?;

@@ -7,7 +7,6 @@ use std::sync::{Arc, RwLock};
 use serde_json::Value;
 
 use super::{Principal, Role, Verb};
-use crate::kinds::by_kind;
 use crate::meta::Object;
 use crate::selector::LabelSelector;
 use crate::store::{Store, StoreError};
@@ -118,8 +117,7 @@ impl Authorizer {
                 return Ok(cached.1.clone());
             }
         }
-        let kind = by_kind("ClusterRoleBinding")
-            .ok_or_else(|| StoreError::Config("ClusterRoleBinding kind missing".into()))?;
+        let kind = &crate::kinds::CLUSTER_ROLE_BINDING;
         let (bindings, _) = self
             .store
             .list(kind, "", &LabelSelector::everything())
@@ -182,8 +180,7 @@ impl Authorizer {
                 }
             }
         }
-        let kind = by_kind("RoleBinding")
-            .ok_or_else(|| StoreError::Config("RoleBinding kind missing".into()))?;
+        let kind = &crate::kinds::ROLE_BINDING;
         let (bindings, _) = self
             .store
             .list(kind, ns, &LabelSelector::everything())
@@ -235,8 +232,7 @@ impl Authorizer {
 
     /// Namespaces in which `p` holds some role (for listing projects).
     pub async fn member_namespaces(&self, p: &Principal) -> Result<BTreeSet<String>, StoreError> {
-        let kind = by_kind("RoleBinding")
-            .ok_or_else(|| StoreError::Config("RoleBinding kind missing".into()))?;
+        let kind = &crate::kinds::ROLE_BINDING;
         let (bindings, _) = self
             .store
             .list(kind, "", &LabelSelector::everything())

@@ -10,12 +10,7 @@ use super::{
     batch, insert_new, merge_update, next_rvs, now_rfc3339, write_modified, Store, StoreError,
     UpdateScope,
 };
-use crate::kinds::by_kind;
 use crate::Object;
-
-fn kind(name: &str) -> Result<&'static crate::KindInfo, StoreError> {
-    by_kind(name).ok_or_else(|| StoreError::Config(format!("kind {name} missing")))
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobRecord {
@@ -256,8 +251,8 @@ impl Store {
     where
         F: Fn(&mut Object) + Send,
     {
-        let image_kind = kind("Image")?;
-        let stream_kind = kind("ImageStream")?;
+        let image_kind = &crate::kinds::IMAGE;
+        let stream_kind = &crate::kinds::IMAGE_STREAM;
         let mut tx = self.begin_write().await?;
         let first_rv = next_rvs(&mut tx, 2).await?;
         write_manifest(&mut tx, m, Some(tag)).await?;

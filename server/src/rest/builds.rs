@@ -10,7 +10,6 @@ use axum::http::{header, Method, StatusCode};
 use axum::response::Response;
 use futures_util::StreamExt;
 use podspace_api::auth::{Principal, Verb};
-use podspace_api::kinds::by_kind;
 use podspace_api::store::BuildInput;
 use podspace_api::{Object, Reason, Status};
 use podspace_builder::phase;
@@ -120,8 +119,7 @@ async fn clone(
     name: &str,
     request: &Value,
 ) -> ApiResult<Response> {
-    let build_kind =
-        by_kind("Build").ok_or_else(|| ApiError(Status::internal("Build kind missing")))?;
+    let build_kind = &podspace_api::kinds::BUILD;
     let old = state
         .store
         .get(build_kind, target.ns_or_empty(), name)
@@ -172,8 +170,7 @@ async fn binary(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let bc_kind = by_kind("BuildConfig")
-        .ok_or_else(|| ApiError(Status::internal("BuildConfig kind missing")))?;
+    let bc_kind = &podspace_api::kinds::BUILD_CONFIG;
     // Refuse early (before reading the body) what instantiate would refuse.
     let bc = state.store.get(bc_kind, target.ns_or_empty(), name).await?;
     podspace_builder::instantiate::refuse_paused(&bc)?;
@@ -283,8 +280,7 @@ fn revision_from(query: &Query) -> Option<Value> {
 /// (unless `nowait`), then streams what the node sent; with `follow`, until
 /// the build ends.
 async fn log(state: &AppState, target: &Target, name: &str, query: &Query) -> ApiResult<Response> {
-    let build_kind =
-        by_kind("Build").ok_or_else(|| ApiError(Status::internal("Build kind missing")))?;
+    let build_kind = &podspace_api::kinds::BUILD;
     let flag = |k: &str| matches!(query.get(k).map(String::as_str), Some("true" | "1"));
     let (follow, nowait, previous) = (flag("follow"), flag("nowait"), flag("previous"));
     let version = match query.get("version") {

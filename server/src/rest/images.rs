@@ -7,19 +7,14 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use podspace_api::auth::{Principal, Verb};
 use podspace_api::imagestreams::{self as is, split_isimage, split_istag};
-use podspace_api::kinds::by_kind;
 use podspace_api::selector::LabelSelector;
 use podspace_api::store::{StoreError, UpdateScope};
-use podspace_api::{KindInfo, Object, Reason, Status};
+use podspace_api::{Object, Reason, Status};
 use serde_json::{json, Value};
 
 use super::{authorize, render, Target};
 use crate::app::AppState;
 use crate::http::{json_response, read_request_object, ApiError, ApiResult};
-
-fn kind(name: &str) -> ApiResult<&'static KindInfo> {
-    by_kind(name).ok_or_else(|| ApiError(Status::internal(format!("kind {name} missing"))))
-}
 
 fn not_found(target: &Target, name: &str) -> ApiError {
     ApiError(Status::new(
@@ -100,7 +95,11 @@ async fn image_of(state: &AppState, event: &Value) -> ApiResult<Value> {
         .get("image")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    match state.store.get(kind("Image")?, "", digest).await {
+    match state
+        .store
+        .get(&podspace_api::kinds::IMAGE, "", digest)
+        .await
+    {
         Ok(img) => Ok(img.to_value()),
         Err(StoreError::NotFound { .. }) => Ok(json!({
             "metadata": {"name": digest},
@@ -153,7 +152,11 @@ fn parse_istag<'a>(target: &Target, name: &'a str) -> ApiResult<(&'a str, &'a st
 }
 
 async fn stream(state: &AppState, ns: &str, name: &str) -> ApiResult<Option<Object>> {
-    match state.store.get(kind("ImageStream")?, ns, name).await {
+    match state
+        .store
+        .get(&podspace_api::kinds::IMAGE_STREAM, ns, name)
+        .await
+    {
         Ok(s) => Ok(Some(s)),
         Err(StoreError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e.into()),
@@ -176,7 +179,7 @@ async fn list_istags(state: &AppState, target: &Target) -> ApiResult<Response> {
     let (streams, rv) = state
         .store
         .list(
-            kind("ImageStream")?,
+            &podspace_api::kinds::IMAGE_STREAM,
             target.ns_or_empty(),
             &LabelSelector::everything(),
         )
@@ -364,7 +367,7 @@ async fn put_istag(
         spec["from"]["name"] = json!(short);
     }
     let event = first_event(state, p, target, is_name, &spec).await?;
-    let kind_is = kind("ImageStream")?;
+    let kind_is = &podspace_api::kinds::IMAGE_STREAM;
     let ns = target.ns_or_empty().to_string();
     let apply = |s: &mut Object| -> Result<(), Status> {
         if create && is::spec_tag(s, tag).is_some() {
@@ -412,7 +415,7 @@ async fn delete_istag(state: &AppState, target: &Target) -> ApiResult<Response> 
     let result = state
         .store
         .mutate(
-            kind("ImageStream")?,
+            &podspace_api::kinds::IMAGE_STREAM,
             target.ns_or_empty(),
             is_name,
             None,
@@ -486,7 +489,7 @@ async fn mapping(state: &AppState, target: &Target, req: Request) -> ApiResult<R
     let mut image: Object =
         serde_json::from_value(body.get("image").cloned().unwrap_or(Value::Null))
             .map_err(|e| ApiError(Status::new(Reason::Invalid, format!("image: {e}"))))?;
-    podspace_api::validation::validate(kind("Image")?, &image).map_err(ApiError)?;
+    podspace_api::validation::validate(&podspace_api::kinds::IMAGE, &image).map_err(ApiError)?;
     let reference = image
         .body
         .get("dockerImageReference")
@@ -508,7 +511,7 @@ async fn mapping(state: &AppState, target: &Target, req: Request) -> ApiResult<R
     })?;
     let digest = image.metadata.name.clone();
     image.metadata.namespace.clear();
-    match state.store.create(kind("Image")?, image).await {
+    match state.store.create(&podspace_api::kinds::IMAGE, image).await {
         Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
         Err(e) => return Err(e.into()),
     }
@@ -522,7 +525,7 @@ async fn mapping(state: &AppState, target: &Target, req: Request) -> ApiResult<R
     state
         .store
         .mutate(
-            kind("ImageStream")?,
+            &podspace_api::kinds::IMAGE_STREAM,
             &ns,
             &is_name,
             None,
@@ -688,14 +691,18 @@ async fn import(state: &AppState, target: &Target, req: Request) -> ApiResult<Re
     if do_import {
         for (_, _, found) in &tags {
             if let Some((image, _, _)) = found {
-                match state.store.create(kind("Image")?, image.clone()).await {
+                match state
+                    .store
+                    .create(&podspace_api::kinds::IMAGE, image.clone())
+                    .await
+                {
                     Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
                     Err(e) => return Err(e.into()),
                 }
             }
         }
         let ns = target.ns_or_empty().to_string();
-        let is_kind = kind("ImageStream")?;
+        let is_kind = &podspace_api::kinds::IMAGE_STREAM;
         let repository = format!("{}/{ns}/{is_name}", state.registry_host);
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let apply = |s: &mut Object| -> Result<(), Status> {

@@ -5,7 +5,6 @@ use axum::extract::Request;
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use podspace_api::auth::{Principal, Verb};
-use podspace_api::kinds::by_kind;
 use podspace_api::selector::LabelSelector;
 use podspace_api::store::UpdateScope;
 use podspace_api::validation::validate;
@@ -542,8 +541,7 @@ async fn token_request(
     body: Body,
 ) -> ApiResult<Response> {
     let (ns, name) = (target.ns_or_empty(), name_of(target));
-    let sa_kind = by_kind("ServiceAccount")
-        .ok_or_else(|| ApiError(Status::internal("ServiceAccount kind missing")))?;
+    let sa_kind = &podspace_api::kinds::SERVICE_ACCOUNT;
     state.store.get(sa_kind, ns, name).await?;
     let mut seconds = SA_TOKEN_DEFAULT_SECS;
     if let Some(req) = read_optional_object(headers, body, state.config.max_body).await? {
@@ -604,8 +602,7 @@ async fn instantiate_dc(
             )));
         }
     }
-    let rc_kind = by_kind("ReplicationController")
-        .ok_or_else(|| ApiError(Status::internal("ReplicationController kind missing")))?;
+    let rc_kind = &podspace_api::kinds::REPLICATION_CONTROLLER;
     let (dc, _) = state
         .store
         .mutate_spawning(

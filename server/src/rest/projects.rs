@@ -42,7 +42,7 @@ pub async fn request(state: &AppState, p: &Principal, req: Request) -> ApiResult
     let project = create(state, p, name, &field("displayName"), &field("description")).await?;
     let mut body = project.to_value();
     body["apiVersion"] = Value::String(
-        podspace_api::kinds::by_kind("Project")
+        Some(&podspace_api::kinds::PROJECT)
             .map(|k| k.api_version())
             .unwrap_or_default(),
     );

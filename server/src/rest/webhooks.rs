@@ -13,7 +13,6 @@ use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use podspace_api::auth::{Principal, Verb};
-use podspace_api::kinds::by_kind;
 use podspace_api::store::{Claim, DeliveryRecord, StoreError};
 use podspace_api::{Object, Reason, Status};
 use podspace_builder::triggers::{self, Input};
@@ -100,8 +99,7 @@ async fn secret_value(
     name: &str,
     key: &str,
 ) -> ApiResult<Option<Vec<u8>>> {
-    let secret_kind =
-        by_kind("Secret").ok_or_else(|| ApiError(Status::internal("no Secret kind")))?;
+    let secret_kind = &podspace_api::kinds::SECRET;
     match state.store.get(secret_kind, ns, name).await {
         Ok(secret) => Ok(crate::nodes::secret_field(&secret, key).map(String::into_bytes)),
         Err(StoreError::NotFound { .. }) => Ok(None),
@@ -189,7 +187,7 @@ async fn history(
         target.ns_or_empty(),
         target.name.as_deref().unwrap_or_default(),
     );
-    let bc_kind = by_kind("BuildConfig").ok_or_else(|| ApiError(Status::internal("no kind")))?;
+    let bc_kind = &podspace_api::kinds::BUILD_CONFIG;
     state.store.get(bc_kind, ns, name).await?;
     // Refusals not written yet count too: newest first, like the rows.
     let mut records = state.webhook_refusals.waiting(ns, name);
@@ -317,7 +315,7 @@ async fn handle_delivery(
     name: &str,
     req: Request,
 ) -> ApiResult<Answer> {
-    let bc_kind = by_kind("BuildConfig").ok_or_else(|| ApiError(Status::internal("no kind")))?;
+    let bc_kind = &podspace_api::kinds::BUILD_CONFIG;
     let denied = unauthorized(provider, name);
     let bc = match state.store.get(bc_kind, ns, name).await {
         Ok(bc) => bc,
@@ -482,7 +480,7 @@ async fn claim(
 
 /// The answer a replayed delivery gets: the first one's build, or its Status.
 async fn replayed(state: &AppState, ns: &str, rec: DeliveryRecord) -> ApiResult<Answer> {
-    let build_kind = by_kind("Build").ok_or_else(|| ApiError(Status::internal("no kind")))?;
+    let build_kind = &podspace_api::kinds::BUILD;
     let build = match &rec.build {
         Some(b) => state.store.get(build_kind, ns, b).await.ok().map(Box::new),
         None => None,
