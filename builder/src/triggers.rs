@@ -19,7 +19,9 @@ use podspace_api::{imagestreams, KindInfo, Object, Status};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use crate::instantiate::{self, strategy_from};
+use podspace_api::model::{self, BuildConfigSpec};
+
+use crate::instantiate;
 
 const CONSUMER: &str = "build-triggers";
 
@@ -96,36 +98,21 @@ pub async fn pass(store: &Store) -> Result<(), StoreError> {
 
 /// `(stream, tag, project)` watched by each ImageChange trigger (None: not an image trigger).
 fn image_refs(bc: &Object) -> Vec<Option<(String, String, String)>> {
-    let spec = bc.body.get("spec").cloned().unwrap_or(Value::Null);
-    let triggers = spec
-        .get("triggers")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let strategy = strategy_from(&spec).cloned();
-    triggers
+    let spec: BuildConfigSpec = model::field(bc, "spec").unwrap_or_default();
+    spec.triggers()
         .iter()
         .map(|t| {
-            if t.get("type").and_then(Value::as_str) != Some("ImageChange")
-                || t.pointer("/imageChange/paused") == Some(&json!(true))
-            {
-                return None;
-            }
-            let from = t
-                .pointer("/imageChange/from")
-                .cloned()
-                .filter(|f| !f.is_null())
-                .or(strategy.clone())?;
-            if from.get("kind").and_then(Value::as_str) != Some("ImageStreamTag") {
+            let from = spec.followed_image(t)?;
+            if from.kind != "ImageStreamTag" {
                 return None;
             }
             let ns = from
-                .get("namespace")
-                .and_then(Value::as_str)
+                .namespace
+                .as_deref()
                 .filter(|n| !n.is_empty())
                 .unwrap_or(&bc.metadata.namespace)
                 .to_string();
-            let (is, tag) = imagestreams::split_istag(from.get("name")?.as_str()?)?;
+            let (is, tag) = imagestreams::split_istag(&from.name)?;
             Some((is.to_string(), tag.to_string(), ns))
         })
         .collect()
@@ -254,20 +241,19 @@ fn evaluate(
     let mut causes = Vec::new();
     let mut fired: Vec<(usize, String)> = Vec::new();
     let mut recorded_only = false;
-    let triggers = bc
-        .body
-        .get("spec")
-        .and_then(|s| s.get("triggers"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for (i, t) in triggers.iter().enumerate() {
+    // Validation let only specs of this shape in; anything else is left
+    // alone rather than written back altered.
+    let Some(mut spec) = model::field::<BuildConfigSpec>(bc, "spec") else {
+        return Ok(Vec::new());
+    };
+    for (i, t) in spec.triggers().iter().enumerate() {
         let (Some(Some((is, tag, _))), Some(Some(latest))) = (refs.get(i), resolved.get(i)) else {
             continue;
         };
         let last = t
-            .pointer("/imageChange/lastTriggeredImageID")
-            .and_then(Value::as_str)
+            .image_change
+            .as_ref()
+            .and_then(|ic| ic.last_triggered_image_id.as_deref())
             .unwrap_or_default();
         if latest.pull_spec == last {
             continue;
@@ -284,38 +270,30 @@ fn evaluate(
         }
         fired.push((i, latest.pull_spec.clone()));
     }
-    let config_change = triggers
-        .iter()
-        .any(|t| t.get("type").and_then(Value::as_str) == Some("ConfigChange"));
+    let config_change = spec.triggers().iter().any(|t| t.kind == "ConfigChange");
     if causes.is_empty() && config_change && instantiate::last_version(bc) == 0 {
         causes.push(json!({"message": "Build configuration change"}));
     }
-    let record = |bc: &mut Object, all: bool| {
-        if let Some(ts) = bc
-            .body
-            .get_mut("spec")
-            .and_then(|s| s.get_mut("triggers"))
-            .and_then(Value::as_array_mut)
-        {
-            for (i, t) in ts.iter_mut().enumerate() {
-                let newest = fired
-                    .iter()
-                    .find(|(j, _)| *j == i)
-                    .map(|(_, p)| p.clone())
-                    .or_else(|| {
-                        all.then(|| {
-                            resolved
-                                .get(i)
-                                .and_then(|r| r.as_ref())
-                                .map(|r| r.pull_spec.clone())
-                        })
-                        .flatten()
-                    });
-                if let (Some(p), Some(ic)) = (newest, t.get_mut("imageChange")) {
-                    ic["lastTriggeredImageID"] = json!(p);
-                }
+    let mut record = |bc: &mut Object, all: bool| {
+        for (i, t) in spec.triggers.iter_mut().flatten().enumerate() {
+            let newest = fired
+                .iter()
+                .find(|(j, _)| *j == i)
+                .map(|(_, p)| p.clone())
+                .or_else(|| {
+                    all.then(|| {
+                        resolved
+                            .get(i)
+                            .and_then(|r| r.as_ref())
+                            .map(|r| r.pull_spec.clone())
+                    })
+                    .flatten()
+                });
+            if let (Some(p), Some(ic)) = (newest, t.image_change.as_mut()) {
+                ic.last_triggered_image_id = Some(p);
             }
         }
+        model::set_field(bc, "spec", &spec);
     };
     if causes.is_empty() {
         if recorded_only {
@@ -415,51 +393,39 @@ async fn strategy_pull_spec(
     bc: &Object,
     ns: &str,
 ) -> Result<Option<String>, StoreError> {
-    let Some(f) = bc.body.get("spec").and_then(strategy_from) else {
-        return Ok(None);
-    };
-    if f.get("kind").and_then(Value::as_str) == Some("ImageStreamImage") {
-        return image_pull_spec(store, f, ns).await;
-    }
-    if f.get("kind").and_then(Value::as_str) != Some("ImageStreamTag") {
-        return Ok(None);
-    }
-    let Some((is, tag)) = f
-        .get("name")
-        .and_then(Value::as_str)
-        .and_then(imagestreams::split_istag)
-    else {
+    let spec: Option<BuildConfigSpec> = model::field(bc, "spec");
+    let Some(f) = spec.as_ref().and_then(|s| s.strategy.as_ref()?.from()) else {
         return Ok(None);
     };
     let from_ns = f
-        .get("namespace")
-        .and_then(Value::as_str)
+        .namespace
+        .as_deref()
         .filter(|n| !n.is_empty())
         .unwrap_or(ns);
-    Ok(resolve(store, bc, from_ns, is, tag)
-        .await?
-        .map(|r| r.pull_spec))
+    match f.kind.as_str() {
+        "ImageStreamImage" => image_pull_spec(store, &f.name, from_ns).await,
+        "ImageStreamTag" => {
+            let Some((is, tag)) = imagestreams::split_istag(&f.name) else {
+                return Ok(None);
+            };
+            Ok(resolve(store, bc, from_ns, is, tag)
+                .await?
+                .map(|r| r.pull_spec))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// An ImageStreamImage `from` (`stream@id`, id a digest or a unique prefix
 /// of one) as the pull spec the stream's history recorded for that image.
 async fn image_pull_spec(
     store: &Store,
-    from: &Value,
-    ns: &str,
+    name: &str,
+    from_ns: &str,
 ) -> Result<Option<String>, StoreError> {
-    let Some((is, id)) = from
-        .get("name")
-        .and_then(Value::as_str)
-        .and_then(|n| n.split_once('@'))
-    else {
+    let Some((is, id)) = name.split_once('@') else {
         return Ok(None);
     };
-    let from_ns = from
-        .get("namespace")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-        .unwrap_or(ns);
     let stream = match store
         .get(&podspace_api::kinds::IMAGE_STREAM, from_ns, is)
         .await

@@ -66,13 +66,11 @@ impl ImageStreamSpec {
     /// The spec of `stream`; `None` when it has none or it is not shaped
     /// like one (validation reports that).
     pub fn of(stream: &Object) -> Option<ImageStreamSpec> {
-        serde_json::from_value(stream.body.get("spec")?.clone()).ok()
+        super::field(stream, "spec")
     }
 
     pub fn store_in(&self, stream: &mut Object) {
-        if let Ok(v) = serde_json::to_value(self) {
-            stream.body.insert("spec".into(), v);
-        }
+        super::set_field(stream, "spec", self);
     }
 
     pub fn tag(&self, name: &str) -> Option<&TagReference> {

@@ -3,6 +3,26 @@
 //! loses nothing. Code that reasons about a kind's fields goes through
 //! these rather than walking JSON by string paths.
 
+pub mod buildconfig;
 pub mod imagestream;
 
+pub use buildconfig::{BuildConfigSpec, BuildStrategy, BuildTriggerPolicy, ImageChangeTrigger};
 pub use imagestream::{ImageStreamSpec, ObjectReference, TagReference, TagReferencePolicy};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::meta::Object;
+
+/// The typed `field` (`spec`, `status`…) of `obj`; `None` when absent or
+/// not of that shape (validation reports shapes on the way in).
+pub fn field<T: DeserializeOwned>(obj: &Object, name: &str) -> Option<T> {
+    serde_json::from_value(obj.body.get(name)?.clone()).ok()
+}
+
+/// Writes `value` back as `obj`'s `field`.
+pub fn set_field<T: Serialize>(obj: &mut Object, name: &str, value: &T) {
+    if let Ok(v) = serde_json::to_value(value) {
+        obj.body.insert(name.into(), v);
+    }
+}
