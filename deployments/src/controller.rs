@@ -18,7 +18,9 @@ use podspace_api::{imagestreams, KindInfo, Object, Status};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use crate::rollout::{self, image_source};
+use podspace_api::model::{self, DeploymentConfigSpec};
+
+use crate::rollout;
 
 const CONSUMER: &str = "deployments";
 const BATCH: i64 = 500;
@@ -107,7 +109,7 @@ async fn watching(
         .filter(|dc| {
             rollout::triggers(dc)
                 .iter()
-                .filter_map(|t| image_source(t, &dc.metadata.namespace))
+                .filter_map(|t| t.image_source(&dc.metadata.namespace))
                 .any(|(is, _, from_ns)| is == stream && from_ns == ns)
         })
         .map(|dc| (dc.metadata.namespace, dc.metadata.name))
@@ -122,7 +124,7 @@ async fn current_images(
     let is_kind = &podspace_api::kinds::IMAGE_STREAM;
     let mut out = Vec::new();
     for t in rollout::triggers(dc) {
-        let Some((is, tag, ns)) = image_source(&t, &dc.metadata.namespace) else {
+        let Some((is, tag, ns)) = t.image_source(&dc.metadata.namespace) else {
             out.push(None);
             continue;
         };
@@ -153,9 +155,7 @@ pub async fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), Contro
     };
     let images = current_images(store, &dc).await?;
     let seen_version = rollout::latest_version(&dc);
-    let config_change = rollout::triggers(&dc)
-        .iter()
-        .any(|t| t.get("type").and_then(Value::as_str) == Some("ConfigChange"));
+    let config_change = rollout::spec(&dc).has_config_change();
     let deployed_hash = if seen_version > 0 && config_change {
         match store
             .get(rc_kind, ns, &format!("{name}-{seen_version}"))
@@ -207,34 +207,36 @@ fn fire(
     let mut changed_by: Option<(String, String)> = None;
     let mut all_resolved = true;
     let ns = dc.metadata.namespace.clone();
-    if let Some(triggers) = dc
-        .body
-        .get_mut("spec")
-        .and_then(|s| s.get_mut("triggers"))
-        .and_then(Value::as_array_mut)
-    {
-        for (t, image) in triggers.iter_mut().zip(images) {
-            let Some((is, tag, _)) = image_source(t, &ns) else {
-                continue;
-            };
-            if !rollout::automatic(t) {
-                continue;
-            }
-            let last = t
-                .pointer("/imageChangeParams/lastTriggeredImage")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            match image {
-                Some(img) if !same_image(img, &last) => {
-                    t["imageChangeParams"]["lastTriggeredImage"] = json!(img);
-                    changed_by = Some((format!("{is}:{tag}"), img.clone()));
-                }
-                Some(_) => {}
-                None if last.is_empty() => all_resolved = false,
-                None => {}
-            }
+    // Only a spec of the typed shape (validation lets no other in) is
+    // read and written back; anything else is left alone.
+    let Some(mut spec) = model::field::<DeploymentConfigSpec>(dc, "spec") else {
+        return Ok(Vec::new());
+    };
+    let mut recorded = false;
+    for (t, image) in spec.triggers.iter_mut().flatten().zip(images) {
+        let Some((is, tag, _)) = t.image_source(&ns) else {
+            continue;
+        };
+        if !t.automatic() {
+            continue;
         }
+        let Some(params) = t.image_change_params.as_mut() else {
+            continue;
+        };
+        let last = params.last_image().unwrap_or_default().to_string();
+        match image {
+            Some(img) if !same_image(img, &last) => {
+                params.last_triggered_image = Some(img.clone());
+                recorded = true;
+                changed_by = Some((format!("{is}:{tag}"), img.clone()));
+            }
+            Some(_) => {}
+            None if last.is_empty() => all_resolved = false,
+            None => {}
+        }
+    }
+    if recorded {
+        model::set_field(dc, "spec", &spec);
     }
     if !all_resolved {
         // A deployment waits for every image it needs; the triggers that
@@ -256,9 +258,7 @@ fn fire(
     if blank {
         return Ok(Vec::new());
     }
-    let config_change = rollout::triggers(dc)
-        .iter()
-        .any(|t| t.get("type").and_then(Value::as_str) == Some("ConfigChange"));
+    let config_change = spec.has_config_change();
     let cause = match changed_by {
         Some((istag, image)) => {
             json!({"type": "ImageChange", "imageTrigger": {"from": {"kind": "ImageStreamTag", "name": istag}}, "message": format!("image change: {image}")})

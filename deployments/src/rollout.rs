@@ -1,6 +1,7 @@
 //! What a deployment is: the DeploymentConfig's template with the images
 //! its triggers resolved, numbered, recorded as a ReplicationController.
 
+use podspace_api::model::{self, DeploymentConfigSpec, DeploymentTriggerPolicy};
 use podspace_api::Object;
 use serde_json::{json, Value};
 use sha2::Digest;
@@ -11,13 +12,14 @@ pub const PHASE: &str = "openshift.io/deployment.phase";
 pub const CAUSE: &str = "openshift.io/deployment.status-reason";
 pub const TEMPLATE_HASH: &str = "podspace.io/template-hash";
 
-pub fn triggers(dc: &Object) -> Vec<Value> {
-    dc.body
-        .get("spec")
-        .and_then(|s| s.get("triggers"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
+/// The config's spec as far as rollouts go (default when unreadable:
+/// validation let only readable ones in).
+pub fn spec(dc: &Object) -> DeploymentConfigSpec {
+    model::field(dc, "spec").unwrap_or_default()
+}
+
+pub fn triggers(dc: &Object) -> Vec<DeploymentTriggerPolicy> {
+    spec(dc).triggers.unwrap_or_default()
 }
 
 pub fn latest_version(dc: &Object) -> i64 {
@@ -26,31 +28,6 @@ pub fn latest_version(dc: &Object) -> i64 {
         .and_then(|s| s.get("latestVersion"))
         .and_then(Value::as_i64)
         .unwrap_or(0)
-}
-
-/// `(stream, tag, namespace)` of an ImageChange trigger.
-pub fn image_source(trigger: &Value, dc_ns: &str) -> Option<(String, String, String)> {
-    if trigger.get("type").and_then(Value::as_str) != Some("ImageChange") {
-        return None;
-    }
-    let from = trigger.get("imageChangeParams")?.get("from")?;
-    if from.get("kind").and_then(Value::as_str) != Some("ImageStreamTag") {
-        return None;
-    }
-    let (is, tag) = podspace_api::imagestreams::split_istag(from.get("name")?.as_str()?)?;
-    let ns = from
-        .get("namespace")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-        .unwrap_or(dc_ns);
-    Some((is.to_string(), tag.to_string(), ns.to_string()))
-}
-
-pub fn automatic(trigger: &Value) -> bool {
-    trigger
-        .pointer("/imageChangeParams/automatic")
-        .and_then(Value::as_bool)
-        .unwrap_or(true)
 }
 
 /// The template as it will be deployed: every container an ImageChange
@@ -64,34 +41,21 @@ pub fn resolved_template(dc: &Object) -> Value {
         .unwrap_or(json!({}));
     // A trigger that is not automatic (after `rollout undo`) leaves the
     // template as it is.
-    for t in triggers(dc).into_iter().filter(automatic) {
-        let Some(image) = t
-            .pointer("/imageChangeParams/lastTriggeredImage")
-            .and_then(Value::as_str)
-            .filter(|i| !i.is_empty())
-        else {
+    for t in triggers(dc).iter().filter(|t| t.automatic()) {
+        let Some(params) = t.image_change_params.as_ref() else {
             continue;
         };
-        let names: Vec<String> = t
-            .pointer("/imageChangeParams/containerNames")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|n| n.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let Some(image) = params.last_image() else {
+            continue;
+        };
+        let names = params.container_names.as_deref().unwrap_or_default();
         if let Some(containers) = template
             .pointer_mut("/spec/containers")
             .and_then(Value::as_array_mut)
         {
             for c in containers {
-                let name = c
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                if names.is_empty() || names.contains(&name) {
+                let name = c.get("name").and_then(Value::as_str).unwrap_or_default();
+                if names.is_empty() || names.iter().any(|n| n == name) {
                     c["image"] = json!(image);
                 }
             }
@@ -132,12 +96,7 @@ pub fn deploy(dc: &mut Object, cause: Value) -> Object {
             template["metadata"] = json!({"labels": {"deployment": format!("{name}-{version}"), "deploymentconfig": name}});
         }
     }
-    let replicas = dc
-        .body
-        .get("spec")
-        .and_then(|s| s.get("replicas"))
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
+    let replicas = spec(dc).replicas.unwrap_or(1);
     let mut selector = dc
         .body
         .get("spec")
@@ -209,7 +168,7 @@ mod tests {
             "r/p/web@sha256:1"
         );
         assert_eq!(
-            image_source(&triggers(&dc)[0], "p"),
+            triggers(&dc)[0].image_source("p"),
             Some(("web".into(), "latest".into(), "p".into()))
         );
     }

@@ -4,9 +4,11 @@
 //! these rather than walking JSON by string paths.
 
 pub mod buildconfig;
+pub mod deploymentconfig;
 pub mod imagestream;
 
 pub use buildconfig::{BuildConfigSpec, BuildStrategy, BuildTriggerPolicy, ImageChangeTrigger};
+pub use deploymentconfig::{DeploymentConfigSpec, DeploymentTriggerPolicy, ImageChangeParams};
 pub use imagestream::{ImageStreamSpec, ObjectReference, TagReference, TagReferencePolicy};
 
 use serde::de::DeserializeOwned;
