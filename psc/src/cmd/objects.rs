@@ -415,35 +415,47 @@ pub async fn create(g: &Global, args: CreateArgs) -> Result<()> {
     }
     let mut failed = false;
     for m in read_all(&args.files)? {
-        // Like `oc`: an item that cannot be sent is reported, the rest go on.
-        let r = match resolve(&session, m) {
-            Ok(r) => r,
-            Err(e) => {
-                failed = true;
-                eprintln!("error: {e:#}");
-                continue;
-            }
-        };
-        match session
-            .client
-            .post(&r.kind.collection_path(&r.ns), &r.value)
-            .await
-        {
-            Ok(created) => println!(
-                "{}/{} created",
-                r.kind.qualified(),
-                s(&created, "/metadata/name")
-            ),
-            Err(e) => {
-                failed = true;
-                report(&e, "creating", &r.source)?;
-            }
+        match create_one(&session, m, "").await? {
+            Some((kind, name)) => println!("{kind}/{name} created"),
+            None => failed = true,
         }
     }
     if failed {
         return Err(Reported.into());
     }
     Ok(())
+}
+
+/// Creates one object read from a file or a template, like `oc`: what
+/// cannot be sent or is refused is reported on stderr (lines indented by
+/// `indent`) and `None` returned, so the caller goes on with the next.
+/// `Some((qualified kind, name))` when created.
+pub(crate) async fn create_one(
+    session: &Session,
+    m: manifest::Manifest,
+    indent: &str,
+) -> Result<Option<(String, String)>> {
+    let r = match resolve(session, m) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{indent}error: {e:#}");
+            return Ok(None);
+        }
+    };
+    match session
+        .client
+        .post(&r.kind.collection_path(&r.ns), &r.value)
+        .await
+    {
+        Ok(created) => Ok(Some((
+            r.kind.qualified(),
+            s(&created, "/metadata/name").to_string(),
+        ))),
+        Err(e) => {
+            report(&e, "creating", &r.source)?;
+            Ok(None)
+        }
+    }
 }
 
 /// Prints a per-object server error and goes on with the next object.

@@ -9,7 +9,7 @@ use podspace_templates::{process, Processed, Template};
 use serde_json::{json, Value};
 
 use super::detect::SHARED_PROJECT;
-use super::objects::{report, resolve};
+use super::objects::create_one;
 use super::{Reported, Session};
 use crate::client::error_code;
 use crate::manifest::{self, Manifest};
@@ -197,28 +197,9 @@ pub async fn run_new_app(g: &Global, args: NewAppArgs) -> Result<()> {
             source: format!("{source} object {}", i + 1),
             value: obj,
         };
-        let r = match resolve(&session, m) {
-            Ok(r) => r,
-            Err(e) => {
-                failed = true;
-                eprintln!("    error: {e:#}");
-                continue;
-            }
-        };
-        match session
-            .client
-            .post(&r.kind.collection_path(&r.ns), &r.value)
-            .await
-        {
-            Ok(created) => println!(
-                "    {} {:?} created",
-                r.kind.qualified(),
-                output::s(&created, "/metadata/name")
-            ),
-            Err(e) => {
-                failed = true;
-                report(&e, "creating", &r.source)?;
-            }
+        match create_one(&session, m, "    ").await? {
+            Some((kind, name)) => println!("    {kind} {name:?} created"),
+            None => failed = true,
         }
     }
     if failed {
