@@ -529,8 +529,10 @@ async fn provider_payloads_refusals_replays_and_bounds() -> anyhow::Result<()> {
         "a burst beyond 5 is limited"
     );
 
-    // Refusals are written in batches, and at a graceful stop at the latest.
-    let wrong = url.replace("gh-url-secret-1", "wrong-after-restart");
+    // Refusals are written in batches, and at a graceful stop at the
+    // latest: this one (the only one sent to the gitlab path) must be in
+    // the history after the restart.
+    let wrong = hook_url(&server, ns, "shop", "wrong-after-restart", "gitlab");
     let (code, _, _) = post(
         &wrong,
         &github("push", "refused-late", fixture("github-push.json")),
@@ -559,7 +561,8 @@ async fn provider_payloads_refusals_replays_and_bounds() -> anyhow::Result<()> {
         "{text}"
     );
     assert!(
-        text.contains("refused: the URL secret matches no trigger"),
+        text.contains("refused: the URL secret matches no trigger")
+            && text.contains("gitlab:refused-"),
         "{text}"
     );
 
