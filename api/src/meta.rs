@@ -74,7 +74,7 @@ pub struct ObjectMeta {
 /// `null` where a value may be left out means "left out": `oc` and the
 /// OpenShift library files write `creationTimestamp: null`, and Kubernetes
 /// accepts it.
-fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+pub(crate) fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Default + Deserialize<'de>,

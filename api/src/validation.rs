@@ -159,6 +159,7 @@ pub fn validate(kind: &KindInfo, obj: &Object) -> Result<(), Status> {
             format!("Too long: must have at most {MAX_ANNOTATION_BYTES} bytes"),
         );
     }
+    typed_shape(&mut errs, kind, obj);
     let body = &obj.body;
     match kind.kind {
         "ImageStream" => image_stream(&mut errs, body.get("spec")),
@@ -193,6 +194,32 @@ pub fn validate(kind: &KindInfo, obj: &Object) -> Result<(), Status> {
         kind: kind.kind.into(),
         causes: errs.0,
     }))
+}
+
+/// Objects of the kinds the controllers read typed must decode as their
+/// type, so that what is stored can always be read back.
+fn typed_shape(errs: &mut Errors, kind: &KindInfo, obj: &Object) {
+    use crate::model::{self, Resource};
+    fn check<T: Resource>(errs: &mut Errors, obj: &Object) {
+        let Ok(value) = serde_json::to_value(obj) else {
+            return;
+        };
+        if let Err(e) = serde_path_to_error::deserialize::<_, T>(value) {
+            let path = e.path().to_string();
+            let field = if path == "." {
+                T::KIND.kind.to_string()
+            } else {
+                path
+            };
+            errs.field(&field, format!("Invalid value: {}", e.inner()));
+        }
+    }
+    match kind.kind {
+        "Build" => check::<model::Build>(errs, obj),
+        "BuildConfig" => check::<model::BuildConfig>(errs, obj),
+        "Secret" => check::<model::Secret>(errs, obj),
+        _ => {}
+    }
 }
 
 impl KindInfo {
@@ -659,5 +686,24 @@ mod tests {
         assert!(causes
             .iter()
             .any(|c| c.field == "spec.triggers[0].imageChangeParams.containerNames[0]"));
+    }
+
+    #[test]
+    fn shapes_the_controllers_read_are_checked_with_their_path() {
+        let kind = &crate::kinds::BUILD_CONFIG;
+        let mut bc = Object::new("BuildConfig", "p", "app");
+        bc.body.insert(
+            "spec".into(),
+            serde_json::json!({"strategy": {"type": "Docker", "dockerStrategy": {"env": [{"name": "A", "value": 1}]}}}),
+        );
+        let err = validate(kind, &bc).unwrap_err();
+        let causes = err.details.unwrap().causes;
+        assert!(
+            causes
+                .iter()
+                .any(|c| c.field == "spec.strategy.dockerStrategy.env[0].value"
+                    && c.message.contains("string")),
+            "{causes:?}"
+        );
     }
 }

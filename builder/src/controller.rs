@@ -12,10 +12,10 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use podspace_api::model::{Build, BuildConfig};
 use podspace_api::selector::LabelSelector;
 use podspace_api::store::{ChangeWaiter, Pending, Store, StoreError, UpdateScope};
-use podspace_api::{Object, Status};
-use serde_json::Value;
+use podspace_api::Status;
 use tokio::sync::watch;
 
 use crate::instantiate::BUILD_CONFIG;
@@ -66,11 +66,7 @@ pub async fn pass(store: &Store) -> Result<(), StoreError> {
             Pending::Nothing => return Ok(()),
             Pending::Behind { upto } => {
                 let (all, _) = store
-                    .list(
-                        &podspace_api::kinds::BUILD,
-                        "",
-                        &LabelSelector::everything(),
-                    )
+                    .list_as::<Build>("", &LabelSelector::everything())
                     .await?;
                 let mut configs = BTreeSet::new();
                 for b in &all {
@@ -89,17 +85,16 @@ pub async fn pass(store: &Store) -> Result<(), StoreError> {
                 "BuildConfig" => {
                     work.insert((ns, Some(name.clone()), name));
                 }
-                "Build" => match store.get(&podspace_api::kinds::BUILD, &ns, &name).await {
-                    Ok(b) => {
+                "Build" => match store.find_as::<Build>(&ns, &name).await? {
+                    Some(b) => {
                         work.insert(owner(&b));
                     }
                     // A deleted build frees its config's queue.
-                    Err(StoreError::NotFound { .. }) => {
+                    None => {
                         if let Some((bc, _)) = name.rsplit_once('-') {
                             work.insert((ns, Some(bc.to_string()), name));
                         }
                     }
-                    Err(e) => return Err(e),
                 },
                 _ => {}
             }
@@ -112,7 +107,7 @@ pub async fn pass(store: &Store) -> Result<(), StoreError> {
 }
 
 /// (namespace, config name if any, build name).
-fn owner(b: &Object) -> (String, Option<String>, String) {
+fn owner(b: &Build) -> (String, Option<String>, String) {
     let bc = b
         .metadata
         .annotations
@@ -133,13 +128,12 @@ async fn reconcile(
     bc: Option<&str>,
     build: &str,
 ) -> Result<(), StoreError> {
-    let build_kind = &podspace_api::kinds::BUILD;
     let builds = match bc {
         Some(bc) => {
             let label: String = bc.chars().take(63).collect();
             let selector = LabelSelector::parse(&format!("{BUILD_CONFIG}={label}"))
                 .map_err(|e| StoreError::Config(e.to_string()))?;
-            let (mut builds, _) = store.list(build_kind, ns, &selector).await?;
+            let (mut builds, _) = store.list_as::<Build>(ns, &selector).await?;
             builds.retain(|b| {
                 b.metadata
                     .annotations
@@ -148,10 +142,9 @@ async fn reconcile(
             });
             builds
         }
-        None => match store.get(build_kind, ns, build).await {
-            Ok(b) => vec![b],
-            Err(StoreError::NotFound { .. }) => return Ok(()),
-            Err(e) => return Err(e),
+        None => match store.find_as::<Build>(ns, build).await? {
+            Some(b) => vec![b],
+            None => return Ok(()),
         },
     };
     // Queued builds whose cancellation was asked for end now; running ones
@@ -201,13 +194,12 @@ async fn reconcile(
 
 /// Applies `f` to the stored build's status (not the listed copy, which may
 /// be stale); a build deleted meanwhile is left alone.
-pub async fn transition<F>(store: &Store, b: &Object, f: F) -> Result<(), StoreError>
+pub async fn transition<F>(store: &Store, b: &Build, f: F) -> Result<(), StoreError>
 where
-    F: FnOnce(&mut Object) + Send,
+    F: FnOnce(&mut Build) + Send,
 {
     let result = store
-        .mutate(
-            &podspace_api::kinds::BUILD,
+        .mutate_as::<Build, _>(
             &b.metadata.namespace,
             &b.metadata.name,
             None,
@@ -230,30 +222,24 @@ where
 
 /// History limits (builds.md §7): keep the newest N complete and N failed
 /// (Failed, Error, Cancelled) builds when the config sets the limits.
-async fn prune(store: &Store, ns: &str, bc: &str, builds: &[Object]) -> Result<(), StoreError> {
-    let config = match store.get(&podspace_api::kinds::BUILD_CONFIG, ns, bc).await {
-        Ok(c) => c,
-        Err(StoreError::NotFound { .. }) => return Ok(()),
-        Err(e) => return Err(e),
+async fn prune(store: &Store, ns: &str, bc: &str, builds: &[Build]) -> Result<(), StoreError> {
+    let Some(config) = store.find_as::<BuildConfig>(ns, bc).await? else {
+        return Ok(());
     };
-    let limit = |field: &str| {
-        config
-            .body
-            .get("spec")
-            .and_then(|s| s.get(field))
-            .and_then(Value::as_i64)
-            .map(|n| n.max(0) as usize)
-    };
+    let limit = |n: Option<i64>| n.map(|n| n.max(0) as usize);
     let groups: [(&[&str], Option<usize>); 2] = [
-        (&[phase::COMPLETE], limit("successfulBuildsHistoryLimit")),
+        (
+            &[phase::COMPLETE],
+            limit(config.spec.successful_builds_history_limit),
+        ),
         (
             &[phase::FAILED, phase::ERROR, phase::CANCELLED],
-            limit("failedBuildsHistoryLimit"),
+            limit(config.spec.failed_builds_history_limit),
         ),
     ];
     for (phases, keep) in groups {
         let Some(keep) = keep else { continue };
-        let mut done: Vec<&Object> = builds
+        let mut done: Vec<&Build> = builds
             .iter()
             .filter(|b| phases.contains(&phase::phase(b)))
             .collect();
@@ -285,14 +271,10 @@ pub async fn sweep_leases(store: &Store) -> Result<(), StoreError> {
         if lease.expires_at > now {
             continue;
         }
-        let build = match store
-            .get(&podspace_api::kinds::BUILD, &lease.namespace, &lease.name)
-            .await
-        {
-            Ok(b) if b.metadata.uid == lease.uid => Some(b),
-            Ok(_) | Err(StoreError::NotFound { .. }) => None,
-            Err(e) => return Err(e),
-        };
+        let build = store
+            .find_as::<Build>(&lease.namespace, &lease.name)
+            .await?
+            .filter(|b| b.metadata.uid == lease.uid);
         if let Some(b) = build.filter(|b| phase::phase(b) == RUNNING) {
             let node = lease.node.clone();
             lose(store, &b, &node).await?;
@@ -323,11 +305,7 @@ async fn sweep_orphans(store: &Store, lease: Duration) -> Result<(), StoreError>
         .map(|l| l.uid)
         .collect();
     let (builds, _) = store
-        .list(
-            &podspace_api::kinds::BUILD,
-            "",
-            &LabelSelector::everything(),
-        )
+        .list_as::<Build>("", &LabelSelector::everything())
         .await?;
     let cutoff = chrono::Utc::now() - chrono::Duration::from_std(lease).unwrap_or_default();
     for b in builds {
@@ -335,10 +313,9 @@ async fn sweep_orphans(store: &Store, lease: Duration) -> Result<(), StoreError>
             continue;
         }
         let started = b
-            .body
-            .get("status")
-            .and_then(|s| s.get("startTimestamp"))
-            .and_then(Value::as_str)
+            .status
+            .start_timestamp
+            .as_deref()
             .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
         if started.is_some_and(|t| t < cutoff) {
             lose(store, &b, "unknown").await?;
@@ -347,7 +324,7 @@ async fn sweep_orphans(store: &Store, lease: Duration) -> Result<(), StoreError>
     Ok(())
 }
 
-async fn lose(store: &Store, b: &Object, node: &str) -> Result<(), StoreError> {
+async fn lose(store: &Store, b: &Build, node: &str) -> Result<(), StoreError> {
     let message = format!("The build node {node:?} stopped reporting; the build was lost.");
     transition(store, b, move |b| {
         if phase::phase(b) != RUNNING {
@@ -365,7 +342,7 @@ async fn lose(store: &Store, b: &Object, node: &str) -> Result<(), StoreError> {
 }
 
 /// Refusal for a build that may not change any more.
-pub fn terminal_refusal(b: &Object) -> Status {
+pub fn terminal_refusal(b: &Build) -> Status {
     Status::new(
         podspace_api::Reason::Conflict,
         format!(

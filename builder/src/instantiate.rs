@@ -2,52 +2,36 @@
 //! number the build from the BuildConfig, copy its spec, label it, record
 //! why it was triggered, and resolve image references to pull specs.
 
-use podspace_api::{Object, Reason, Status};
+use podspace_api::model::build::{merge_env, BinaryBuildSource, BuildTriggerCause};
+use podspace_api::model::{Build, BuildConfig, BuildRequest, ObjectReference, Resource};
+use podspace_api::{Reason, Status};
 use serde_json::{json, Value};
 
 pub const BUILD_NUMBER: &str = "openshift.io/build.number";
 pub const BUILD_CONFIG: &str = "openshift.io/build-config.name";
 pub const START_POLICY: &str = "openshift.io/build.start-policy";
 
-pub fn last_version(bc: &Object) -> i64 {
-    bc.body
-        .get("status")
-        .and_then(|s| s.get("lastVersion"))
-        .and_then(Value::as_i64)
-        .unwrap_or(0)
+pub fn last_version(bc: &BuildConfig) -> i64 {
+    bc.status.last_version
 }
 
-/// The strategy's `from`, whichever strategy it is.
-pub fn strategy_from(spec: &Value) -> Option<&Value> {
-    let strategy = spec.get("strategy")?;
-    ["dockerStrategy", "sourceStrategy", "customStrategy"]
-        .iter()
-        .find_map(|k| strategy.get(*k).and_then(|s| s.get("from")))
-}
-
-fn strategy_from_mut(spec: &mut Value) -> Option<&mut Value> {
-    let strategy = spec.get_mut("strategy")?;
-    let key = ["dockerStrategy", "sourceStrategy", "customStrategy"]
-        .into_iter()
-        .find(|k| strategy.get(*k).and_then(|s| s.get("from")).is_some())?;
-    strategy.get_mut(key)?.get_mut("from")
-}
-
-fn is_binary(spec: &Value) -> bool {
-    spec.get("source")
-        .and_then(|s| s.get("binary"))
-        .is_some_and(|b| !b.is_null())
+/// A cause with only a message (`Manually triggered`).
+pub fn cause(message: &str) -> BuildTriggerCause {
+    BuildTriggerCause {
+        message: message.into(),
+        ..Default::default()
+    }
 }
 
 /// Makes Build `<bc>-<n>` and bumps the config's `lastVersion`. `from_image`
 /// is the pull spec the strategy's ImageStreamTag `from` resolved to. A
 /// binary config cannot build without input: see [`new_binary_build`].
 pub fn new_build(
-    bc: &mut Object,
-    causes: Vec<Value>,
+    bc: &mut BuildConfig,
+    causes: Vec<BuildTriggerCause>,
     from_image: Option<&str>,
-) -> Result<Object, Status> {
-    if bc.body.get("spec").is_some_and(is_binary) {
+) -> Result<Build, Status> {
+    if bc.spec.is_binary() {
         return Err(Status::bad_request(format!(
             "build configuration {}/{} has no valid source inputs, if this is a binary build you must specify one of '--from-dir', '--from-repo', or '--from-file'",
             bc.metadata.namespace, bc.metadata.name
@@ -60,35 +44,26 @@ pub fn new_build(
 /// dropped for this build, and an inline Dockerfile too when the input is
 /// the Dockerfile itself.
 pub fn new_binary_build(
-    bc: &mut Object,
-    causes: Vec<Value>,
+    bc: &mut BuildConfig,
+    causes: Vec<BuildTriggerCause>,
     from_image: Option<&str>,
     as_file: &str,
     revision: Option<Value>,
-) -> Result<Object, Status> {
+) -> Result<Build, Status> {
     check_as_file(as_file)?;
     let mut build = build_from(bc, causes, from_image)?;
-    let spec = build.body.entry("spec").or_insert_with(|| json!({}));
-    let source = spec
-        .as_object_mut()
-        .map(|s| s.entry("source").or_insert_with(|| json!({})));
-    if let Some(Value::Object(source)) = source {
-        source.remove("git");
-        if as_file == "Dockerfile" {
-            source.remove("dockerfile");
-        }
-        source.insert("type".into(), json!("Binary"));
-        source.insert(
-            "binary".into(),
-            if as_file.is_empty() {
-                json!({})
-            } else {
-                json!({"asFile": as_file})
-            },
-        );
+    let source = build.spec.source.get_or_insert_with(Default::default);
+    source.git = None;
+    if as_file == "Dockerfile" {
+        source.dockerfile = None;
     }
+    source.kind = Some("Binary".into());
+    source.binary = Some(BinaryBuildSource {
+        as_file: (!as_file.is_empty()).then(|| as_file.to_string()),
+        ..Default::default()
+    });
     if let Some(r) = revision {
-        spec["revision"] = r;
+        build.spec.revision = Some(r);
     }
     Ok(build)
 }
@@ -97,73 +72,53 @@ pub fn new_binary_build(
 /// same-name strategy variables, `dockerStrategyOptions` merges build
 /// arguments by name and sets `noCache`, `sourceStrategyOptions` sets
 /// `incremental`, `revision` pins the commit.
-pub fn apply_request(build: &mut Object, request: &Value) -> Result<(), Status> {
-    let spec = build.body.entry("spec").or_insert_with(|| json!({}));
-    let strategy_key = ["dockerStrategy", "sourceStrategy", "customStrategy"]
-        .into_iter()
-        .find(|k| spec.pointer(&format!("/strategy/{k}")).is_some());
-    let merge = |list: &mut Value, extra: &Value| {
-        if !list.is_array() {
-            *list = json!([]);
-        }
-        for e in extra.as_array().into_iter().flatten() {
-            let Some(name) = e.get("name").and_then(Value::as_str) else {
-                continue;
-            };
-            if let Some(items) = list.as_array_mut() {
-                items.retain(|x| x.get("name").and_then(Value::as_str) != Some(name));
-                items.push(e.clone());
-            }
-        }
-    };
-    if let Some(env) = request.get("env").filter(|e| e.is_array()) {
-        let Some(key) = strategy_key else {
+pub fn apply_request(build: &mut Build, request: &BuildRequest) -> Result<(), Status> {
+    let strategy = &mut build.spec.strategy;
+    if let Some(env) = &request.env {
+        let Some(list) = strategy.env_mut() else {
             return Err(Status::bad_request(
                 "the build has no strategy to set env on",
             ));
         };
-        merge(&mut spec["strategy"][key]["env"], env);
+        merge_env(list, env);
     }
-    if let Some(opts) = request
-        .get("dockerStrategyOptions")
-        .filter(|o| o.is_object())
-    {
-        if strategy_key != Some("dockerStrategy") {
+    if let Some(opts) = &request.docker_strategy_options {
+        let Some(docker) = strategy.docker_strategy.as_mut() else {
             return Err(Status::bad_request(
                 "dockerStrategyOptions are only valid for a Docker strategy build",
             ));
+        };
+        if let Some(args) = &opts.build_args {
+            merge_env(docker.build_args.get_or_insert_with(Vec::new), args);
         }
-        if let Some(args) = opts.get("buildArgs") {
-            merge(&mut spec["strategy"]["dockerStrategy"]["buildArgs"], args);
-        }
-        if let Some(no_cache) = opts.get("noCache").filter(|v| v.is_boolean()) {
-            spec["strategy"]["dockerStrategy"]["noCache"] = no_cache.clone();
+        if let Some(no_cache) = opts.no_cache {
+            docker.no_cache = Some(no_cache);
         }
     }
-    if let Some(opts) = request
-        .get("sourceStrategyOptions")
-        .filter(|o| o.is_object())
-    {
-        if strategy_key != Some("sourceStrategy") {
+    if let Some(opts) = &request.source_strategy_options {
+        let Some(source) = strategy.source_strategy.as_mut() else {
             return Err(Status::bad_request(
                 "sourceStrategyOptions are only valid for a Source strategy build",
             ));
-        }
-        if let Some(incremental) = opts.get("incremental").filter(|v| v.is_boolean()) {
-            spec["strategy"]["sourceStrategy"]["incremental"] = incremental.clone();
+        };
+        if let Some(incremental) = opts.incremental {
+            source.incremental = Some(incremental);
         }
     }
-    if let Some(rev) = request.get("revision").filter(|r| r.is_object()) {
-        spec["revision"] = rev.clone();
+    if let Some(rev) = request.revision.as_ref().filter(|r| r.is_object()) {
+        build.spec.revision = Some(rev.clone());
     }
     Ok(())
 }
 
 /// Re-runs `old` as the config's next build (`builds/NAME/clone`): the old
 /// build's spec, a new number, a new cause.
-pub fn clone_build(bc: &mut Object, old: &Object, causes: Vec<Value>) -> Result<Object, Status> {
-    let old_spec = old.body.get("spec").cloned().unwrap_or(json!({}));
-    if is_binary(&old_spec) {
+pub fn clone_build(
+    bc: &mut BuildConfig,
+    old: &Build,
+    causes: Vec<BuildTriggerCause>,
+) -> Result<Build, Status> {
+    if old.spec.is_binary() {
         return Err(Status::bad_request(format!(
             "cannot clone binary build {}: start a new one with its input",
             old.metadata.name
@@ -172,9 +127,8 @@ pub fn clone_build(bc: &mut Object, old: &Object, causes: Vec<Value>) -> Result<
     // The old build's spec, already resolved, replaces the config's: a
     // placeholder satisfies the config's own image resolution.
     let mut build = build_from(bc, causes.clone(), Some("-"))?;
-    let mut spec = old_spec;
-    spec["triggeredBy"] = Value::Array(causes);
-    build.body.insert("spec".into(), spec);
+    build.spec = old.spec.clone();
+    build.spec.triggered_by = Some(causes);
     build.metadata.annotations.insert(
         "openshift.io/build.clone-of".into(),
         old.metadata.name.clone(),
@@ -183,7 +137,7 @@ pub fn clone_build(bc: &mut Object, old: &Object, causes: Vec<Value>) -> Result<
 }
 
 /// A paused config builds nothing (builds.md §3).
-pub fn refuse_paused(bc: &Object) -> Result<(), Status> {
+pub fn refuse_paused(bc: &BuildConfig) -> Result<(), Status> {
     let paused = bc
         .metadata
         .annotations
@@ -210,33 +164,23 @@ pub fn check_as_file(as_file: &str) -> Result<(), Status> {
 }
 
 fn build_from(
-    bc: &mut Object,
-    causes: Vec<Value>,
+    bc: &mut BuildConfig,
+    causes: Vec<BuildTriggerCause>,
     from_image: Option<&str>,
-) -> Result<Object, Status> {
+) -> Result<Build, Status> {
     refuse_paused(bc)?;
     let n = last_version(bc) + 1;
-    let status = bc.body.entry("status").or_insert_with(|| json!({}));
-    status["lastVersion"] = json!(n);
-    let mut spec = bc.body.get("spec").cloned().unwrap_or(json!({}));
-    if let Some(obj) = spec.as_object_mut() {
-        for k in [
-            "triggers",
-            "runPolicy",
-            "successfulBuildsHistoryLimit",
-            "failedBuildsHistoryLimit",
-        ] {
-            obj.remove(k);
-        }
-    }
-    if let Some(from) = strategy_from_mut(&mut spec) {
-        if matches!(
-            from.get("kind").and_then(Value::as_str),
-            Some("ImageStreamTag" | "ImageStreamImage")
-        ) {
+    bc.status.last_version = n;
+    let mut spec = bc.spec.build_spec().map_err(|e| {
+        Status::internal(format!(
+            "build configuration {}/{}: {e}",
+            bc.metadata.namespace, bc.metadata.name
+        ))
+    })?;
+    if let Some(from) = spec.strategy.from_mut() {
+        if matches!(from.kind.as_str(), "ImageStreamTag" | "ImageStreamImage") {
             let image = from_image.ok_or_else(|| {
-                let kind = from.get("kind").and_then(Value::as_str).unwrap_or_default();
-                let what = if kind == "ImageStreamTag" {
+                let what = if from.kind == "ImageStreamTag" {
                     "unable to find latest tagged image"
                 } else {
                     "no such image in the stream"
@@ -244,20 +188,28 @@ fn build_from(
                 Status::new(
                     Reason::Invalid,
                     format!(
-                        "Error resolving {kind} {} in namespace {}: {what}",
-                        from.get("name").and_then(Value::as_str).unwrap_or_default(),
-                        bc.metadata.namespace
+                        "Error resolving {} {} in namespace {}: {what}",
+                        from.kind, from.name, bc.metadata.namespace
                     ),
                 )
             })?;
-            *from = json!({"kind": "DockerImage", "name": image});
+            *from = ObjectReference {
+                kind: "DockerImage".into(),
+                name: image.into(),
+                ..Default::default()
+            };
         }
     }
-    spec["triggeredBy"] = Value::Array(causes);
-    let name = format!("{}-{n}", bc.metadata.name);
-    let mut build = Object::new("Build", &bc.metadata.namespace, &name)
-        .with("spec", spec)
-        .with("status", json!({"phase": "New", "config": {"kind": "BuildConfig", "namespace": bc.metadata.namespace, "name": bc.metadata.name}}));
+    spec.triggered_by = Some(causes);
+    let mut build = Build::named(&bc.metadata.namespace, &format!("{}-{n}", bc.metadata.name));
+    build.spec = spec;
+    build.status.phase = crate::phase::NEW.into();
+    build.status.config = Some(ObjectReference {
+        kind: "BuildConfig".into(),
+        name: bc.metadata.name.clone(),
+        namespace: Some(bc.metadata.namespace.clone()),
+        ..Default::default()
+    });
     build.metadata.labels = bc.metadata.labels.clone();
     let bc_label: String = bc.metadata.name.chars().take(63).collect();
     build
@@ -265,16 +217,10 @@ fn build_from(
         .labels
         .insert(BUILD_CONFIG.into(), bc_label.clone());
     build.metadata.labels.insert("buildconfig".into(), bc_label);
-    let policy = bc
-        .body
-        .get("spec")
-        .and_then(|s| s.get("runPolicy"))
-        .and_then(Value::as_str)
-        .unwrap_or("Serial");
     build
         .metadata
         .labels
-        .insert(START_POLICY.into(), policy.into());
+        .insert(START_POLICY.into(), bc.spec.run_policy().into());
     build
         .metadata
         .annotations
@@ -296,29 +242,56 @@ mod tests {
 
     #[test]
     fn numbered_labelled_and_resolved() {
-        let mut bc = Object::new("BuildConfig", "p", "shop").with(
-            "spec",
-            json!({"runPolicy": "Parallel", "strategy": {"type": "Docker", "dockerStrategy": {"from": {"kind": "ImageStreamTag", "name": "base:1"}}}, "triggers": [{"type": "ConfigChange"}]}),
-        );
+        let mut bc: BuildConfig = serde_json::from_value(json!({
+            "metadata": {"namespace": "p", "name": "shop"},
+            "spec": {"runPolicy": "Parallel", "strategy": {"type": "Docker", "dockerStrategy": {"from": {"kind": "ImageStreamTag", "name": "base:1"}}}, "triggers": [{"type": "ConfigChange"}]}
+        }))
+        .unwrap();
         let b = new_build(
             &mut bc,
-            vec![json!({"message": "Manually triggered"})],
+            vec![cause("Manually triggered")],
             Some("r/p/base@sha256:1"),
         )
         .unwrap();
+        let body = serde_json::to_value(&b).unwrap();
         assert_eq!(b.metadata.name, "shop-1");
         assert_eq!(last_version(&bc), 1);
         assert_eq!(
-            b.body["spec"]["strategy"]["dockerStrategy"]["from"],
+            body["spec"]["strategy"]["dockerStrategy"]["from"],
             json!({"kind": "DockerImage", "name": "r/p/base@sha256:1"})
         );
-        assert!(b.body["spec"].get("triggers").is_none());
+        assert!(body["spec"].get("triggers").is_none());
+        assert!(body["spec"].get("runPolicy").is_none());
         assert_eq!(b.metadata.labels[START_POLICY], "Parallel");
         assert_eq!(b.metadata.annotations[BUILD_NUMBER], "1");
-        assert_eq!(b.body["status"]["phase"], "New");
+        assert_eq!(body["status"]["phase"], "New");
+        assert_eq!(body["kind"], "Build");
         assert!(
             new_build(&mut bc, vec![], None).is_err(),
             "an unresolved base image is refused"
         );
+    }
+
+    #[test]
+    fn a_request_merges_env_and_build_args_by_name() {
+        let mut b: Build = serde_json::from_value(json!({
+            "spec": {"strategy": {"type": "Docker", "dockerStrategy": {"env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}], "buildArgs": [{"name": "X", "value": "1"}]}}}
+        }))
+        .unwrap();
+        let request: BuildRequest = serde_json::from_value(json!({
+            "env": [{"name": "B", "value": "3"}],
+            "dockerStrategyOptions": {"buildArgs": [{"name": "X", "value": "2"}, {"name": "Y", "value": "1"}], "noCache": true}
+        }))
+        .unwrap();
+        apply_request(&mut b, &request).unwrap();
+        let body = serde_json::to_value(&b.spec.strategy).unwrap();
+        assert_eq!(
+            body["dockerStrategy"],
+            json!({"env": [{"name": "A", "value": "1"}, {"name": "B", "value": "3"}], "buildArgs": [{"name": "X", "value": "2"}, {"name": "Y", "value": "1"}], "noCache": true})
+        );
+        let source: BuildRequest =
+            serde_json::from_value(json!({"sourceStrategyOptions": {"incremental": true}}))
+                .unwrap();
+        assert!(apply_request(&mut b, &source).is_err());
     }
 }

@@ -2,10 +2,9 @@
 //! and what entering a terminal phase records.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use podspace_api::Object;
-use serde_json::{json, Value};
+use podspace_api::model::Build;
 
-pub const NEW: &str = "New";
+pub use podspace_api::model::build::NEW;
 pub const PENDING: &str = "Pending";
 pub const RUNNING: &str = "Running";
 pub const COMPLETE: &str = "Complete";
@@ -13,21 +12,16 @@ pub const FAILED: &str = "Failed";
 pub const ERROR: &str = "Error";
 pub const CANCELLED: &str = "Cancelled";
 
-pub fn phase(build: &Object) -> &str {
-    build
-        .body
-        .get("status")
-        .and_then(|s| s.get("phase"))
-        .and_then(Value::as_str)
-        .unwrap_or(NEW)
+pub fn phase(build: &Build) -> &str {
+    build.status.phase()
 }
 
 pub fn is_terminal(phase: &str) -> bool {
     matches!(phase, COMPLETE | FAILED | ERROR | CANCELLED)
 }
 
-pub fn cancel_requested(build: &Object) -> bool {
-    build.body.get("status").and_then(|s| s.get("cancelled")) == Some(&json!(true))
+pub fn cancel_requested(build: &Build) -> bool {
+    build.status.cancelled
 }
 
 /// Whether a build may move from `from` to `to`.
@@ -50,50 +44,39 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 /// Moves `build` to `to` with `reason`/`message`; on a terminal phase also
 /// sets the start (if missing), completion and duration. Returns false if
 /// the move is not legal (the build is left alone).
-pub fn set(build: &mut Object, to: &str, reason: &str, message: &str) -> bool {
-    let from = phase(build).to_string();
-    if !legal(&from, to) {
+pub fn set(build: &mut Build, to: &str, reason: &str, message: &str) -> bool {
+    if !legal(phase(build), to) {
         return false;
     }
     let now = Utc::now();
-    let status = build.body.entry("status").or_insert_with(|| json!({}));
-    if !status.is_object() {
-        *status = json!({});
-    }
-    status["phase"] = json!(to);
-    for (key, value) in [("reason", reason), ("message", message)] {
-        match (value.is_empty(), status.as_object_mut()) {
-            (true, Some(s)) => {
-                s.remove(key);
-            }
-            (false, _) => status[key] = json!(value),
-            _ => {}
-        }
-    }
-    if to == RUNNING && status.get("startTimestamp").is_none() {
-        status["startTimestamp"] = json!(timestamp(now));
+    let status = &mut build.status;
+    status.phase = to.into();
+    status.reason = reason.into();
+    status.message = message.into();
+    if to == RUNNING && status.start_timestamp.is_none() {
+        status.start_timestamp = Some(timestamp(now));
     }
     if is_terminal(to) {
         let started = status
-            .get("startTimestamp")
-            .and_then(Value::as_str)
+            .start_timestamp
+            .as_deref()
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
             .map(|t| t.with_timezone(&Utc));
         let started = match started {
             Some(t) => t,
             None => {
-                status["startTimestamp"] = json!(timestamp(now));
+                status.start_timestamp = Some(timestamp(now));
                 now
             }
         };
-        status["completionTimestamp"] = json!(timestamp(now));
+        status.completion_timestamp = Some(timestamp(now));
         let nanos = (now - started).num_nanoseconds().unwrap_or(0).max(0);
-        status["duration"] = json!(nanos);
+        status.duration = Some(nanos);
     }
     true
 }
 
-pub fn cancel(build: &mut Object) -> bool {
+pub fn cancel(build: &mut Build) -> bool {
     if is_terminal(phase(build)) {
         return false;
     }
@@ -104,14 +87,14 @@ pub fn cancel(build: &mut Object) -> bool {
         "The build was cancelled by the user.",
     );
     if done {
-        build.body["status"]["cancelled"] = json!(true);
+        build.status.cancelled = true;
     }
     done
 }
 
 /// The build number from its annotation; a build without one sorts first
 /// (builds.md: "treat it as oldest").
-pub fn number(build: &Object) -> i64 {
+pub fn number(build: &Build) -> i64 {
     build
         .metadata
         .annotations
@@ -123,19 +106,20 @@ pub fn number(build: &Object) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use podspace_api::model::Resource;
 
     #[test]
     fn terminal_phases_are_final() {
-        let mut b = Object::new("Build", "p", "b-1").with("status", json!({"phase": "New"}));
+        let mut b = Build::named("p", "b-1");
         assert!(set(&mut b, RUNNING, "", ""));
-        assert!(b.body["status"]["startTimestamp"].is_string());
+        assert!(b.status.start_timestamp.is_some());
         assert!(
             !set(&mut b, PENDING, "", ""),
             "Running → Pending is illegal"
         );
         assert!(set(&mut b, FAILED, "DockerBuildFailed", "boom"));
-        assert_eq!(b.body["status"]["reason"], "DockerBuildFailed");
-        assert!(b.body["status"]["duration"].is_i64());
+        assert_eq!(b.status.reason, "DockerBuildFailed");
+        assert!(b.status.duration.is_some());
         assert!(!set(&mut b, COMPLETE, "", ""));
         assert!(!cancel(&mut b));
         assert_eq!(phase(&b), FAILED);
@@ -143,10 +127,11 @@ mod tests {
 
     #[test]
     fn cancel_sets_flag_and_reason() {
-        let mut b = Object::new("Build", "p", "b-1").with("status", json!({"phase": "Pending"}));
+        let mut b = Build::named("p", "b-1");
+        b.status.phase = PENDING.into();
         assert!(cancel(&mut b));
         assert_eq!(phase(&b), CANCELLED);
-        assert_eq!(b.body["status"]["reason"], "CancelledBuild");
+        assert_eq!(b.status.reason, "CancelledBuild");
         assert!(cancel_requested(&b));
     }
 }

@@ -2,7 +2,7 @@
 //! builds may start now and which queued ones SerialLatestOnly cancels.
 //! Pure: the controller applies the decision.
 
-use podspace_api::Object;
+use podspace_api::model::Build;
 
 use crate::instantiate::START_POLICY;
 use crate::phase::{self, NEW, PENDING, RUNNING};
@@ -15,7 +15,7 @@ pub struct Decision {
     pub cancel: Vec<String>,
 }
 
-fn policy(build: &Object) -> &str {
+fn policy(build: &Build) -> &str {
     build
         .metadata
         .labels
@@ -24,18 +24,18 @@ fn policy(build: &Object) -> &str {
         .unwrap_or("Serial")
 }
 
-fn is_serial(build: &Object) -> bool {
+fn is_serial(build: &Build) -> bool {
     policy(build) != "Parallel"
 }
 
-pub fn decide(builds: &[Object]) -> Decision {
+pub fn decide(builds: &[Build]) -> Decision {
     let mut decision = Decision::default();
-    let mut queue: Vec<&Object> = builds
+    let mut queue: Vec<&Build> = builds
         .iter()
         .filter(|b| phase::phase(b) == NEW && !phase::cancel_requested(b))
         .collect();
     queue.sort_by_key(|b| phase::number(b));
-    let mut active: Vec<&Object> = builds
+    let mut active: Vec<&Build> = builds
         .iter()
         .filter(|b| matches!(phase::phase(b), PENDING | RUNNING))
         .collect();
@@ -48,7 +48,7 @@ pub fn decide(builds: &[Object]) -> Decision {
         .find(|b| policy(b) == "SerialLatestOnly")
         .map(|b| phase::number(b))
     {
-        let older = |b: &Object| phase::number(b) < latest;
+        let older = |b: &Build| phase::number(b) < latest;
         for b in queue.iter().filter(|b| older(b)) {
             decision.cancel.push(b.metadata.name.clone());
         }
@@ -84,11 +84,11 @@ pub fn decide(builds: &[Object]) -> Decision {
 mod tests {
     use super::*;
     use crate::instantiate::BUILD_NUMBER;
-    use serde_json::json;
+    use podspace_api::model::Resource;
 
-    fn build(n: i64, policy: &str, phase: &str) -> Object {
-        let mut b =
-            Object::new("Build", "p", &format!("bc-{n}")).with("status", json!({"phase": phase}));
+    fn build(n: i64, policy: &str, phase: &str) -> Build {
+        let mut b = Build::named("p", &format!("bc-{n}"));
+        b.status.phase = phase.into();
         b.metadata
             .annotations
             .insert(BUILD_NUMBER.into(), n.to_string());
@@ -150,7 +150,7 @@ mod tests {
     #[test]
     fn cancelled_queue_entries_are_skipped() {
         let mut b1 = build(1, "Serial", NEW);
-        b1.body["status"]["cancelled"] = json!(true);
+        b1.status.cancelled = true;
         let d = decide(&[b1, build(2, "Serial", NEW)]);
         assert_eq!(d.start, names(&["bc-2"]));
     }

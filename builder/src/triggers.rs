@@ -13,13 +13,15 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use podspace_api::model::build::ImageChangeCause;
+use podspace_api::model::{
+    Build, BuildConfig, BuildRequest, BuildTriggerCause, ObjectReference, Resource,
+};
 use podspace_api::selector::LabelSelector;
 use podspace_api::store::{ChangeWaiter, Pending, Store, StoreError, UpdateScope};
 use podspace_api::{imagestreams, KindInfo, Object, Status};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::watch;
-
-use podspace_api::model::{self, BuildConfigSpec};
 
 use crate::instantiate;
 
@@ -44,11 +46,7 @@ pub async fn pass(store: &Store) -> Result<(), StoreError> {
             Pending::Nothing => return Ok(()),
             Pending::Behind { upto } => {
                 let (all, _) = store
-                    .list(
-                        &podspace_api::kinds::BUILD_CONFIG,
-                        "",
-                        &LabelSelector::everything(),
-                    )
+                    .list_as::<BuildConfig>("", &LabelSelector::everything())
                     .await?;
                 for bc in all {
                     reconcile(store, &bc.metadata.namespace, &bc.metadata.name).await?;
@@ -73,11 +71,7 @@ pub async fn pass(store: &Store) -> Result<(), StoreError> {
         if !streams.is_empty() {
             // A trigger may follow a stream of another project.
             let (bcs, _) = store
-                .list(
-                    &podspace_api::kinds::BUILD_CONFIG,
-                    "",
-                    &LabelSelector::everything(),
-                )
+                .list_as::<BuildConfig>("", &LabelSelector::everything())
                 .await?;
             for bc in bcs {
                 let follows = image_refs(&bc)
@@ -97,8 +91,8 @@ pub async fn pass(store: &Store) -> Result<(), StoreError> {
 }
 
 /// `(stream, tag, project)` watched by each ImageChange trigger (None: not an image trigger).
-fn image_refs(bc: &Object) -> Vec<Option<(String, String, String)>> {
-    let spec: BuildConfigSpec = model::field(bc, "spec").unwrap_or_default();
+fn image_refs(bc: &BuildConfig) -> Vec<Option<(String, String, String)>> {
+    let spec = &bc.spec;
     spec.triggers()
         .iter()
         .map(|t| {
@@ -125,7 +119,7 @@ struct Images {
     strategy_image: Option<String>,
 }
 
-async fn images(store: &Store, bc: &Object, ns: &str) -> Result<Images, StoreError> {
+async fn images(store: &Store, bc: &BuildConfig, ns: &str) -> Result<Images, StoreError> {
     let refs = image_refs(bc);
     let mut resolved = Vec::with_capacity(refs.len());
     for r in &refs {
@@ -149,7 +143,7 @@ struct Resolved {
 
 async fn resolve(
     store: &Store,
-    bc: &Object,
+    bc: &BuildConfig,
     ns: &str,
     is: &str,
     tag: &str,
@@ -198,12 +192,8 @@ async fn resolve(
 }
 
 pub async fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), StoreError> {
-    let bc_kind = &podspace_api::kinds::BUILD_CONFIG;
-    let build_kind = &podspace_api::kinds::BUILD;
-    let bc = match store.get(bc_kind, ns, name).await {
-        Ok(bc) => bc,
-        Err(StoreError::NotFound { .. }) => return Ok(()),
-        Err(e) => return Err(e),
+    let Some(bc) = store.find_as::<BuildConfig>(ns, name).await? else {
+        return Ok(());
     };
     let Images {
         refs,
@@ -211,8 +201,8 @@ pub async fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), StoreE
         strategy_image,
     } = images(store, &bc, ns).await?;
     let result = store
-        .mutate_spawning(bc_kind, ns, name, None, UpdateScope::All, |bc| {
-            evaluate(bc, &refs, &resolved, strategy_image.as_deref(), build_kind)
+        .mutate_spawning_as::<BuildConfig, _>(ns, name, None, UpdateScope::All, |bc| {
+            evaluate(bc, &refs, &resolved, strategy_image.as_deref())
         })
         .await;
     match result {
@@ -232,21 +222,15 @@ pub async fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), StoreE
 }
 
 fn evaluate(
-    bc: &mut Object,
+    bc: &mut BuildConfig,
     refs: &[Option<(String, String, String)>],
     resolved: &[Option<Resolved>],
     strategy_image: Option<&str>,
-    build_kind: &'static KindInfo,
 ) -> Result<Vec<(&'static KindInfo, Object)>, Status> {
-    let mut causes = Vec::new();
+    let mut causes: Vec<BuildTriggerCause> = Vec::new();
     let mut fired: Vec<(usize, String)> = Vec::new();
     let mut recorded_only = false;
-    // Validation let only specs of this shape in; anything else is left
-    // alone rather than written back altered.
-    let Some(mut spec) = model::field::<BuildConfigSpec>(bc, "spec") else {
-        return Ok(Vec::new());
-    };
-    for (i, t) in spec.triggers().iter().enumerate() {
+    for (i, t) in bc.spec.triggers().iter().enumerate() {
         let (Some(Some((is, tag, _))), Some(Some(latest))) = (refs.get(i), resolved.get(i)) else {
             continue;
         };
@@ -263,19 +247,36 @@ fn evaluate(
             recorded_only = true;
             continue;
         }
-        if !causes.iter().any(|c: &Value| {
-            c.pointer("/imageChangeBuild/fromRef/name") == Some(&json!(format!("{is}:{tag}")))
-        }) {
-            causes.push(json!({"message": "Image change", "imageChangeBuild": {"imageID": latest.pull_spec, "fromRef": {"kind": "ImageStreamTag", "name": format!("{is}:{tag}")}}}));
+        let from_ref = format!("{is}:{tag}");
+        let seen = causes.iter().any(|c| {
+            c.image_change_build
+                .as_ref()
+                .and_then(|ic| ic.from_ref.as_ref())
+                .is_some_and(|f| f.name == from_ref)
+        });
+        if !seen {
+            causes.push(BuildTriggerCause {
+                message: "Image change".into(),
+                image_change_build: Some(ImageChangeCause {
+                    image_id: latest.pull_spec.clone(),
+                    from_ref: Some(ObjectReference {
+                        kind: "ImageStreamTag".into(),
+                        name: from_ref,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
         }
         fired.push((i, latest.pull_spec.clone()));
     }
-    let config_change = spec.triggers().iter().any(|t| t.kind == "ConfigChange");
+    let config_change = bc.spec.triggers().iter().any(|t| t.kind == "ConfigChange");
     if causes.is_empty() && config_change && instantiate::last_version(bc) == 0 {
-        causes.push(json!({"message": "Build configuration change"}));
+        causes.push(instantiate::cause("Build configuration change"));
     }
-    let mut record = |bc: &mut Object, all: bool| {
-        for (i, t) in spec.triggers.iter_mut().flatten().enumerate() {
+    let record = |bc: &mut BuildConfig, all: bool| {
+        for (i, t) in bc.spec.triggers.iter_mut().flatten().enumerate() {
             let newest = fired
                 .iter()
                 .find(|(j, _)| *j == i)
@@ -293,7 +294,6 @@ fn evaluate(
                 ic.last_triggered_image_id = Some(p);
             }
         }
-        model::set_field(bc, "spec", &spec);
     };
     if causes.is_empty() {
         if recorded_only {
@@ -304,7 +304,14 @@ fn evaluate(
     // Every image trigger now records where its tag stands.
     record(bc, true);
     let build = instantiate::new_build(bc, causes, strategy_image)?;
-    Ok(vec![(build_kind, build)])
+    Ok(vec![child(&build)?])
+}
+
+fn child(build: &Build) -> Result<(&'static KindInfo, Object), Status> {
+    let obj = build
+        .to_object()
+        .map_err(|e| Status::internal(format!("encoding the build: {e}")))?;
+    Ok((&podspace_api::kinds::BUILD, obj))
 }
 
 /// How a requested build gets its source.
@@ -317,7 +324,7 @@ pub enum Input {
         revision: Option<Value>,
     },
     /// Re-run of an existing build.
-    Clone(Box<Object>),
+    Clone(Box<Build>),
 }
 
 /// `buildconfigs/NAME/instantiate` and friends (builds.md §4): resolve the
@@ -328,26 +335,23 @@ pub async fn instantiate(
     store: &Store,
     ns: &str,
     name: &str,
-    request: &Value,
+    request: &BuildRequest,
     input: Input,
-) -> Result<Object, StoreError> {
-    let bc_kind = &podspace_api::kinds::BUILD_CONFIG;
-    let build_kind = &podspace_api::kinds::BUILD;
-    let bc = store.get(bc_kind, ns, name).await?;
+) -> Result<Build, StoreError> {
+    let bc = store.get_as::<BuildConfig>(ns, name).await?;
     let Images {
         resolved,
         strategy_image,
         ..
     } = images(store, &bc, ns).await?;
     let causes = request
-        .get("triggeredBy")
-        .and_then(Value::as_array)
+        .triggered_by
+        .clone()
         .filter(|c| !c.is_empty())
-        .cloned()
-        .unwrap_or_else(|| vec![json!({"message": "Manually triggered"})]);
-    let expected_version = request.get("lastVersion").and_then(Value::as_i64);
+        .unwrap_or_else(|| vec![instantiate::cause("Manually triggered")]);
+    let expected_version = request.last_version;
     let (_, mut created) = store
-        .mutate_spawning(bc_kind, ns, name, None, UpdateScope::All, |bc| {
+        .mutate_spawning_as::<BuildConfig, _>(ns, name, None, UpdateScope::All, |bc| {
             if let Some(v) = expected_version {
                 if v != instantiate::last_version(bc) {
                     return Err(Status::bad_request(format!(
@@ -356,16 +360,9 @@ pub async fn instantiate(
                     )));
                 }
             }
-            if let Some(ts) = bc
-                .body
-                .get_mut("spec")
-                .and_then(|s| s.get_mut("triggers"))
-                .and_then(Value::as_array_mut)
-            {
-                for (t, r) in ts.iter_mut().zip(&resolved) {
-                    if let (Some(r), Some(ic)) = (r, t.get_mut("imageChange")) {
-                        ic["lastTriggeredImageID"] = json!(r.pull_spec);
-                    }
+            for (t, r) in bc.spec.triggers.iter_mut().flatten().zip(&resolved) {
+                if let (Some(r), Some(ic)) = (r, t.image_change.as_mut()) {
+                    ic.last_triggered_image_id = Some(r.pull_spec.clone());
                 }
             }
             let mut build = match &input {
@@ -380,21 +377,21 @@ pub async fn instantiate(
                 Input::Clone(old) => instantiate::clone_build(bc, old, causes)?,
             };
             instantiate::apply_request(&mut build, request)?;
-            Ok(vec![(build_kind, build)])
+            Ok(vec![child(&build)?])
         })
         .await?;
-    created
+    let build = created
         .pop()
-        .ok_or_else(|| StoreError::Config("instantiate created no build".into()))
+        .ok_or_else(|| StoreError::Config("instantiate created no build".into()))?;
+    Build::from_object(&build).map_err(StoreError::from)
 }
 
 async fn strategy_pull_spec(
     store: &Store,
-    bc: &Object,
+    bc: &BuildConfig,
     ns: &str,
 ) -> Result<Option<String>, StoreError> {
-    let spec: Option<BuildConfigSpec> = model::field(bc, "spec");
-    let Some(f) = spec.as_ref().and_then(|s| s.strategy.as_ref()?.from()) else {
+    let Some(f) = bc.spec.strategy.as_ref().and_then(|s| s.from()) else {
         return Ok(None);
     };
     let from_ns = f

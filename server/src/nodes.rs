@@ -15,14 +15,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use podspace_api::auth::{Principal, BUILD_NODE_ROLE};
+use podspace_api::model::build::{BuildStatusOutput, BuildStatusOutputTo};
+use podspace_api::model::{Build, Secret};
 use podspace_api::selector::LabelSelector;
-use podspace_api::store::{BuildLease, StoreError, UpdateScope};
-use podspace_api::{Object, Reason, Status};
+use podspace_api::store::{BuildLease, UpdateScope};
+use podspace_api::{Reason, Status};
 use podspace_builder::node::protocol::{
     BuildReport, GitAuth, Heartbeat, HeartbeatReply, LeaseGrant, LeaseRequest, RegistryAuth,
 };
 use podspace_builder::phase;
-use serde_json::{json, Value};
 
 use crate::app::AppState;
 use crate::http::{json_response, read_body, ApiError, ApiResult, Caller};
@@ -92,11 +93,8 @@ async fn check_node(state: &AppState, caller: Option<&Caller>, node: &str) -> Ap
 }
 
 /// The build `ns/name` if `node` holds its lease.
-async fn leased_build(state: &AppState, node: &str, ns: &str, name: &str) -> ApiResult<Object> {
-    let build = state
-        .store
-        .get(&podspace_api::kinds::BUILD, ns, name)
-        .await?;
+async fn leased_build(state: &AppState, node: &str, ns: &str, name: &str) -> ApiResult<Build> {
+    let build = state.store.get_as::<Build>(ns, name).await?;
     match state.store.build_lease(&build.metadata.uid).await? {
         Some(l) if l.node == node => Ok(build),
         _ => Err(ApiError(Status::new(
@@ -150,13 +148,13 @@ struct PendingSnapshot {
     /// The local commit it was listed after.
     rv: i64,
     listed: std::time::Instant,
-    builds: Arc<Vec<Object>>,
+    builds: Arc<Vec<Build>>,
 }
 
 const PENDING_TTL: Duration = Duration::from_millis(500);
 
 impl PendingBuilds {
-    async fn get(&self, state: &AppState) -> ApiResult<Arc<Vec<Object>>> {
+    async fn get(&self, state: &AppState) -> ApiResult<Arc<Vec<Build>>> {
         let rv = *state.store.subscribe_commits().borrow();
         let mut cached = self.cached.lock().await;
         if let Some(snap) = cached.as_ref() {
@@ -166,13 +164,9 @@ impl PendingBuilds {
         }
         let (builds, _) = state
             .store
-            .list(
-                &podspace_api::kinds::BUILD,
-                "",
-                &LabelSelector::everything(),
-            )
+            .list_as::<Build>("", &LabelSelector::everything())
             .await?;
-        let mut queue: Vec<Object> = builds
+        let mut queue: Vec<Build> = builds
             .into_iter()
             .filter(|b| phase::phase(b) == phase::PENDING && !phase::cancel_requested(b))
             .collect();
@@ -191,16 +185,10 @@ impl PendingBuilds {
 }
 
 async fn try_lease(state: &AppState, node: &str) -> ApiResult<Option<LeaseGrant>> {
-    let build_kind = &podspace_api::kinds::BUILD;
     let queue = state.pending_builds.get(state).await?;
     let lease_ms = state.config.build_lease.as_millis() as i64;
     for b in queue.iter() {
-        let binary = b
-            .body
-            .get("spec")
-            .and_then(|s| s.get("source"))
-            .and_then(|s| s.get("binary"))
-            .is_some_and(|v| !v.is_null());
+        let binary = b.spec.is_binary();
         let input = match binary {
             true => state.store.build_input(&b.metadata.uid).await?,
             false => None,
@@ -224,11 +212,10 @@ async fn try_lease(state: &AppState, node: &str) -> ApiResult<Option<LeaseGrant>
         // answered never starts the build, and the offer simply expires.
         let current = match state
             .store
-            .get(build_kind, &b.metadata.namespace, &b.metadata.name)
+            .find_as::<Build>(&b.metadata.namespace, &b.metadata.name)
             .await
         {
-            Ok(c) => Some(c),
-            Err(StoreError::NotFound { .. }) => None,
+            Ok(c) => c,
             Err(e) => {
                 state.store.release_build(&lease.uid, None).await?;
                 return Err(e.into());
@@ -254,11 +241,11 @@ async fn try_lease(state: &AppState, node: &str) -> ApiResult<Option<LeaseGrant>
         tracing::info!(namespace = %ns, build = %build.metadata.name, node, "build leased");
         return Ok(Some(LeaseGrant {
             git_auth: git_auth(state, &build).await?,
-            push_auths: registry_auths(state, &build, "/output/pushSecret/name").await?,
-            pull_auths: registry_auths(state, &build, "/strategy/dockerStrategy/pullSecret/name")
-                .await?,
+            push_auths: registry_auths(state, &build, build.spec.push_secret()).await?,
+            pull_auths: registry_auths(state, &build, build.spec.strategy.pull_secret()).await?,
             has_input: input.is_some(),
-            build: build.to_value(),
+            build: serde_json::to_value(&build)
+                .map_err(|e| ApiError(Status::internal(format!("encoding the build: {e}"))))?,
             lease_seconds: state.config.build_lease.as_secs(),
             registry: state.registry_host.clone(),
             registry_token: token.token,
@@ -272,7 +259,7 @@ async fn try_lease(state: &AppState, node: &str) -> ApiResult<Option<LeaseGrant>
 
 /// A binary build whose upload never arrived (the uploader died between
 /// creating the build and recording the input) is cancelled after a while.
-async fn give_up_on_missing_input(state: &AppState, b: &Object) -> ApiResult<()> {
+async fn give_up_on_missing_input(state: &AppState, b: &Build) -> ApiResult<()> {
     let created = chrono::DateTime::parse_from_rfc3339(&b.metadata.creation_timestamp)
         .map(|t| t.timestamp())
         .unwrap_or(0);
@@ -281,127 +268,56 @@ async fn give_up_on_missing_input(state: &AppState, b: &Object) -> ApiResult<()>
     }
     podspace_builder::controller::transition(&state.store, b, |b| {
         if phase::cancel(b) {
-            b.body["status"]["message"] = json!("The binary input never arrived.");
+            b.status.message = "The binary input never arrived.".into();
         }
     })
     .await?;
     Ok(())
 }
 
-/// A Secret of the build's project, by the name at `pointer` in its spec.
+/// A Secret of the build's project.
 async fn build_secret(
     state: &AppState,
-    build: &Object,
-    pointer: &str,
-) -> ApiResult<Option<Object>> {
-    let Some(name) = build
-        .body
-        .get("spec")
-        .and_then(|s| s.pointer(pointer))
-        .and_then(Value::as_str)
-    else {
+    build: &Build,
+    name: Option<&str>,
+) -> ApiResult<Option<Secret>> {
+    let Some(name) = name else {
         return Ok(None);
     };
-    match state
+    Ok(state
         .store
-        .get(
-            &podspace_api::kinds::SECRET,
-            &build.metadata.namespace,
-            name,
-        )
-        .await
-    {
-        Ok(s) => Ok(Some(s)),
-        Err(StoreError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// A Secret's value: `stringData` as is, or `data` base64-decoded.
-pub(crate) fn secret_field(secret: &Object, key: &str) -> Option<String> {
-    use base64::Engine;
-    let at = |section: &str| {
-        secret
-            .body
-            .get(section)
-            .and_then(|d| d.get(key))
-            .and_then(Value::as_str)
-    };
-    match (at("stringData"), at("data")) {
-        (Some(p), _) => Some(p.to_string()),
-        (None, Some(d)) => base64::engine::general_purpose::STANDARD
-            .decode(d)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok()),
-        _ => None,
-    }
+        .find_as::<Secret>(&build.metadata.namespace, name)
+        .await?)
 }
 
 /// `spec.source.sourceSecret`: a basic-auth Secret (`username` and
 /// `password`, or a `token` used as the password).
-async fn git_auth(state: &AppState, build: &Object) -> ApiResult<Option<GitAuth>> {
-    let Some(secret) = build_secret(state, build, "/source/sourceSecret/name").await? else {
+async fn git_auth(state: &AppState, build: &Build) -> ApiResult<Option<GitAuth>> {
+    let Some(secret) = build_secret(state, build, build.spec.source_secret()).await? else {
         return Ok(None);
     };
-    let password = secret_field(&secret, "password").or_else(|| secret_field(&secret, "token"));
+    let password = secret.value("password").or_else(|| secret.value("token"));
     Ok(password.map(|password| GitAuth {
-        username: secret_field(&secret, "username").unwrap_or_else(|| "git".into()),
+        username: secret.value("username").unwrap_or_else(|| "git".into()),
         password,
     }))
 }
 
 /// Credentials for other registries: `output.pushSecret` (push) and the
-/// strategy's `pullSecret` (base images), as Docker config Secrets
-/// (`.dockerconfigjson` with `auths`, or the older `.dockercfg`).
+/// strategy's `pullSecret` (base images), as Docker config Secrets.
 async fn registry_auths(
     state: &AppState,
-    build: &Object,
-    pointer: &str,
+    build: &Build,
+    secret: Option<&str>,
 ) -> ApiResult<BTreeMap<String, RegistryAuth>> {
-    let Some(secret) = build_secret(state, build, pointer).await? else {
+    let Some(secret) = build_secret(state, build, secret).await? else {
         return Ok(BTreeMap::new());
     };
-    let config: Value = secret_field(&secret, ".dockerconfigjson")
-        .or_else(|| secret_field(&secret, ".dockercfg"))
-        .and_then(|c| serde_json::from_str(&c).ok())
-        .unwrap_or(Value::Null);
-    let auths = config.get("auths").unwrap_or(&config);
-    let mut out = BTreeMap::new();
-    for (host, entry) in auths.as_object().into_iter().flatten() {
-        let (mut username, mut password) = (
-            entry
-                .get("username")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            entry
-                .get("password")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-        );
-        if let Some(auth) = entry.get("auth").and_then(Value::as_str) {
-            use base64::Engine;
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(auth)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok());
-            if let Some((u, p)) = decoded.as_deref().and_then(|d| d.split_once(':')) {
-                username.get_or_insert_with(|| u.to_string());
-                password.get_or_insert_with(|| p.to_string());
-            }
-        }
-        // "https://host/v1/" and "host" both name the registry host.
-        let host = host
-            .trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        if let (Some(username), Some(password), false) = (username, password, host.is_empty()) {
-            out.insert(host, RegistryAuth { username, password });
-        }
-    }
-    Ok(out)
+    Ok(secret
+        .registry_credentials()
+        .into_iter()
+        .map(|(host, (username, password))| (host, RegistryAuth { username, password }))
+        .collect())
 }
 
 async fn heartbeat(
@@ -438,16 +354,15 @@ async fn heartbeat_inner(state: AppState, node: String, req: Request) -> ApiResu
         };
         let stop = match state
             .store
-            .get(&podspace_api::kinds::BUILD, &lease.namespace, &lease.name)
-            .await
+            .find_as::<Build>(&lease.namespace, &lease.name)
+            .await?
         {
-            Ok(b) => {
+            Some(b) => {
                 b.metadata.uid != *uid
                     || phase::cancel_requested(&b)
                     || phase::is_terminal(phase::phase(&b))
             }
-            Err(StoreError::NotFound { .. }) => true,
-            Err(e) => return Err(e.into()),
+            None => true,
         };
         if stop {
             reply.cancel.push(uid.clone());
@@ -526,51 +441,50 @@ async fn report_inner(
     let node_name = node.clone();
     let updated = state
         .store
-        .mutate(
-            &podspace_api::kinds::BUILD,
-            &ns,
-            &name,
-            None,
-            UpdateScope::All,
-            |b| {
-                let current = phase::phase(b).to_string();
-                // Pending → Running is the node confirming its lease; every
-                // other report is about a build it runs.
-                let confirming = current == phase::PENDING && r.phase == phase::RUNNING;
-                if b.metadata.uid != uid
-                    || phase::cancel_requested(b) && confirming
-                    || !(confirming || current == phase::RUNNING)
-                {
-                    return Err(podspace_builder::controller::terminal_refusal(b));
-                }
-                if confirming {
-                    let pod = format!("{}-build", b.metadata.name);
-                    let annotations = &mut b.metadata.annotations;
-                    annotations.insert("podspace.io/build-node".into(), node_name);
-                    annotations.insert("openshift.io/build.pod-name".into(), pod);
-                }
-                if let Some(rev) = &r.revision {
-                    b.body.entry("spec").or_insert_with(|| json!({}))["revision"] = rev.clone();
-                }
-                if !phase::set(b, &r.phase, &r.reason, &r.message) {
-                    return Err(podspace_builder::controller::terminal_refusal(b));
-                }
-                let status = &mut b.body["status"];
-                if let Some(reference) = &r.output_docker_image_reference {
-                    status["outputDockerImageReference"] = json!(reference);
-                }
-                if let Some(digest) = &r.image_digest {
-                    status["output"] = json!({"to": {"imageDigest": digest}});
-                }
-                if let Some(stages) = &r.stages {
-                    status["stages"] = stages.clone();
-                }
-                if let Some(snippet) = r.log_snippet.as_ref().filter(|s| !s.is_empty()) {
-                    status["logSnippet"] = json!(snippet);
-                }
-                Ok(())
-            },
-        )
+        .mutate_as::<Build, _>(&ns, &name, None, UpdateScope::All, |b| {
+            let current = phase::phase(b).to_string();
+            // Pending → Running is the node confirming its lease; every
+            // other report is about a build it runs.
+            let confirming = current == phase::PENDING && r.phase == phase::RUNNING;
+            if b.metadata.uid != uid
+                || phase::cancel_requested(b) && confirming
+                || !(confirming || current == phase::RUNNING)
+            {
+                return Err(podspace_builder::controller::terminal_refusal(b));
+            }
+            if confirming {
+                let pod = format!("{}-build", b.metadata.name);
+                let annotations = &mut b.metadata.annotations;
+                annotations.insert("podspace.io/build-node".into(), node_name);
+                annotations.insert("openshift.io/build.pod-name".into(), pod);
+            }
+            if let Some(rev) = &r.revision {
+                b.spec.revision = Some(rev.clone());
+            }
+            if !phase::set(b, &r.phase, &r.reason, &r.message) {
+                return Err(podspace_builder::controller::terminal_refusal(b));
+            }
+            let status = &mut b.status;
+            if let Some(reference) = &r.output_docker_image_reference {
+                status.output_docker_image_reference = Some(reference.clone());
+            }
+            if let Some(digest) = &r.image_digest {
+                status.output = Some(BuildStatusOutput {
+                    to: Some(BuildStatusOutputTo {
+                        image_digest: digest.clone(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+            }
+            if let Some(stages) = &r.stages {
+                status.extra.insert("stages".into(), stages.clone());
+            }
+            if let Some(snippet) = r.log_snippet.as_ref().filter(|s| !s.is_empty()) {
+                status.log_snippet = Some(snippet.clone());
+            }
+            Ok(())
+        })
         .await?;
     if terminal {
         state.store.release_build(&uid, None).await?;
@@ -580,17 +494,11 @@ async fn report_inner(
             .store
             .delete_tokens_described(&podspace_builder::node::protocol::token_description(&uid))
             .await?;
-        let secs = updated
-            .body
-            .get("status")
-            .and_then(|s| s.get("duration"))
-            .and_then(Value::as_i64)
-            .unwrap_or(0) as f64
-            / 1e9;
+        let secs = updated.status.duration.unwrap_or(0) as f64 / 1e9;
         state.metrics.observe_build(&r.phase, secs);
         tracing::info!(namespace = %ns, build = %name, phase = %r.phase, reason = %r.reason, node, "build finished");
     }
-    Ok(Json(updated.to_value()).into_response())
+    Ok(Json(updated).into_response())
 }
 
 async fn input(

@@ -1,10 +1,13 @@
-//! `BuildConfig.spec` (build.openshift.io/v1), as far as the triggers and
-//! the strategy image are reasoned about.
+//! `BuildConfig` (build.openshift.io/v1): the template of its builds, its
+//! triggers and run policy.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::build::{BuildOutput, BuildSource, BuildSpec, BuildStrategy};
+use super::resource::resource;
 use super::ObjectReference;
+use crate::kinds;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -37,55 +40,68 @@ pub struct BuildTriggerPolicy {
     pub extra: Map<String, Value>,
 }
 
-/// One strategy's settings, as far as its builder image goes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct StrategyImage {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<ObjectReference>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BuildStrategy {
-    #[serde(default, rename = "type", skip_serializing_if = "String::is_empty")]
-    pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub docker_strategy: Option<StrategyImage>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source_strategy: Option<StrategyImage>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub custom_strategy: Option<StrategyImage>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-impl BuildStrategy {
-    /// The image the strategy builds from (Docker's is optional).
-    pub fn from(&self) -> Option<&ObjectReference> {
-        [
-            &self.docker_strategy,
-            &self.source_strategy,
-            &self.custom_strategy,
-        ]
-        .into_iter()
-        .find_map(|s| s.as_ref()?.from.as_ref())
-    }
-}
-
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BuildConfigSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triggers: Option<Vec<BuildTriggerPolicy>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<BuildSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<BuildStrategy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<BuildOutput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successful_builds_history_limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_builds_history_limit: Option<i64>,
+    /// The rest of the builds' spec (postCommit, resources, revision…).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildConfigStatus {
+    #[serde(default)]
+    pub last_version: i64,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+resource!(
+    /// How to build an image, and when.
+    BuildConfig,
+    kinds::BUILD_CONFIG,
+    spec: BuildConfigSpec,
+    status: BuildConfigStatus
+);
+
 impl BuildConfigSpec {
+    /// The spec its builds start from: everything but the config's own
+    /// fields (triggers, run policy, history limits).
+    pub fn build_spec(&self) -> Result<BuildSpec, serde_json::Error> {
+        let mut template = BuildConfigSpec {
+            triggers: None,
+            run_policy: None,
+            successful_builds_history_limit: None,
+            failed_builds_history_limit: None,
+            ..self.clone()
+        };
+        template.extra.remove("triggeredBy");
+        serde_json::from_value(serde_json::to_value(template)?)
+    }
+
+    pub fn run_policy(&self) -> &str {
+        self.run_policy.as_deref().unwrap_or("Serial")
+    }
+
+    pub fn is_binary(&self) -> bool {
+        self.source.as_ref().is_some_and(|s| s.binary.is_some())
+    }
+
     pub fn triggers(&self) -> &[BuildTriggerPolicy] {
         self.triggers.as_deref().unwrap_or_default()
     }

@@ -3,13 +3,24 @@
 //! loses nothing. Code that reasons about a kind's fields goes through
 //! these rather than walking JSON by string paths.
 
+pub mod build;
 pub mod buildconfig;
 pub mod deploymentconfig;
 pub mod imagestream;
+pub mod resource;
+pub mod secret;
 
-pub use buildconfig::{BuildConfigSpec, BuildStrategy, BuildTriggerPolicy, ImageChangeTrigger};
+pub use build::{
+    Build, BuildOutput, BuildRequest, BuildSource, BuildSpec, BuildStatus, BuildStrategy,
+    BuildTriggerCause, DockerBuildStrategy, SourceBuildStrategy,
+};
+pub use buildconfig::{
+    BuildConfig, BuildConfigSpec, BuildConfigStatus, BuildTriggerPolicy, ImageChangeTrigger,
+};
 pub use deploymentconfig::{DeploymentConfigSpec, DeploymentTriggerPolicy, ImageChangeParams};
 pub use imagestream::{ImageStreamSpec, ObjectReference, TagReference, TagReferencePolicy};
+pub use resource::Resource;
+pub use secret::Secret;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -16,6 +16,7 @@ mod credentials;
 mod error;
 mod registry;
 mod schema;
+mod typed;
 mod waiter;
 mod webhooks;
 

@@ -10,8 +10,9 @@ use axum::http::{header, Method, StatusCode};
 use axum::response::Response;
 use futures_util::StreamExt;
 use podspace_api::auth::{Principal, Verb};
+use podspace_api::model::{Build, BuildConfig, BuildRequest};
 use podspace_api::store::BuildInput;
-use podspace_api::{Object, Reason, Status};
+use podspace_api::{Reason, Status};
 use podspace_builder::phase;
 use podspace_builder::triggers::{self, Input};
 use serde_json::{json, Value};
@@ -78,8 +79,8 @@ pub async fn handle(
     }
 }
 
-fn created(target: &Target, build: Object) -> Response {
-    let mut build = build.to_value();
+fn created(target: &Target, build: Build) -> Response {
+    let mut build = serde_json::to_value(&build).unwrap_or_default();
     // Render under the Build kind's apiVersion, whatever the path's kind.
     if let Some(b) = build.as_object_mut() {
         b.insert("kind".into(), json!("Build"));
@@ -96,19 +97,18 @@ async fn build_request(
     headers: &axum::http::HeaderMap,
     body: Body,
     kind: &str,
-) -> ApiResult<Value> {
+) -> ApiResult<BuildRequest> {
     let request = read_optional_object(headers, body, state.config.max_body)
         .await?
         .unwrap_or_else(|| json!({}));
-    if !request.is_object()
-        || request
-            .get("kind")
-            .and_then(Value::as_str)
-            .is_some_and(|k| k != kind)
-    {
-        return Err(ApiError(Status::bad_request(format!(
-            "the body must be a {kind}"
-        ))));
+    let wrong = || ApiError(Status::bad_request(format!("the body must be a {kind}")));
+    if !request.is_object() {
+        return Err(wrong());
+    }
+    let request: BuildRequest = serde_json::from_value(request)
+        .map_err(|e| ApiError(Status::bad_request(format!("the {kind} is invalid: {e}"))))?;
+    if !request.kind.is_empty() && request.kind != kind {
+        return Err(wrong());
     }
     Ok(request)
 }
@@ -117,12 +117,11 @@ async fn clone(
     state: &AppState,
     target: &Target,
     name: &str,
-    request: &Value,
+    request: &BuildRequest,
 ) -> ApiResult<Response> {
-    let build_kind = &podspace_api::kinds::BUILD;
     let old = state
         .store
-        .get(build_kind, target.ns_or_empty(), name)
+        .get_as::<Build>(target.ns_or_empty(), name)
         .await?;
     let Some(bc) = old
         .metadata
@@ -170,9 +169,11 @@ async fn binary(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let bc_kind = &podspace_api::kinds::BUILD_CONFIG;
     // Refuse early (before reading the body) what instantiate would refuse.
-    let bc = state.store.get(bc_kind, target.ns_or_empty(), name).await?;
+    let bc = state
+        .store
+        .get_as::<BuildConfig>(target.ns_or_empty(), name)
+        .await?;
     podspace_builder::instantiate::refuse_paused(&bc)?;
     let as_file = query.get("asFile").cloned().unwrap_or_default();
     podspace_builder::instantiate::check_as_file(&as_file)?;
@@ -217,7 +218,7 @@ async fn binary(
         &state.store,
         target.ns_or_empty(),
         name,
-        &json!({"triggeredBy": [{"message": "Manually triggered"}]}),
+        &BuildRequest::default(),
         Input::Binary { as_file, revision },
     )
     .await;
@@ -280,7 +281,6 @@ fn revision_from(query: &Query) -> Option<Value> {
 /// (unless `nowait`), then streams what the node sent; with `follow`, until
 /// the build ends.
 async fn log(state: &AppState, target: &Target, name: &str, query: &Query) -> ApiResult<Response> {
-    let build_kind = &podspace_api::kinds::BUILD;
     let flag = |k: &str| matches!(query.get(k).map(String::as_str), Some("true" | "1"));
     let (follow, nowait, previous) = (flag("follow"), flag("nowait"), flag("previous"));
     let version = match query.get("version") {
@@ -299,7 +299,7 @@ async fn log(state: &AppState, target: &Target, name: &str, query: &Query) -> Ap
     let ns = target.ns_or_empty().to_string();
     // Subscribed before the first read: no commit can slip in unseen.
     let mut commits = state.store.subscribe_commits();
-    let mut build = state.store.get(build_kind, &ns, name).await?;
+    let mut build = state.store.get_as::<Build>(&ns, name).await?;
     if previous || version.is_some() {
         let bc = build
             .metadata
@@ -310,7 +310,7 @@ async fn log(state: &AppState, target: &Target, name: &str, query: &Query) -> Ap
         let n = version.unwrap_or(phase::number(&build) - 1);
         build = state
             .store
-            .get(build_kind, &ns, &format!("{bc}-{n}"))
+            .get_as::<Build>(&ns, &format!("{bc}-{n}"))
             .await?;
     }
     let name = build.metadata.name.clone();
@@ -326,7 +326,7 @@ async fn log(state: &AppState, target: &Target, name: &str, query: &Query) -> Ap
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
         commits.borrow_and_update();
-        build = state.store.get(build_kind, &ns, &name).await?;
+        build = state.store.get_as::<Build>(&ns, &name).await?;
     }
     let first = state.store.build_log(&ns, &name, &uid, 0).await?;
     let ph = phase::phase(&build).to_string();
@@ -362,7 +362,7 @@ async fn log(state: &AppState, target: &Target, name: &str, query: &Query) -> Ap
                 return;
             }
             // Ended before this read: everything the node sent is in.
-            let ended = match store.get(build_kind, &ns, &name).await {
+            let ended = match store.get_as::<Build>(&ns, &name).await {
                 Ok(b) => b.metadata.uid != uid || phase::is_terminal(phase::phase(&b)),
                 Err(_) => true,
             };

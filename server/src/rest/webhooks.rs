@@ -13,8 +13,9 @@ use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use podspace_api::auth::{Principal, Verb};
+use podspace_api::model::{Build, Secret};
 use podspace_api::store::{Claim, DeliveryRecord, StoreError};
-use podspace_api::{Object, Reason, Status};
+use podspace_api::{Reason, Status};
 use podspace_builder::triggers::{self, Input};
 use podspace_webhooks::request::{decide, Decision};
 use podspace_webhooks::trigger::{self, Provider, WebHook, SECRET_KEY, SIGNATURE_KEY};
@@ -99,18 +100,14 @@ async fn secret_value(
     name: &str,
     key: &str,
 ) -> ApiResult<Option<Vec<u8>>> {
-    let secret_kind = &podspace_api::kinds::SECRET;
-    match state.store.get(secret_kind, ns, name).await {
-        Ok(secret) => Ok(crate::nodes::secret_field(&secret, key).map(String::into_bytes)),
-        Err(StoreError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    let secret = state.store.find_as::<Secret>(ns, name).await?;
+    Ok(secret.and_then(|s| s.bytes(key)))
 }
 
 /// What a delivery is answered with.
 enum Reply {
     /// 200 and the Build.
-    Build(Box<Object>),
+    Build(Box<Build>),
     /// 200, nothing built, and why (a `Status` of `Success`).
     Nothing(String),
     Failure(Status),
@@ -271,7 +268,7 @@ async fn deliver(state: &AppState, target: &Target, req: Request) -> Response {
     );
     let mut resp = match answer.reply {
         Reply::Build(build) => {
-            let mut value = build.to_value();
+            let mut value = serde_json::to_value(&*build).unwrap_or_default();
             if let Some(b) = value.as_object_mut() {
                 b.insert("kind".into(), json!("Build"));
             }
@@ -480,9 +477,8 @@ async fn claim(
 
 /// The answer a replayed delivery gets: the first one's build, or its Status.
 async fn replayed(state: &AppState, ns: &str, rec: DeliveryRecord) -> ApiResult<Answer> {
-    let build_kind = &podspace_api::kinds::BUILD;
     let build = match &rec.build {
-        Some(b) => state.store.get(build_kind, ns, b).await.ok().map(Box::new),
+        Some(b) => state.store.get_as::<Build>(ns, b).await.ok().map(Box::new),
         None => None,
     };
     let code = u16::try_from(rec.code).unwrap_or(500);
@@ -537,7 +533,13 @@ async fn decide_and_build(
             warnings: Vec::new(),
         },
         Decision::Build { request, warnings } => {
-            let request = serde_json::to_value(&*request).unwrap_or(Value::Null);
+            let request = match serde_json::to_value(&*request).and_then(serde_json::from_value) {
+                Ok(r) => r,
+                Err(e) => {
+                    let status = Status::internal(format!("encoding the build request: {e}"));
+                    return Answer::failure(status, "error", "could not encode the build request");
+                }
+            };
             match triggers::instantiate(&state.store, ns, name, &request, Input::Config).await {
                 Ok(build) => Answer {
                     note: format!("build {}", build.metadata.name),
