@@ -4,9 +4,8 @@
 //! tags, imports); the object semantics stay here, next to the model, so
 //! that every writer applies the same ones.
 
-use serde_json::{json, Value};
-
 use crate::meta::Object;
+use crate::model::{ImageStream, Resource, TagEvent, TagReference};
 use crate::store::{ManifestRecord, Store, StoreError};
 
 /// An image just pushed into `<namespace>/<stream>`.
@@ -33,37 +32,48 @@ pub async fn record_push(
     let reference = pushed.reference.clone();
     store
         .put_tagged_manifest(manifest, tag, pushed.image, ns, stream, |o| {
-            add_tag_event(o, tag, &digest, &reference, repository)
+            edit(o, |s| {
+                add_tag_event(s, tag, &digest, &reference, repository)
+            })
         })
         .await
+}
+
+/// Applies `f` to `obj` as an ImageStream. Validation admits only streams
+/// that decode, so one that does not is left as it is.
+pub fn edit(obj: &mut Object, f: impl FnOnce(&mut ImageStream)) {
+    let Ok(mut stream) = ImageStream::from_object(obj) else {
+        return;
+    };
+    f(&mut stream);
+    if let Ok(o) = stream.to_object() {
+        *obj = o;
+    }
+}
+
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Records an event for `tag` (see [`add_event`]) with the stream's current
 /// generation, as a push does, and sets the stream's repository.
 pub fn add_tag_event(
-    stream: &mut Object,
+    stream: &mut ImageStream,
     tag: &str,
     digest: &str,
     reference: &str,
     repository: &str,
 ) {
     let generation = stream.metadata.generation.max(1);
-    let status = stream.body.entry("status").or_insert_with(|| json!({}));
-    if !status.is_object() {
-        *status = json!({});
-    }
-    status["dockerImageRepository"] = json!(repository);
-    let event = json!({
-        "created": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "dockerImageReference": reference,
-        "image": digest,
-        "generation": generation,
-    });
+    stream.status.docker_image_repository = repository.into();
+    let event = TagEvent {
+        created: now(),
+        docker_image_reference: reference.into(),
+        image: digest.into(),
+        generation,
+        ..Default::default()
+    };
     add_event(stream, tag, event);
-}
-
-fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str)
 }
 
 /// Adds a tag event to `tag`'s history by the rules of OpenShift's image
@@ -72,7 +82,7 @@ fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
 /// of image or reference patches the newest entry; anything else becomes
 /// the new newest entry. Tags that track `tag` (`from.kind: ImageStreamTag`
 /// in the same stream) get the event too. Returns whether anything changed.
-pub fn add_event(stream: &mut Object, tag: &str, event: Value) -> bool {
+pub fn add_event(stream: &mut ImageStream, tag: &str, event: TagEvent) -> bool {
     let mut changed = add_one(stream, tag, &event);
     // Tracking tags, followed transitively; `seen` stops alias loops.
     let mut queue = vec![tag.to_string()];
@@ -91,68 +101,42 @@ pub fn add_event(stream: &mut Object, tag: &str, event: Value) -> bool {
 }
 
 /// Spec tags of the same stream whose `from` is `<source>` as an ImageStreamTag.
-pub fn trackers(stream: &Object, source: &str) -> Vec<String> {
+pub fn trackers(stream: &ImageStream, source: &str) -> Vec<String> {
     let own = &stream.metadata.name;
-    let tags = stream
-        .body
-        .get("spec")
-        .and_then(|s| s.get("tags"))
-        .and_then(Value::as_array);
-    tags.into_iter()
-        .flatten()
+    let tags = stream.spec.tags.as_deref().unwrap_or_default();
+    tags.iter()
         .filter(|t| {
-            let from = t.get("from");
-            let kind = from.and_then(|f| str_of(f, "kind"));
-            let name = from.and_then(|f| str_of(f, "name")).unwrap_or_default();
+            let Some(from) = &t.from else {
+                return false;
+            };
             let other_ns = from
-                .and_then(|f| str_of(f, "namespace"))
+                .namespace
+                .as_deref()
                 .is_some_and(|n| !n.is_empty() && n != stream.metadata.namespace);
-            let target = match name.split_once(':') {
+            let target = match from.name.split_once(':') {
                 Some((is, t)) if is == own => t,
                 Some(_) => return false,
-                None => name,
+                None => from.name.as_str(),
             };
-            kind == Some("ImageStreamTag") && !other_ns && target == source
+            from.kind == "ImageStreamTag" && !other_ns && target == source
         })
-        .filter_map(|t| str_of(t, "name").map(str::to_string))
+        .map(|t| t.name.clone())
         .collect()
 }
 
-fn add_one(stream: &mut Object, tag: &str, event: &Value) -> bool {
-    let status = stream.body.entry("status").or_insert_with(|| json!({}));
-    if !status.is_object() {
-        *status = json!({});
-    }
-    if !status.get("tags").is_some_and(Value::is_array) {
-        status["tags"] = json!([]);
-    }
-    let Some(tags) = status.get_mut("tags").and_then(Value::as_array_mut) else {
-        return false;
-    };
-    let entry = match tags.iter().position(|t| str_of(t, "tag") == Some(tag)) {
-        Some(i) => &mut tags[i],
-        None => {
-            tags.push(json!({"tag": tag, "items": [event.clone()]}));
-            return true;
-        }
-    };
-    if !entry.get("items").is_some_and(Value::is_array) {
-        entry["items"] = json!([]);
-    }
-    let Some(items) = entry.get_mut("items").and_then(Value::as_array_mut) else {
-        return false;
-    };
-    let Some(newest) = items.first_mut() else {
-        items.push(event.clone());
+fn add_one(stream: &mut ImageStream, tag: &str, event: &TagEvent) -> bool {
+    let entry = stream.status.tag_mut(tag);
+    let Some(newest) = entry.items.first_mut() else {
+        entry.items.push(event.clone());
         return true;
     };
-    let same_image = str_of(newest, "image") == str_of(event, "image");
-    let same_ref = str_of(newest, "dockerImageReference") == str_of(event, "dockerImageReference");
-    let same_gen = newest.get("generation") == event.get("generation");
+    let same_image = newest.image == event.image;
+    let same_ref = newest.docker_image_reference == event.docker_image_reference;
+    let same_gen = newest.generation == event.generation;
     match (same_image, same_ref) {
         (true, true) if same_gen => false,
         (true, true) => {
-            newest["generation"] = event["generation"].clone();
+            newest.generation = event.generation;
             true
         }
         (true, false) | (false, true) => {
@@ -160,9 +144,9 @@ fn add_one(stream: &mut Object, tag: &str, event: &Value) -> bool {
             true
         }
         (false, false) => {
-            items.insert(0, event.clone());
-            if let Some(conditions) = entry.get_mut("conditions") {
-                *conditions = json!([]);
+            entry.items.insert(0, event.clone());
+            if let Some(conditions) = &mut entry.conditions {
+                conditions.clear();
             }
             true
         }
@@ -181,95 +165,58 @@ pub fn split_isimage(name: &str) -> Option<(&str, &str)> {
     (!is.is_empty() && !id.is_empty()).then_some((is, id))
 }
 
-pub fn spec_tag<'a>(stream: &'a Object, tag: &str) -> Option<&'a Value> {
-    stream
-        .body
-        .get("spec")?
-        .get("tags")?
-        .as_array()?
-        .iter()
-        .find(|t| str_of(t, "name") == Some(tag))
+pub fn spec_tag<'a>(stream: &'a ImageStream, tag: &str) -> Option<&'a TagReference> {
+    stream.spec.tag(tag)
 }
 
 /// The newest event of `tag`, if any.
-pub fn current_event<'a>(stream: &'a Object, tag: &str) -> Option<&'a Value> {
-    stream
-        .body
-        .get("status")?
-        .get("tags")?
-        .as_array()?
-        .iter()
-        .find(|t| str_of(t, "tag") == Some(tag))?
-        .get("items")?
-        .as_array()?
-        .first()
+pub fn current_event<'a>(stream: &'a ImageStream, tag: &str) -> Option<&'a TagEvent> {
+    stream.status.tag(tag)?.items.first()
 }
 
 /// Sets (or adds) the spec tag `tag`; its generation becomes the stream's
 /// next generation, which the store assigns for this spec change.
-pub fn set_spec_tag(stream: &mut Object, tag: &str, mut value: Value) {
-    let generation = stream.metadata.generation + 1;
-    if let Some(obj) = value.as_object_mut() {
-        obj.insert("name".into(), json!(tag));
-        obj.insert("generation".into(), json!(generation));
-    }
-    let spec = stream.body.entry("spec").or_insert_with(|| json!({}));
-    if !spec.is_object() {
-        *spec = json!({});
-    }
-    if !spec.get("tags").is_some_and(Value::is_array) {
-        spec["tags"] = json!([]);
-    }
-    if let Some(tags) = spec.get_mut("tags").and_then(Value::as_array_mut) {
-        match tags.iter_mut().find(|t| str_of(t, "name") == Some(tag)) {
-            Some(t) => *t = value,
-            None => tags.push(value),
-        }
+pub fn set_spec_tag(stream: &mut ImageStream, tag: &str, mut value: TagReference) {
+    value.name = tag.into();
+    value.generation = Some(stream.metadata.generation + 1);
+    let tags = stream.spec.tags.get_or_insert_with(Vec::new);
+    match tags.iter_mut().find(|t| t.name == tag) {
+        Some(t) => *t = value,
+        None => tags.push(value),
     }
 }
 
 /// Removes the spec tag and the history of `tag`; false when neither was there.
-pub fn remove_tag(stream: &mut Object, tag: &str) -> bool {
+pub fn remove_tag(stream: &mut ImageStream, tag: &str) -> bool {
     let mut removed = false;
-    for (field, key) in [("spec", "name"), ("status", "tag")] {
-        if let Some(tags) = stream
-            .body
-            .get_mut(field)
-            .and_then(|s| s.get_mut("tags"))
-            .and_then(Value::as_array_mut)
-        {
-            let before = tags.len();
-            tags.retain(|t| str_of(t, key) != Some(tag));
-            removed |= tags.len() != before;
-        }
+    if let Some(tags) = &mut stream.spec.tags {
+        let before = tags.len();
+        tags.retain(|t| t.name != tag);
+        removed |= tags.len() != before;
+    }
+    if let Some(tags) = &mut stream.status.tags {
+        let before = tags.len();
+        tags.retain(|t| t.tag != tag);
+        removed |= tags.len() != before;
     }
     removed
 }
 
 /// The event whose image id is `id` or starts with it (a unique prefix).
-pub fn find_image(stream: &Object, id: &str) -> Result<Option<Value>, String> {
-    let mut found: Option<&Value> = None;
-    let tags = stream
-        .body
-        .get("status")
-        .and_then(|s| s.get("tags"))
-        .and_then(Value::as_array);
-    for event in tags
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t.get("items")?.as_array())
-        .flatten()
-    {
-        let Some(image) = str_of(event, "image") else {
+pub fn find_image(stream: &ImageStream, id: &str) -> Result<Option<TagEvent>, String> {
+    let mut found: Option<&TagEvent> = None;
+    for event in stream.status.events() {
+        let image = &event.image;
+        if image.is_empty() {
             continue;
-        };
-        let matches = image == id
+        }
+        let matches = *image == id
             || image
                 .strip_prefix("sha256:")
                 .is_some_and(|h| h.starts_with(id.trim_start_matches("sha256:")))
                 && id.len() >= 7;
         if matches {
-            if found.is_some_and(|f| str_of(f, "image") != Some(image)) {
+            if found.is_some_and(|f| f.image != *image) {
                 return Err(format!("{id:?} matches more than one image"));
             }
             found = Some(event);
@@ -280,20 +227,15 @@ pub fn find_image(stream: &Object, id: &str) -> Result<Option<Value>, String> {
 
 /// The pull spec a consumer should use for an event, by the spec tag's
 /// reference policy: `Local` pulls through our registry.
-pub fn resolved_reference(stream: &Object, tag: &str, event: &Value) -> String {
+pub fn resolved_reference(stream: &ImageStream, tag: &str, event: &TagEvent) -> String {
     let local = spec_tag(stream, tag)
-        .and_then(|t| t.get("referencePolicy"))
-        .and_then(|p| str_of(p, "type"))
-        == Some("Local");
-    let repo = stream
-        .body
-        .get("status")
-        .and_then(|s| str_of(s, "dockerImageRepository"));
-    match (local, repo, str_of(event, "image")) {
-        (true, Some(repo), Some(image)) => format!("{repo}@{image}"),
-        _ => str_of(event, "dockerImageReference")
-            .unwrap_or_default()
-            .to_string(),
+        .and_then(|t| t.reference_policy.as_ref())
+        .is_some_and(|p| p.kind == "Local");
+    let repo = &stream.status.docker_image_repository;
+    if local && !repo.is_empty() && !event.image.is_empty() {
+        format!("{repo}@{}", event.image)
+    } else {
+        event.docker_image_reference.clone()
     }
 }
 
@@ -301,35 +243,38 @@ pub fn resolved_reference(stream: &Object, tag: &str, event: &Value) -> String {
 mod tests {
     use super::*;
 
-    fn event(image: &str, reference: &str, generation: i64) -> Value {
-        json!({"created": "2026-01-01T00:00:00Z", "image": image, "dockerImageReference": reference, "generation": generation})
+    use serde_json::json;
+
+    fn event(image: &str, reference: &str, generation: i64) -> TagEvent {
+        TagEvent {
+            created: "2026-01-01T00:00:00Z".into(),
+            image: image.into(),
+            docker_image_reference: reference.into(),
+            generation,
+            ..Default::default()
+        }
     }
 
-    fn images(s: &Object, tag: &str) -> Vec<(String, i64)> {
-        s.body["status"]["tags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["tag"] == tag)
+    fn images(s: &ImageStream, tag: &str) -> Vec<(String, i64)> {
+        s.status
+            .tag(tag)
             .map(|t| {
-                t["items"]
-                    .as_array()
-                    .unwrap()
+                t.items
                     .iter()
-                    .map(|i| {
-                        (
-                            i["image"].as_str().unwrap().to_string(),
-                            i["generation"].as_i64().unwrap(),
-                        )
-                    })
+                    .map(|i| (i.image.clone(), i.generation))
                     .collect()
             })
             .unwrap_or_default()
     }
 
+    fn stream(spec: serde_json::Value) -> ImageStream {
+        serde_json::from_value(json!({"metadata": {"namespace": "p", "name": "web"}, "spec": spec}))
+            .unwrap()
+    }
+
     #[test]
     fn generation_rules() {
-        let mut s = Object::new("ImageStream", "p", "web");
+        let mut s = stream(json!({}));
         assert!(add_event(&mut s, "t", event("a", "r@a", 1)));
         assert!(
             !add_event(&mut s, "t", event("a", "r@a", 1)),
@@ -354,16 +299,13 @@ mod tests {
 
     #[test]
     fn tracking_tags_follow_their_source() {
-        let mut s = Object::new("ImageStream", "p", "web").with(
-            "spec",
-            json!({"tags": [
-                {"name": "latest", "from": {"kind": "ImageStreamTag", "name": "v2"}},
-                {"name": "stable", "from": {"kind": "ImageStreamTag", "name": "web:latest"}},
-                {"name": "other", "from": {"kind": "ImageStreamTag", "name": "v2", "namespace": "elsewhere"}},
-                {"name": "loop-a", "from": {"kind": "ImageStreamTag", "name": "loop-b"}},
-                {"name": "loop-b", "from": {"kind": "ImageStreamTag", "name": "loop-a"}}
-            ]}),
-        );
+        let mut s = stream(json!({"tags": [
+            {"name": "latest", "from": {"kind": "ImageStreamTag", "name": "v2"}},
+            {"name": "stable", "from": {"kind": "ImageStreamTag", "name": "web:latest"}},
+            {"name": "other", "from": {"kind": "ImageStreamTag", "name": "v2", "namespace": "elsewhere"}},
+            {"name": "loop-a", "from": {"kind": "ImageStreamTag", "name": "loop-b"}},
+            {"name": "loop-b", "from": {"kind": "ImageStreamTag", "name": "loop-a"}}
+        ]}));
         add_event(&mut s, "v2", event("x", "r@x", 1));
         assert_eq!(images(&s, "latest"), [("x".to_string(), 1)]);
         assert_eq!(
@@ -381,20 +323,15 @@ mod tests {
 
     #[test]
     fn history_grows_newest_first_and_repeats_are_ignored() {
-        let mut s = Object::new("ImageStream", "p", "web");
+        let mut s = stream(json!({}));
         add_tag_event(&mut s, "latest", "sha256:a", "r/p/web@sha256:a", "r/p/web");
         add_tag_event(&mut s, "latest", "sha256:b", "r/p/web@sha256:b", "r/p/web");
         add_tag_event(&mut s, "latest", "sha256:b", "r/p/web@sha256:b", "r/p/web");
         add_tag_event(&mut s, "v1", "sha256:a", "r/p/web@sha256:a", "r/p/web");
-        let tags = &s.body["status"]["tags"];
-        let latest: Vec<_> = tags[0]["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| i["image"].as_str().unwrap())
-            .collect();
+        let tags = s.status.tags.as_ref().unwrap();
+        let latest: Vec<_> = tags[0].items.iter().map(|i| i.image.as_str()).collect();
         assert_eq!(latest, ["sha256:b", "sha256:a"]);
-        assert_eq!(tags[1]["tag"], "v1");
-        assert_eq!(s.body["status"]["dockerImageRepository"], "r/p/web");
+        assert_eq!(tags[1].tag, "v1");
+        assert_eq!(s.status.docker_image_repository, "r/p/web");
     }
 }

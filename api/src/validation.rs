@@ -218,6 +218,7 @@ fn typed_shape(errs: &mut Errors, kind: &KindInfo, obj: &Object) {
         "Build" => check::<model::Build>(errs, obj),
         "BuildConfig" => check::<model::BuildConfig>(errs, obj),
         "Secret" => check::<model::Secret>(errs, obj),
+        "ImageStream" => check::<model::ImageStream>(errs, obj),
         _ => {}
     }
 }

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use podspace_api::model::build::ImageChangeCause;
 use podspace_api::model::{
-    Build, BuildConfig, BuildRequest, BuildTriggerCause, ObjectReference, Resource,
+    Build, BuildConfig, BuildRequest, BuildTriggerCause, Image, ImageStream, ObjectReference,
+    Resource,
 };
 use podspace_api::selector::LabelSelector;
 use podspace_api::store::{ChangeWaiter, Pending, Store, StoreError, UpdateScope};
@@ -148,39 +149,27 @@ async fn resolve(
     is: &str,
     tag: &str,
 ) -> Result<Option<Resolved>, StoreError> {
-    let stream = match store.get(&podspace_api::kinds::IMAGE_STREAM, ns, is).await {
-        Ok(s) => s,
-        Err(StoreError::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let Some(event) = imagestreams::current_event(&stream, tag).filter(|e| {
-        e.get("image")
-            .and_then(Value::as_str)
-            .is_some_and(|i| !i.is_empty())
-    }) else {
+    let Some(stream) = store.find_as::<ImageStream>(ns, is).await? else {
         return Ok(None);
     };
-    let digest = event
-        .get("image")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let labels = match store.get(&podspace_api::kinds::IMAGE, "", digest).await {
-        Ok(img) => img
-            .body
-            .get("dockerImageMetadata")
-            .and_then(|m| m.pointer("/Config/Labels"))
-            .cloned()
-            .unwrap_or(Value::Null),
-        Err(_) => Value::Null,
+    let Some(event) = imagestreams::current_event(&stream, tag).filter(|e| !e.image.is_empty())
+    else {
+        return Ok(None);
     };
-    let built_by = labels
-        .get("io.openshift.build.name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let built_in = labels
-        .get("io.openshift.build.namespace")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let image = store
+        .find_as::<Image>("", &event.image)
+        .await
+        .ok()
+        .flatten();
+    let label = |name: &str| {
+        image
+            .as_ref()
+            .and_then(|i| i.label(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let built_by = label("io.openshift.build.name");
+    let built_in = label("io.openshift.build.namespace");
     let produced_by_self = built_in == bc.metadata.namespace
         && built_by
             .strip_prefix(&format!("{}-", bc.metadata.name))
@@ -423,31 +412,16 @@ async fn image_pull_spec(
     let Some((is, id)) = name.split_once('@') else {
         return Ok(None);
     };
-    let stream = match store
-        .get(&podspace_api::kinds::IMAGE_STREAM, from_ns, is)
-        .await
-    {
-        Ok(s) => s,
-        Err(StoreError::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(e),
+    let Some(stream) = store.find_as::<ImageStream>(from_ns, is).await? else {
+        return Ok(None);
     };
     let Ok(Some(event)) = imagestreams::find_image(&stream, id) else {
         return Ok(None);
     };
-    let image = event
-        .get("image")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let repo = stream
-        .body
-        .get("status")
-        .and_then(|s| s.get("dockerImageRepository"))
-        .and_then(Value::as_str);
-    Ok(match repo {
-        Some(repo) if !image.is_empty() => Some(format!("{repo}@{image}")),
-        _ => event
-            .get("dockerImageReference")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+    let repo = &stream.status.docker_image_repository;
+    Ok(if !repo.is_empty() && !event.image.is_empty() {
+        Some(format!("{repo}@{}", event.image))
+    } else {
+        Some(event.docker_image_reference).filter(|r| !r.is_empty())
     })
 }

@@ -18,7 +18,7 @@ use podspace_api::{imagestreams, KindInfo, Object, Status};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use podspace_api::model::{self, DeploymentConfigSpec};
+use podspace_api::model::{self, DeploymentConfigSpec, ImageStream};
 
 use crate::rollout;
 
@@ -121,24 +121,20 @@ async fn current_images(
     store: &Store,
     dc: &Object,
 ) -> Result<Vec<Option<String>>, ControllerError> {
-    let is_kind = &podspace_api::kinds::IMAGE_STREAM;
     let mut out = Vec::new();
     for t in rollout::triggers(dc) {
         let Some((is, tag, ns)) = t.image_source(&dc.metadata.namespace) else {
             out.push(None);
             continue;
         };
-        let image = match store.get(is_kind, &ns, &is).await {
-            Ok(stream) => imagestreams::current_event(&stream, &tag)
-                .filter(|e| {
-                    e.get("image")
-                        .and_then(Value::as_str)
-                        .is_some_and(|i| !i.is_empty())
-                })
-                .map(|e| imagestreams::resolved_reference(&stream, &tag, e)),
-            Err(StoreError::NotFound { .. }) => None,
-            Err(e) => return Err(e.into()),
-        };
+        let image = store
+            .find_as::<ImageStream>(&ns, &is)
+            .await?
+            .and_then(|stream| {
+                let event =
+                    imagestreams::current_event(&stream, &tag).filter(|e| !e.image.is_empty())?;
+                Some(imagestreams::resolved_reference(&stream, &tag, event))
+            });
         out.push(image);
     }
     Ok(out)

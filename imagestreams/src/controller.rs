@@ -8,11 +8,14 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
+use podspace_api::imagestreams;
+use podspace_api::model::{
+    Image, ImageLayer, ImageStream, NamedTagEventList, Resource, Secret, TagEvent,
+    TagEventCondition,
+};
 use podspace_api::selector::LabelSelector;
 use podspace_api::store::{ChangeWaiter, Pending, Store, StoreError, UpdateScope};
-use podspace_api::{imagestreams, Object};
 use podspace_registry::manifest::Kind;
-use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::remote::{Client, Imported, RemoteRef};
@@ -46,7 +49,6 @@ async fn pass(
     sweep: bool,
     checked: &mut HashMap<(String, String), Instant>,
 ) -> Result<(), StoreError> {
-    let is_kind = &podspace_api::kinds::IMAGE_STREAM;
     let mut touched: BTreeSet<(String, String)> = BTreeSet::new();
     let first_pass = store.consumer_position(CONSUMER).await? == 0;
     let mut sweep = sweep || first_pass;
@@ -64,7 +66,7 @@ async fn pass(
     };
     if sweep {
         let (all, _) = store
-            .list(is_kind, "", &LabelSelector::everything())
+            .list_as::<ImageStream>("", &LabelSelector::everything())
             .await?;
         for s in all {
             touched.insert((s.metadata.namespace, s.metadata.name));
@@ -84,26 +86,16 @@ async fn pass(
 }
 
 /// The generation the history (or the last failure) has seen for `tag`.
-fn observed(stream: &Object, tag: &str) -> i64 {
-    let entry = stream
-        .body
-        .get("status")
-        .and_then(|s| s.get("tags"))
-        .and_then(Value::as_array)
-        .and_then(|tags| {
-            tags.iter()
-                .find(|t| t.get("tag").and_then(Value::as_str) == Some(tag))
-        });
-    let from_items = entry
-        .and_then(|e| e.pointer("/items/0/generation"))
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
+fn observed(stream: &ImageStream, tag: &str) -> i64 {
+    let Some(entry) = stream.status.tag(tag) else {
+        return 0;
+    };
+    let from_items = entry.items.first().map_or(0, |e| e.generation);
     let from_conditions = entry
-        .and_then(|e| e.get("conditions"))
-        .and_then(Value::as_array)
-        .into_iter()
+        .conditions
+        .iter()
         .flatten()
-        .filter_map(|c| c.get("generation").and_then(Value::as_i64))
+        .map(|c| c.generation)
         .max()
         .unwrap_or(0);
     from_items.max(from_conditions)
@@ -122,46 +114,29 @@ async fn import_stream(
     name: &str,
     scheduled_due: bool,
 ) -> Result<bool, StoreError> {
-    let is_kind = &podspace_api::kinds::IMAGE_STREAM;
-    let stream = match store.get(is_kind, ns, name).await {
-        Ok(s) => s,
-        Err(StoreError::NotFound { .. }) => return Ok(false),
-        Err(e) => return Err(e),
+    let Some(stream) = store.find_as::<ImageStream>(ns, name).await? else {
+        return Ok(false);
     };
-    let spec_tags = stream
-        .body
-        .get("spec")
-        .and_then(|s| s.get("tags"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
     let mut results: Vec<(String, i64, Outcome)> = Vec::new();
     let mut checked_scheduled = false;
-    for t in &spec_tags {
-        let tag = t
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let importable = t.pointer("/from/kind").and_then(Value::as_str) == Some("DockerImage")
-            && t.get("reference").and_then(Value::as_bool) != Some(true);
-        if !importable {
+    for t in stream.spec.tags.iter().flatten() {
+        let tag = t.name.clone();
+        let Some(from) = t.from.as_ref().filter(|f| f.kind == "DockerImage") else {
+            continue;
+        };
+        if t.reference == Some(true) {
             continue;
         }
-        let generation = t.get("generation").and_then(Value::as_i64).unwrap_or(0);
-        let scheduled = t
-            .pointer("/importPolicy/scheduled")
-            .and_then(Value::as_bool)
-            == Some(true);
+        let generation = t.generation.unwrap_or(0);
+        let policy = t.import_policy.as_ref();
+        let flag = |name: &str| policy.and_then(|p| p.get(name)?.as_bool()) == Some(true);
+        let scheduled = flag("scheduled");
         if !(generation > observed(&stream, &tag) || scheduled && scheduled_due) {
             continue;
         }
         checked_scheduled |= scheduled;
-        let from = t
-            .pointer("/from/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let insecure = t.pointer("/importPolicy/insecure").and_then(Value::as_bool) == Some(true);
+        let from = from.name.as_str();
+        let insecure = flag("insecure");
         let outcome = match RemoteRef::parse(from) {
             Err(e) => Outcome::Failed(e.to_string()),
             Ok(r) => match client
@@ -183,27 +158,27 @@ async fn import_stream(
     }
     for (_, _, outcome) in &results {
         if let Outcome::Done(imported) = outcome {
-            match store
-                .create(&podspace_api::kinds::IMAGE, image_object(imported))
-                .await
-            {
+            match store.create_as(&image_object(imported)).await {
                 Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
     }
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let now = imagestreams::now();
     let result = store
-        .mutate(is_kind, ns, name, None, UpdateScope::Status, |s| {
+        .mutate_as::<ImageStream, _>(ns, name, None, UpdateScope::Status, |s| {
             for (tag, generation, outcome) in &results {
                 match outcome {
                     Outcome::Done(imported) => {
-                        imagestreams::add_event(
-                            s,
-                            tag,
-                            json!({"created": now, "dockerImageReference": imported.reference, "image": imported.digest, "generation": generation}),
-                        );
-                        clear_conditions(s, tag);
+                        let event = TagEvent {
+                            created: now.clone(),
+                            docker_image_reference: imported.reference.clone(),
+                            image: imported.digest.clone(),
+                            generation: *generation,
+                            ..Default::default()
+                        };
+                        imagestreams::add_event(s, tag, event);
+                        s.status.tag_mut(tag).conditions = None;
                     }
                     Outcome::Failed(message) => {
                         tracing::info!(namespace = ns, stream = name, tag, error = %message, "import failed");
@@ -228,132 +203,56 @@ pub async fn pull_secret(
     ns: &str,
     registry: &str,
 ) -> Result<Option<(String, String)>, StoreError> {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD;
     let (secrets, _) = store
-        .list(
-            &podspace_api::kinds::SECRET,
-            ns,
-            &LabelSelector::everything(),
-        )
+        .list_as::<Secret>(ns, &LabelSelector::everything())
         .await?;
     for secret in secrets {
-        let ty = secret
-            .body
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let field = match ty {
-            "kubernetes.io/dockerconfigjson" => ".dockerconfigjson",
-            "kubernetes.io/dockercfg" => ".dockercfg",
-            _ => continue,
-        };
-        let Some(raw) = secret
-            .body
-            .get("data")
-            .and_then(|d| d.get(field))
-            .and_then(Value::as_str)
-        else {
+        let pull = matches!(
+            secret.secret_type.as_deref(),
+            Some("kubernetes.io/dockerconfigjson" | "kubernetes.io/dockercfg")
+        );
+        if !pull {
             continue;
-        };
-        let Ok(config) = b64
-            .decode(raw)
-            .map_err(|_| ())
-            .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|_| ()))
-        else {
-            continue;
-        };
-        let auths = config.get("auths").unwrap_or(&config);
-        let Some(entries) = auths.as_object() else {
-            continue;
-        };
-        for (host, entry) in entries {
-            let host = host
-                .trim_start_matches("https://")
-                .trim_start_matches("http://")
-                .trim_end_matches('/');
-            if host != registry {
-                continue;
-            }
-            if let (Some(u), Some(p)) = (
-                entry.get("username").and_then(Value::as_str),
-                entry.get("password").and_then(Value::as_str),
-            ) {
-                return Ok(Some((u.to_string(), p.to_string())));
-            }
-            let decoded = entry
-                .get("auth")
-                .and_then(Value::as_str)
-                .and_then(|a| b64.decode(a).ok())
-                .and_then(|b| String::from_utf8(b).ok());
-            if let Some((u, p)) = decoded.as_deref().and_then(|d| d.split_once(':')) {
-                return Ok(Some((u.to_string(), p.to_string())));
-            }
+        }
+        if let Some(creds) = secret.registry_credentials().remove(registry) {
+            return Ok(Some(creds));
         }
     }
     Ok(None)
 }
 
-fn status_entry<'a>(s: &'a mut Object, tag: &str) -> Option<&'a mut Value> {
-    let status = s.body.entry("status").or_insert_with(|| json!({}));
-    if !status.get("tags").is_some_and(Value::is_array) {
-        status["tags"] = json!([]);
-    }
-    let tags = status.get_mut("tags")?.as_array_mut()?;
-    let i = match tags
-        .iter()
-        .position(|t| t.get("tag").and_then(Value::as_str) == Some(tag))
-    {
-        Some(i) => i,
-        None => {
-            tags.push(json!({"tag": tag, "items": []}));
-            tags.len() - 1
-        }
-    };
-    tags.get_mut(i)
-}
-
-fn clear_conditions(s: &mut Object, tag: &str) {
-    if let Some(entry) = status_entry(s, tag) {
-        if let Some(obj) = entry.as_object_mut() {
-            obj.remove("conditions");
-        }
-    }
-}
-
-fn fail(s: &mut Object, tag: &str, generation: i64, message: &str, now: &str) {
-    if let Some(entry) = status_entry(s, tag) {
-        entry["conditions"] = json!([{
-            "type": "ImportSuccess", "status": "False", "reason": "ImportFailed",
-            "message": message, "generation": generation, "lastTransitionTime": now,
-        }]);
-    }
+fn fail(s: &mut ImageStream, tag: &str, generation: i64, message: &str, now: &str) {
+    let entry: &mut NamedTagEventList = s.status.tag_mut(tag);
+    entry.conditions = Some(vec![TagEventCondition {
+        kind: "ImportSuccess".into(),
+        status: "False".into(),
+        reason: "ImportFailed".into(),
+        message: message.into(),
+        generation,
+        last_transition_time: Some(now.into()),
+        ..Default::default()
+    }]);
 }
 
 /// The Image record of an import.
-pub fn image_object(imported: &Imported) -> Object {
-    let mut image = Object::new("Image", "", &imported.digest);
+pub fn image_object(imported: &Imported) -> Image {
+    let mut image = Image::named("", &imported.digest);
     let mut size = imported.manifest_size as i64;
     if let Kind::Image { config, layers } = &imported.manifest.kind {
         size += config.size + layers.iter().map(|l| l.size).sum::<i64>();
-        image.body.insert(
-            "dockerImageLayers".into(),
-            Value::Array(layers.iter().map(|l| json!({"name": l.digest.to_string(), "size": l.size, "mediaType": l.media_type})).collect()),
-        );
+        image.docker_image_layers = layers
+            .iter()
+            .map(|l| ImageLayer {
+                name: l.digest.to_string(),
+                size: l.size,
+                media_type: l.media_type.clone(),
+            })
+            .collect();
     }
-    image.body.insert(
-        "dockerImageMetadata".into(),
-        podspace_registry::manifest::image_metadata(&imported.digest, &imported.config, size),
-    );
-    image
-        .body
-        .insert("dockerImageReference".into(), json!(imported.reference));
-    image.body.insert(
-        "dockerImageManifestMediaType".into(),
-        json!(imported.media_type),
-    );
-    image
-        .body
-        .insert("dockerImageMetadataVersion".into(), json!("1.0"));
+    image.docker_image_metadata =
+        podspace_registry::manifest::image_metadata(&imported.digest, &imported.config, size);
+    image.docker_image_reference = imported.reference.clone();
+    image.docker_image_manifest_media_type = imported.media_type.clone();
+    image.docker_image_metadata_version = "1.0".into();
     image
 }

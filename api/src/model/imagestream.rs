@@ -1,10 +1,13 @@
-//! `ImageStream.spec` (image.openshift.io/v1): the tags a user asks for.
+//! `ImageStream` (image.openshift.io/v1): the tags a user asks for (spec)
+//! and what each tag pointed at over time (status).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::resource::resource;
+use crate::kinds;
 use crate::meta::Object;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -81,6 +84,103 @@ impl ImageStreamSpec {
         self.tags.iter_mut().flatten()
     }
 }
+
+/// One entry of a tag's history.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagEvent {
+    #[serde(default)]
+    pub created: String,
+    #[serde(default)]
+    pub docker_image_reference: String,
+    /// The image's digest (`sha256:…`), the Image's name.
+    #[serde(default)]
+    pub image: String,
+    #[serde(default)]
+    pub generation: i64,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagEventCondition {
+    #[serde(default, rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(default)]
+    pub generation: i64,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A tag's history, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NamedTagEventList {
+    #[serde(default)]
+    pub tag: String,
+    #[serde(default, deserialize_with = "crate::meta::null_as_default")]
+    pub items: Vec<TagEvent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Vec<TagEventCondition>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageStreamStatus {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub docker_image_repository: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_docker_image_repository: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<NamedTagEventList>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl ImageStreamStatus {
+    pub fn tag(&self, name: &str) -> Option<&NamedTagEventList> {
+        self.tags.as_deref()?.iter().find(|t| t.tag == name)
+    }
+
+    /// `name`'s history, added (empty) when missing.
+    pub fn tag_mut(&mut self, name: &str) -> &mut NamedTagEventList {
+        let tags = self.tags.get_or_insert_with(Vec::new);
+        let i = match tags.iter().position(|t| t.tag == name) {
+            Some(i) => i,
+            None => {
+                tags.push(NamedTagEventList {
+                    tag: name.into(),
+                    ..Default::default()
+                });
+                tags.len() - 1
+            }
+        };
+        &mut tags[i]
+    }
+
+    /// Every event of every tag.
+    pub fn events(&self) -> impl Iterator<Item = &TagEvent> {
+        self.tags.iter().flatten().flat_map(|t| &t.items)
+    }
+}
+
+resource!(
+    /// A named set of tags, each pointing at images.
+    ImageStream,
+    kinds::IMAGE_STREAM,
+    spec: ImageStreamSpec,
+    status: ImageStreamStatus
+);
 
 impl TagReference {
     /// Equal apart from the generation.

@@ -6,7 +6,9 @@
 pub mod build;
 pub mod buildconfig;
 pub mod deploymentconfig;
+pub mod image;
 pub mod imagestream;
+pub mod imageviews;
 pub mod resource;
 pub mod secret;
 
@@ -18,7 +20,11 @@ pub use buildconfig::{
     BuildConfig, BuildConfigSpec, BuildConfigStatus, BuildTriggerPolicy, ImageChangeTrigger,
 };
 pub use deploymentconfig::{DeploymentConfigSpec, DeploymentTriggerPolicy, ImageChangeParams};
-pub use imagestream::{ImageStreamSpec, ObjectReference, TagReference, TagReferencePolicy};
+pub use image::{Image, ImageLayer};
+pub use imagestream::{
+    ImageStream, ImageStreamSpec, ImageStreamStatus, NamedTagEventList, ObjectReference, TagEvent,
+    TagEventCondition, TagReference, TagReferencePolicy,
+};
 pub use resource::Resource;
 pub use secret::Secret;
 

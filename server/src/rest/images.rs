@@ -7,10 +7,15 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use podspace_api::auth::{Principal, Verb};
 use podspace_api::imagestreams::{self as is, split_isimage, split_istag};
+use podspace_api::model::imageviews::{
+    ImageImportSpec, ImageStreamImage, ImageStreamImport, ImageStreamMapping, ImageStreamTag,
+    LocalName,
+};
+use podspace_api::model::{Image, ImageStream, ObjectReference, Resource, TagEvent, TagReference};
 use podspace_api::selector::LabelSelector;
 use podspace_api::store::{StoreError, UpdateScope};
-use podspace_api::{Object, Reason, Status};
-use serde_json::{json, Value};
+use podspace_api::{Reason, Status};
+use serde_json::json;
 
 use super::{authorize, render, Target};
 use crate::app::AppState;
@@ -23,7 +28,7 @@ fn not_found(target: &Target, name: &str) -> ApiError {
     ))
 }
 
-fn ok_json(code: StatusCode, value: &Value) -> Response {
+fn ok_json<T: serde::Serialize>(code: StatusCode, value: &T) -> Response {
     json_response(code, serde_json::to_vec(value).unwrap_or_default())
 }
 
@@ -90,55 +95,53 @@ pub async fn handle(
 }
 
 /// The Image record of an event, or one made from the event itself.
-async fn image_of(state: &AppState, event: &Value) -> ApiResult<Value> {
-    let digest = event
-        .get("image")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    match state
-        .store
-        .get(&podspace_api::kinds::IMAGE, "", digest)
-        .await
-    {
-        Ok(img) => Ok(img.to_value()),
-        Err(StoreError::NotFound { .. }) => Ok(json!({
-            "metadata": {"name": digest},
-            "dockerImageReference": event.get("dockerImageReference"),
-        })),
-        Err(e) => Err(e.into()),
-    }
+async fn image_of(state: &AppState, event: &TagEvent) -> ApiResult<Image> {
+    Ok(
+        match state.store.find_as::<Image>("", &event.image).await? {
+            Some(image) => image,
+            None => {
+                let mut image = Image::default();
+                image.metadata.name = event.image.clone();
+                image.docker_image_reference = event.docker_image_reference.clone();
+                image
+            }
+        },
+    )
 }
 
 async fn istag_view(
     state: &AppState,
     target: &Target,
-    stream: &Object,
+    stream: &ImageStream,
     tag: &str,
-) -> ApiResult<Option<Value>> {
-    let Some(event) = is::current_event(stream, tag).filter(|e| {
-        e.get("image")
-            .and_then(Value::as_str)
-            .is_some_and(|i| !i.is_empty())
-    }) else {
+) -> ApiResult<Option<ImageStreamTag>> {
+    let Some(event) = is::current_event(stream, tag).filter(|e| !e.image.is_empty()) else {
         return Ok(None);
     };
     let mut image = image_of(state, event).await?;
-    image["dockerImageReference"] = json!(is::resolved_reference(stream, tag, event));
-    let view = json!({
-        "kind": "ImageStreamTag",
-        "apiVersion": target.api_version(),
-        "metadata": {
-            "name": format!("{}:{tag}", stream.metadata.name),
-            "namespace": stream.metadata.namespace,
-            "creationTimestamp": event.get("created"),
-            "resourceVersion": stream.metadata.resource_version,
-            "uid": stream.metadata.uid,
-        },
-        "tag": is::spec_tag(stream, tag),
-        "generation": event.get("generation"),
-        "lookupPolicy": stream.body.get("spec").and_then(|s| s.get("lookupPolicy")).cloned().unwrap_or(json!({"local": false})),
-        "image": image,
-    });
+    image.docker_image_reference = is::resolved_reference(stream, tag, event);
+    let mut view = ImageStreamTag {
+        api_version: target.api_version(),
+        kind: "ImageStreamTag".into(),
+        tag: is::spec_tag(stream, tag).cloned(),
+        generation: Some(event.generation),
+        lookup_policy: Some(
+            stream
+                .spec
+                .extra
+                .get("lookupPolicy")
+                .cloned()
+                .unwrap_or(json!({"local": false})),
+        ),
+        image: Some(image),
+        ..Default::default()
+    };
+    let meta = &mut view.metadata;
+    meta.name = format!("{}:{tag}", stream.metadata.name);
+    meta.namespace = stream.metadata.namespace.clone();
+    meta.creation_timestamp = event.created.clone();
+    meta.resource_version = stream.metadata.resource_version.clone();
+    meta.uid = stream.metadata.uid.clone();
     Ok(Some(view))
 }
 
@@ -151,16 +154,8 @@ fn parse_istag<'a>(target: &Target, name: &'a str) -> ApiResult<(&'a str, &'a st
     })
 }
 
-async fn stream(state: &AppState, ns: &str, name: &str) -> ApiResult<Option<Object>> {
-    match state
-        .store
-        .get(&podspace_api::kinds::IMAGE_STREAM, ns, name)
-        .await
-    {
-        Ok(s) => Ok(Some(s)),
-        Err(StoreError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+async fn stream(state: &AppState, ns: &str, name: &str) -> ApiResult<Option<ImageStream>> {
+    Ok(state.store.find_as::<ImageStream>(ns, name).await?)
 }
 
 async fn get_istag(state: &AppState, target: &Target) -> ApiResult<Response> {
@@ -178,25 +173,12 @@ async fn get_istag(state: &AppState, target: &Target) -> ApiResult<Response> {
 async fn list_istags(state: &AppState, target: &Target) -> ApiResult<Response> {
     let (streams, rv) = state
         .store
-        .list(
-            &podspace_api::kinds::IMAGE_STREAM,
-            target.ns_or_empty(),
-            &LabelSelector::everything(),
-        )
+        .list_as::<ImageStream>(target.ns_or_empty(), &LabelSelector::everything())
         .await?;
     let mut items = Vec::new();
     for s in &streams {
-        let tags: Vec<String> = s
-            .body
-            .get("status")
-            .and_then(|st| st.get("tags"))
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|t| t.get("tag").and_then(Value::as_str).map(str::to_string))
-            .collect();
-        for tag in tags {
-            if let Some(v) = istag_view(state, target, s, &tag).await? {
+        for tag in s.status.tags.iter().flatten() {
+            if let Some(v) = istag_view(state, target, s, &tag.tag).await? {
                 items.push(v);
             }
         }
@@ -213,23 +195,26 @@ async fn first_event(
     p: &Principal,
     target: &Target,
     is_name: &str,
-    spec: &Value,
-) -> ApiResult<Option<Value>> {
-    let from = spec.get("from").cloned().unwrap_or(Value::Null);
-    let from_kind = from.get("kind").and_then(Value::as_str).unwrap_or_default();
-    let from_name = from.get("name").and_then(Value::as_str).unwrap_or_default();
+    spec: &TagReference,
+) -> ApiResult<Option<TagEvent>> {
+    let Some(from) = &spec.from else {
+        return Ok(None);
+    };
+    let from_name = from.name.as_str();
     let ns = from
-        .get("namespace")
-        .and_then(Value::as_str)
+        .namespace
+        .as_deref()
         .filter(|n| !n.is_empty())
         .unwrap_or(target.ns_or_empty());
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    if spec.get("reference").and_then(Value::as_bool) == Some(true) {
-        return Ok(Some(
-            json!({"created": now, "dockerImageReference": from_name, "image": "", "generation": 0}),
-        ));
+    let now = is::now();
+    if spec.reference == Some(true) {
+        return Ok(Some(TagEvent {
+            created: now,
+            docker_image_reference: from_name.into(),
+            ..Default::default()
+        }));
     }
-    let (source_is, source) = match from_kind {
+    let (source_is, source) = match from.kind.as_str() {
         "ImageStreamImage" => {
             let (s, id) = split_isimage(from_name).ok_or_else(|| {
                 ApiError(Status::new(
@@ -278,11 +263,33 @@ async fn first_event(
             .map_err(|e| ApiError(Status::new(Reason::Invalid, e)))?
             .ok_or_else(|| ApiError(Status::new(Reason::NotFound, format!("imagestreamimages.image.openshift.io \"{source_is}@{id}\" not found"))))?,
     };
-    Ok(Some(json!({
-        "created": now,
-        "dockerImageReference": event.get("dockerImageReference"),
-        "image": event.get("image"),
-    })))
+    Ok(Some(TagEvent {
+        created: now,
+        docker_image_reference: event.docker_image_reference,
+        image: event.image,
+        ..Default::default()
+    }))
+}
+
+/// Applies `apply` to the stored stream, or to a new one it then creates.
+async fn edit_or_create(
+    state: &AppState,
+    ns: &str,
+    name: &str,
+    apply: impl Fn(&mut ImageStream) -> Result<(), Status> + Send + Sync,
+) -> ApiResult<ImageStream> {
+    match state
+        .store
+        .mutate_as::<ImageStream, _>(ns, name, None, UpdateScope::All, &apply)
+        .await
+    {
+        Err(StoreError::NotFound { .. }) => {
+            let mut fresh = ImageStream::named(ns, name);
+            apply(&mut fresh).map_err(ApiError)?;
+            Ok(state.store.create_as(&fresh).await?)
+        }
+        other => Ok(other?),
+    }
 }
 
 async fn put_istag(
@@ -293,18 +300,21 @@ async fn put_istag(
     req: Request,
 ) -> ApiResult<Response> {
     let body = read_request_object(req, state.config.max_body).await?;
-    let name = match (
-        &target.name,
-        body.pointer("/metadata/name").and_then(Value::as_str),
-    ) {
-        (Some(n), Some(b)) if n != b => {
+    let view: ImageStreamTag = serde_json::from_value(body).map_err(|e| {
+        ApiError(Status::new(
+            Reason::Invalid,
+            format!("the ImageStreamTag is invalid: {e}"),
+        ))
+    })?;
+    let name = match (&target.name, view.metadata.name.as_str()) {
+        (Some(n), b) if !b.is_empty() && n != b => {
             return Err(ApiError(Status::bad_request(format!(
                 "the name of the object ({b}) does not match the name on the URL ({n})"
             ))))
         }
         (Some(n), _) => n.clone(),
-        (None, Some(b)) => b.to_string(),
-        (None, None) => {
+        (None, b) if !b.is_empty() => b.to_string(),
+        (None, _) => {
             return Err(ApiError(Status::new(
                 Reason::Invalid,
                 "metadata.name: Required value: <image stream>:<tag>",
@@ -312,64 +322,51 @@ async fn put_istag(
         }
     };
     let (is_name, tag) = parse_istag(target, &name)?;
-    let mut spec = body
-        .get("tag")
-        .cloned()
-        .filter(|t| !t.is_null())
-        .ok_or_else(|| {
-            ApiError(Status::new(
-                Reason::Invalid,
-                "tag: Required value: the spec tag to set",
-            ))
-        })?;
-    if let Some(from) = spec.get("from") {
-        let k = from.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let mut spec = view.tag.ok_or_else(|| {
+        ApiError(Status::new(
+            Reason::Invalid,
+            "tag: Required value: the spec tag to set",
+        ))
+    })?;
+    if let Some(from) = &spec.from {
+        let k = from.kind.as_str();
         if !["DockerImage", "ImageStreamTag", "ImageStreamImage"].contains(&k) {
             return Err(ApiError(Status::new(
                 Reason::Invalid,
                 format!("tag.from.kind: Unsupported value: {k:?}"),
             )));
         }
-        if k != "DockerImage"
-            && spec
-                .pointer("/importPolicy/scheduled")
-                .and_then(Value::as_bool)
-                == Some(true)
-        {
+        let scheduled = spec
+            .import_policy
+            .as_ref()
+            .and_then(|p| p.get("scheduled")?.as_bool())
+            == Some(true);
+        if k != "DockerImage" && scheduled {
             return Err(ApiError(Status::new(Reason::Invalid, "tag.importPolicy.scheduled: only container images (DockerImage) can be imported on a schedule")));
         }
     }
-    let alias_in_stream = spec.pointer("/from/kind").and_then(Value::as_str)
-        == Some("ImageStreamTag")
-        && split_istag(
-            spec.pointer("/from/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default(),
-        )
-        .is_none_or(|(s, _)| s == is_name)
-        && spec
-            .pointer("/from/namespace")
-            .and_then(Value::as_str)
-            .is_none_or(|n| n.is_empty() || n == target.ns_or_empty());
-    if alias_in_stream {
-        // A tracking tag names its source the short way.
-        let short = spec
-            .pointer("/from/name")
-            .and_then(Value::as_str)
-            .map(|n| n.rsplit(':').next().unwrap_or(n).to_string())
-            .unwrap_or_default();
-        if short == tag {
-            return Err(ApiError(Status::new(
-                Reason::Invalid,
-                "tag.from: a tag cannot track itself",
-            )));
+    if let Some(from) = spec.from.as_mut() {
+        let alias_in_stream = from.kind == "ImageStreamTag"
+            && split_istag(&from.name).is_none_or(|(s, _)| s == is_name)
+            && from
+                .namespace
+                .as_deref()
+                .is_none_or(|n| n.is_empty() || n == target.ns_or_empty());
+        if alias_in_stream {
+            // A tracking tag names its source the short way.
+            let short = from.name.rsplit(':').next().unwrap_or_default().to_string();
+            if short == tag {
+                return Err(ApiError(Status::new(
+                    Reason::Invalid,
+                    "tag.from: a tag cannot track itself",
+                )));
+            }
+            from.name = short;
         }
-        spec["from"]["name"] = json!(short);
     }
     let event = first_event(state, p, target, is_name, &spec).await?;
-    let kind_is = &podspace_api::kinds::IMAGE_STREAM;
     let ns = target.ns_or_empty().to_string();
-    let apply = |s: &mut Object| -> Result<(), Status> {
+    let apply = |s: &mut ImageStream| -> Result<(), Status> {
         if create && is::spec_tag(s, tag).is_some() {
             return Err(Status::new(
                 Reason::AlreadyExists,
@@ -378,27 +375,18 @@ async fn put_istag(
         }
         is::set_spec_tag(s, tag, spec.clone());
         if let Some(mut e) = event.clone() {
-            e["generation"] = json!(s.metadata.generation + 1);
+            e.generation = s.metadata.generation + 1;
             is::add_event(s, tag, e);
         }
         Ok(())
     };
-    let updated = match state
-        .store
-        .mutate(kind_is, &ns, is_name, None, UpdateScope::All, apply)
-        .await
-    {
-        Err(StoreError::NotFound { .. }) => {
-            let mut fresh = Object::new("ImageStream", &ns, is_name).with("spec", json!({}));
-            fresh.metadata.generation = 0;
-            apply(&mut fresh).map_err(ApiError)?;
-            state.store.create(kind_is, fresh).await?
+    let updated = edit_or_create(state, &ns, is_name, apply).await?;
+    let view = match istag_view(state, target, &updated, tag).await? {
+        Some(v) => serde_json::to_value(v).unwrap_or_default(),
+        None => {
+            json!({"kind": "ImageStreamTag", "apiVersion": target.api_version(), "metadata": {"name": name, "namespace": ns}, "tag": is::spec_tag(&updated, tag)})
         }
-        other => other?,
     };
-    let view = istag_view(state, target, &updated, tag).await?.unwrap_or_else(|| {
-        json!({"kind": "ImageStreamTag", "apiVersion": target.api_version(), "metadata": {"name": name, "namespace": ns}, "tag": is::spec_tag(&updated, tag)})
-    });
     Ok(ok_json(
         if create {
             StatusCode::CREATED
@@ -414,23 +402,16 @@ async fn delete_istag(state: &AppState, target: &Target) -> ApiResult<Response> 
     let (is_name, tag) = parse_istag(target, name)?;
     let result = state
         .store
-        .mutate(
-            &podspace_api::kinds::IMAGE_STREAM,
-            target.ns_or_empty(),
-            is_name,
-            None,
-            UpdateScope::All,
-            |s| {
-                if is::remove_tag(s, tag) {
-                    Ok(())
-                } else {
-                    Err(Status::new(
-                        Reason::NotFound,
-                        format!("imagestreamtags.image.openshift.io {name:?} not found"),
-                    ))
-                }
-            },
-        )
+        .mutate_as::<ImageStream, _>(target.ns_or_empty(), is_name, None, UpdateScope::All, |s| {
+            if is::remove_tag(s, tag) {
+                Ok(())
+            } else {
+                Err(Status::new(
+                    Reason::NotFound,
+                    format!("imagestreamtags.image.openshift.io {name:?} not found"),
+                ))
+            }
+        })
         .await;
     match result {
         Ok(_) => Ok(ok_json(
@@ -451,17 +432,17 @@ async fn get_isimage(state: &AppState, target: &Target) -> ApiResult<Response> {
     let event = is::find_image(&s, id)
         .map_err(|e| ApiError(Status::new(Reason::Conflict, e)))?
         .ok_or_else(|| not_found(target, name))?;
-    let image = image_of(state, &event).await?;
-    let digest = event
-        .get("image")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let view = json!({
-        "kind": "ImageStreamImage",
-        "apiVersion": target.api_version(),
-        "metadata": {"name": format!("{is_name}@{digest}"), "namespace": s.metadata.namespace, "creationTimestamp": event.get("created"), "uid": s.metadata.uid},
-        "image": image,
-    });
+    let mut view = ImageStreamImage {
+        api_version: target.api_version(),
+        kind: "ImageStreamImage".into(),
+        image: image_of(state, &event).await?,
+        ..Default::default()
+    };
+    view.metadata.name = format!("{is_name}@{}", event.image);
+    view.metadata.namespace = s.metadata.namespace.clone();
+    view.metadata.creation_timestamp = event.created.clone();
+    view.metadata.uid = s.metadata.uid.clone();
+    let view = serde_json::to_value(view).unwrap_or_default();
     Ok(ok_json(StatusCode::OK, &render(target, view)))
 }
 
@@ -469,33 +450,32 @@ async fn get_isimage(state: &AppState, target: &Target) -> ApiResult<Response> {
 /// records: the Image, and an event on the stream's tag.
 async fn mapping(state: &AppState, target: &Target, req: Request) -> ApiResult<Response> {
     let body = read_request_object(req, state.config.max_body).await?;
-    let is_name = body
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let tag = body
-        .get("tag")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .unwrap_or("latest")
-        .to_string();
+    let m: ImageStreamMapping = serde_json::from_value(body).map_err(|e| {
+        ApiError(Status::new(
+            Reason::Invalid,
+            format!("the ImageStreamMapping is invalid: {e}"),
+        ))
+    })?;
+    let is_name = m.metadata.name.clone();
+    let tag = if m.tag.is_empty() {
+        "latest".to_string()
+    } else {
+        m.tag.clone()
+    };
     if !podspace_api::validation::tag_name(&tag) {
         return Err(ApiError(Status::new(
             Reason::Invalid,
             format!("tag: Invalid value: {tag:?}"),
         )));
     }
-    let mut image: Object =
-        serde_json::from_value(body.get("image").cloned().unwrap_or(Value::Null))
-            .map_err(|e| ApiError(Status::new(Reason::Invalid, format!("image: {e}"))))?;
-    podspace_api::validation::validate(&podspace_api::kinds::IMAGE, &image).map_err(ApiError)?;
-    let reference = image
-        .body
-        .get("dockerImageReference")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let mut image = m.image.unwrap_or_default();
+    image.set_type_meta();
+    let image_obj = image
+        .to_object()
+        .map_err(|e| ApiError(Status::new(Reason::Invalid, format!("image: {e}"))))?;
+    podspace_api::validation::validate(&podspace_api::kinds::IMAGE, &image_obj)
+        .map_err(ApiError)?;
+    let reference = image.docker_image_reference.clone();
     if reference.is_empty() {
         return Err(ApiError(Status::new(
             Reason::Invalid,
@@ -511,38 +491,25 @@ async fn mapping(state: &AppState, target: &Target, req: Request) -> ApiResult<R
     })?;
     let digest = image.metadata.name.clone();
     image.metadata.namespace.clear();
-    match state.store.create(&podspace_api::kinds::IMAGE, image).await {
+    match state.store.create_as(&image).await {
         Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
         Err(e) => return Err(e.into()),
     }
-    let repository = existing
-        .body
-        .get("status")
-        .and_then(|s| s.get("dockerImageRepository"))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let repository = existing.status.docker_image_repository.clone();
     state
         .store
-        .mutate(
-            &podspace_api::kinds::IMAGE_STREAM,
-            &ns,
-            &is_name,
-            None,
-            UpdateScope::Status,
-            |s| {
-                let repo = if repository.is_empty() {
-                    reference
-                        .rsplit_once('@')
-                        .map(|(r, _)| r.to_string())
-                        .unwrap_or_default()
-                } else {
-                    repository.clone()
-                };
-                is::add_tag_event(s, &tag, &digest, &reference, &repo);
-                Ok(())
-            },
-        )
+        .mutate_as::<ImageStream, _>(&ns, &is_name, None, UpdateScope::Status, |s| {
+            let repo = if repository.is_empty() {
+                reference
+                    .rsplit_once('@')
+                    .map(|(r, _)| r.to_string())
+                    .unwrap_or_default()
+            } else {
+                repository.clone()
+            };
+            is::add_tag_event(s, &tag, &digest, &reference, &repo);
+            Ok(())
+        })
         .await?;
     Ok(ok_json(
         StatusCode::CREATED,
@@ -558,49 +525,34 @@ const REPOSITORY_CAP: usize = 50;
 /// unless `spec.import` is false (a dry run), tags them into the stream,
 /// creating it if needed. Each image answers with its own status.
 async fn import(state: &AppState, target: &Target, req: Request) -> ApiResult<Response> {
-    let mut body = read_request_object(req, state.config.max_body).await?;
-    let is_name = body
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let body = read_request_object(req, state.config.max_body).await?;
+    let mut body: ImageStreamImport = serde_json::from_value(body).map_err(|e| {
+        ApiError(Status::new(
+            Reason::Invalid,
+            format!("the ImageStreamImport is invalid: {e}"),
+        ))
+    })?;
+    let is_name = body.metadata.name.clone();
     podspace_api::validation::dns1123_subdomain(&is_name).map_err(|e| {
         ApiError(Status::new(
             Reason::Invalid,
             format!("metadata.name: Invalid value: {is_name:?}: {e}"),
         ))
     })?;
-    let do_import = body
-        .pointer("/spec/import")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let mut wanted = body
-        .pointer("/spec/images")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let do_import = body.spec.import;
+    let mut wanted = body.spec.images.clone();
     let client = podspace_imagestreams::remote::Client::new();
     // A whole repository: its tags (at most REPOSITORY_CAP of them) become images.
     let mut repository_status = None;
-    if let Some(repo) = body
-        .pointer("/spec/repository")
-        .filter(|r| !r.is_null())
-        .cloned()
-    {
-        let from = repo
-            .pointer("/from/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let insecure = repo
-            .pointer("/importPolicy/insecure")
-            .and_then(Value::as_bool)
-            == Some(true);
-        let remote = podspace_imagestreams::remote::RemoteRef::parse(from).map_err(|e| {
-            ApiError(Status::new(
-                Reason::Invalid,
-                format!("spec.repository.from: {e}"),
-            ))
-        })?;
+    if let Some(repo) = body.spec.repository.clone() {
+        let insecure = repo.import_policy.as_ref().and_then(|p| p.insecure) == Some(true);
+        let remote =
+            podspace_imagestreams::remote::RemoteRef::parse(&repo.from.name).map_err(|e| {
+                ApiError(Status::new(
+                    Reason::Invalid,
+                    format!("spec.repository.from: {e}"),
+                ))
+            })?;
         let creds = podspace_imagestreams::controller::pull_secret(
             &state.store,
             target.ns_or_empty(),
@@ -618,13 +570,17 @@ async fn import(state: &AppState, target: &Target, req: Request) -> ApiResult<Re
             })?;
         let (now, later) = names.split_at(names.len().min(REPOSITORY_CAP));
         for t in now {
-            let mut image = json!({"from": {"kind": "DockerImage", "name": format!("{}/{}:{t}", remote.registry, remote.repository)}, "to": {"name": t}});
-            for k in ["importPolicy", "referencePolicy"] {
-                if let Some(v) = repo.get(k).filter(|v| !v.is_null()) {
-                    image[k] = v.clone();
-                }
-            }
-            wanted.push(image);
+            wanted.push(ImageImportSpec {
+                from: ObjectReference {
+                    kind: "DockerImage".into(),
+                    name: format!("{}/{}:{t}", remote.registry, remote.repository),
+                    ..Default::default()
+                },
+                to: Some(LocalName { name: t.clone() }),
+                import_policy: repo.import_policy.clone(),
+                reference_policy: repo.reference_policy.clone(),
+                ..Default::default()
+            });
         }
         repository_status =
             Some(json!({"status": {"status": "Success", "code": 200}, "additionalTags": later}));
@@ -639,25 +595,18 @@ async fn import(state: &AppState, target: &Target, req: Request) -> ApiResult<Re
     let mut results = Vec::new();
     let mut tags = Vec::new();
     for (i, w) in wanted.iter().enumerate() {
-        let from = w
-            .pointer("/from/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let tag = w
-            .pointer("/to/name")
-            .and_then(Value::as_str)
-            .unwrap_or("latest")
-            .to_string();
-        if w.pointer("/from/kind").and_then(Value::as_str) != Some("DockerImage")
-            || !podspace_api::validation::tag_name(&tag)
-        {
+        let tag =
+            w.to.as_ref()
+                .map(|t| t.name.clone())
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "latest".into());
+        if w.from.kind != "DockerImage" || !podspace_api::validation::tag_name(&tag) {
             return Err(ApiError(Status::new(
                 Reason::Invalid,
                 format!("spec.images[{i}]: from must be a DockerImage and to.name a tag"),
             )));
         }
-        let insecure = w.pointer("/importPolicy/insecure").and_then(Value::as_bool) == Some(true);
-        let outcome = match podspace_imagestreams::remote::RemoteRef::parse(from) {
+        let outcome = match podspace_imagestreams::remote::RemoteRef::parse(&w.from.name) {
             Err(e) => Err(e.to_string()),
             Ok(r) => {
                 let creds = podspace_imagestreams::controller::pull_secret(
@@ -667,7 +616,7 @@ async fn import(state: &AppState, target: &Target, req: Request) -> ApiResult<Re
                 )
                 .await?;
                 client
-                    .import(&r, insecure, creds.as_ref())
+                    .import(&r, w.insecure(), creds.as_ref())
                     .await
                     .map_err(|e| e.to_string())
             }
@@ -675,79 +624,57 @@ async fn import(state: &AppState, target: &Target, req: Request) -> ApiResult<Re
         match outcome {
             Ok(imported) => {
                 let image = podspace_imagestreams::controller::image_object(&imported);
-                results.push(json!({"tag": tag, "status": {"status": "Success", "code": 200}, "image": image.to_value()}));
+                results.push(json!({"tag": tag, "status": {"status": "Success", "code": 200}, "image": image}));
                 tags.push((
                     tag,
-                    w.clone(),
+                    w.tag_reference(),
                     Some((image, imported.reference.clone(), imported.digest.clone())),
                 ));
             }
             Err(message) => {
                 results.push(json!({"tag": tag, "status": {"status": "Failure", "reason": "InternalError", "message": message, "code": 500}}));
-                tags.push((tag, w.clone(), None));
+                tags.push((tag, w.tag_reference(), None));
             }
         }
     }
+    let mut status = json!({"images": results});
     if do_import {
         for (_, _, found) in &tags {
             if let Some((image, _, _)) = found {
-                match state
-                    .store
-                    .create(&podspace_api::kinds::IMAGE, image.clone())
-                    .await
-                {
+                match state.store.create_as(image).await {
                     Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
                     Err(e) => return Err(e.into()),
                 }
             }
         }
         let ns = target.ns_or_empty().to_string();
-        let is_kind = &podspace_api::kinds::IMAGE_STREAM;
         let repository = format!("{}/{ns}/{is_name}", state.registry_host);
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let apply = |s: &mut Object| -> Result<(), Status> {
-            for (tag, w, found) in &tags {
-                let mut spec = json!({"from": w["from"].clone()});
-                for k in ["importPolicy", "referencePolicy"] {
-                    if let Some(v) = w.get(k).filter(|v| !v.is_null()) {
-                        spec[k] = v.clone();
-                    }
-                }
-                is::set_spec_tag(s, tag, spec);
+        let now = is::now();
+        let apply = |s: &mut ImageStream| -> Result<(), Status> {
+            for (tag, spec, found) in &tags {
+                is::set_spec_tag(s, tag, spec.clone());
                 if let Some((_, reference, digest)) = found {
-                    let generation = s.metadata.generation + 1;
-                    is::add_event(
-                        s,
-                        tag,
-                        json!({"created": now, "dockerImageReference": reference, "image": digest, "generation": generation}),
-                    );
+                    let event = TagEvent {
+                        created: now.clone(),
+                        docker_image_reference: reference.clone(),
+                        image: digest.clone(),
+                        generation: s.metadata.generation + 1,
+                        ..Default::default()
+                    };
+                    is::add_event(s, tag, event);
                 }
             }
-            let status = s.body.entry("status").or_insert_with(|| json!({}));
-            status["dockerImageRepository"] = json!(repository);
+            s.status.docker_image_repository = repository.clone();
             Ok(())
         };
-        let stream = match state
-            .store
-            .mutate(is_kind, &ns, &is_name, None, UpdateScope::All, apply)
-            .await
-        {
-            Err(StoreError::NotFound { .. }) => {
-                let mut fresh = Object::new("ImageStream", &ns, &is_name).with("spec", json!({}));
-                fresh.metadata.generation = 0;
-                apply(&mut fresh).map_err(ApiError)?;
-                state.store.create(is_kind, fresh).await?
-            }
-            other => other?,
-        };
-        body["status"] = json!({"images": results, "import": stream.to_value()});
-    } else {
-        body["status"] = json!({"images": results});
+        let stream = edit_or_create(state, &ns, &is_name, apply).await?;
+        status["import"] = serde_json::to_value(stream).unwrap_or_default();
     }
     if let Some(r) = repository_status {
-        body["status"]["repository"] = r;
+        status["repository"] = r;
     }
-    body["kind"] = json!("ImageStreamImport");
-    body["apiVersion"] = json!(target.api_version());
+    body.status = Some(status);
+    body.kind = "ImageStreamImport".into();
+    body.api_version = target.api_version();
     Ok(ok_json(StatusCode::CREATED, &body))
 }
