@@ -204,14 +204,27 @@ fn typed_shape(errs: &mut Errors, kind: &KindInfo, obj: &Object) {
         let Ok(value) = serde_json::to_value(obj) else {
             return;
         };
-        if let Err(e) = serde_path_to_error::deserialize::<_, T>(value) {
-            let path = e.path().to_string();
-            let field = if path == "." {
-                T::KIND.kind.to_string()
-            } else {
-                path
-            };
-            errs.field(&field, format!("Invalid value: {}", e.inner()));
+        match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            Err(e) => {
+                let path = e.path().to_string();
+                let field = if path == "." {
+                    T::KIND.kind.to_string()
+                } else {
+                    path
+                };
+                errs.field(&field, format!("Invalid value: {}", e.inner()));
+            }
+            Ok(typed) => {
+                // Our own types keep what they do not name; Kubernetes'
+                // (pod templates, env) do not, so a field they lack would be
+                // lost: refused, as `kubectl --validate=strict` does.
+                let back = serde_json::to_value(&typed).unwrap_or_default();
+                let mut lost = Vec::new();
+                lost_fields(&value, &back, "", &mut lost);
+                for path in lost {
+                    errs.field(&path, "Invalid value: unknown field");
+                }
+            }
         }
     }
     match kind.kind {
@@ -219,6 +232,36 @@ fn typed_shape(errs: &mut Errors, kind: &KindInfo, obj: &Object) {
         "BuildConfig" => check::<model::BuildConfig>(errs, obj),
         "Secret" => check::<model::Secret>(errs, obj),
         "ImageStream" => check::<model::ImageStream>(errs, obj),
+        "DeploymentConfig" => check::<model::DeploymentConfig>(errs, obj),
+        "ReplicationController" => check::<model::ReplicationController>(errs, obj),
+        _ => {}
+    }
+}
+
+/// The paths of `input` that `output` (its typed round trip) lacks. A null
+/// counts as absent, and scalars are not compared (`cpu: 1` comes back as
+/// `"1"`).
+fn lost_fields(input: &Value, output: &Value, path: &str, lost: &mut Vec<String>) {
+    match (input, output) {
+        (Value::Object(i), Value::Object(o)) => {
+            for (k, v) in i {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match o.get(k) {
+                    _ if v.is_null() => {}
+                    Some(ov) => lost_fields(v, ov, &p, lost),
+                    None => lost.push(p),
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(o)) => {
+            for (n, (iv, ov)) in i.iter().zip(o).enumerate() {
+                lost_fields(iv, ov, &format!("{path}[{n}]"), lost);
+            }
+        }
         _ => {}
     }
 }
@@ -706,5 +749,24 @@ mod tests {
                     && c.message.contains("string")),
             "{causes:?}"
         );
+    }
+
+    #[test]
+    fn fields_kubernetes_does_not_define_are_refused_not_dropped() {
+        let kind = &crate::kinds::DEPLOYMENT_CONFIG;
+        let mut dc = Object::new("DeploymentConfig", "p", "web");
+        dc.body.insert(
+            "spec".into(),
+            serde_json::json!({
+                "futureField": {"kept": true},
+                "template": {"metadata": {"creationTimestamp": null, "labels": {"app": "web"}},
+                             "spec": {"containers": [{"name": "web", "image": "x", "imagePullPolice": "Always",
+                                                      "resources": {"limits": {"cpu": 1}}}]}}
+            }),
+        );
+        let err = validate(kind, &dc).unwrap_err();
+        let causes = err.details.unwrap().causes;
+        let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["spec.template.spec.containers[0].imagePullPolice"]);
     }
 }

@@ -12,7 +12,7 @@ pub const BUILD_CONFIG: &str = "openshift.io/build-config.name";
 pub const START_POLICY: &str = "openshift.io/build.start-policy";
 
 pub fn last_version(bc: &BuildConfig) -> i64 {
-    bc.status.last_version
+    bc.status.last_version.unwrap_or(0)
 }
 
 /// A cause with only a message (`Manually triggered`).
@@ -170,7 +170,7 @@ fn build_from(
 ) -> Result<Build, Status> {
     refuse_paused(bc)?;
     let n = last_version(bc) + 1;
-    bc.status.last_version = n;
+    bc.status.last_version = Some(n);
     let mut spec = bc.spec.build_spec().map_err(|e| {
         Status::internal(format!(
             "build configuration {}/{}: {e}",

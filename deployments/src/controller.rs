@@ -12,13 +12,14 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use podspace_api::model::deploymentconfig::DeploymentCauseImageTrigger;
+use podspace_api::model::{
+    DeploymentConfig, ImageStream, ObjectReference, ReplicationController, Resource,
+};
 use podspace_api::selector::LabelSelector;
 use podspace_api::store::{ChangeWaiter, Pending, Store, StoreError, UpdateScope};
 use podspace_api::{imagestreams, KindInfo, Object, Status};
-use serde_json::{json, Value};
 use tokio::sync::watch;
-
-use podspace_api::model::{self, DeploymentConfigSpec, ImageStream};
 
 use crate::rollout;
 
@@ -77,11 +78,7 @@ pub async fn pass(store: &Store) -> Result<(), ControllerError> {
 
 async fn resync(store: &Store) -> Result<(), ControllerError> {
     let (dcs, _) = store
-        .list(
-            &podspace_api::kinds::DEPLOYMENT_CONFIG,
-            "",
-            &LabelSelector::everything(),
-        )
+        .list_as::<DeploymentConfig>("", &LabelSelector::everything())
         .await?;
     for dc in dcs {
         reconcile(store, &dc.metadata.namespace, &dc.metadata.name).await?;
@@ -98,16 +95,13 @@ async fn watching(
     // A trigger may follow a stream of another project: every project's
     // configs are candidates.
     let (dcs, _) = store
-        .list(
-            &podspace_api::kinds::DEPLOYMENT_CONFIG,
-            "",
-            &LabelSelector::everything(),
-        )
+        .list_as::<DeploymentConfig>("", &LabelSelector::everything())
         .await?;
     Ok(dcs
         .into_iter()
         .filter(|dc| {
-            rollout::triggers(dc)
+            dc.spec
+                .triggers()
                 .iter()
                 .filter_map(|t| t.image_source(&dc.metadata.namespace))
                 .any(|(is, _, from_ns)| is == stream && from_ns == ns)
@@ -119,10 +113,10 @@ async fn watching(
 /// The current pull spec of every ImageChange trigger's tag (None: no image yet).
 async fn current_images(
     store: &Store,
-    dc: &Object,
+    dc: &DeploymentConfig,
 ) -> Result<Vec<Option<String>>, ControllerError> {
     let mut out = Vec::new();
-    for t in rollout::triggers(dc) {
+    for t in dc.spec.triggers() {
         let Some((is, tag, ns)) = t.image_source(&dc.metadata.namespace) else {
             out.push(None);
             continue;
@@ -142,30 +136,22 @@ async fn current_images(
 
 /// Brings one DeploymentConfig up to date; a no-op when it is.
 pub async fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), ControllerError> {
-    let dc_kind = &podspace_api::kinds::DEPLOYMENT_CONFIG;
-    let rc_kind = &podspace_api::kinds::REPLICATION_CONTROLLER;
-    let dc = match store.get(dc_kind, ns, name).await {
-        Ok(dc) => dc,
-        Err(StoreError::NotFound { .. }) => return Ok(()),
-        Err(e) => return Err(e.into()),
+    let Some(dc) = store.find_as::<DeploymentConfig>(ns, name).await? else {
+        return Ok(());
     };
     let images = current_images(store, &dc).await?;
     let seen_version = rollout::latest_version(&dc);
-    let config_change = rollout::spec(&dc).has_config_change();
+    let config_change = dc.spec.has_config_change();
     let deployed_hash = if seen_version > 0 && config_change {
-        match store
-            .get(rc_kind, ns, &format!("{name}-{seen_version}"))
-            .await
-        {
-            Ok(rc) => rc.metadata.annotations.get(rollout::TEMPLATE_HASH).cloned(),
-            Err(StoreError::NotFound { .. }) => None,
-            Err(e) => return Err(e.into()),
-        }
+        store
+            .find_as::<ReplicationController>(ns, &format!("{name}-{seen_version}"))
+            .await?
+            .and_then(|rc| rc.metadata.annotations.get(rollout::TEMPLATE_HASH).cloned())
     } else {
         None
     };
     let result = store
-        .mutate_spawning(dc_kind, ns, name, None, UpdateScope::All, |dc| {
+        .mutate_spawning_as::<DeploymentConfig, _>(ns, name, None, UpdateScope::All, |dc| {
             // Another writer deployed since we looked: its events bring us back.
             if rollout::latest_version(dc) != seen_version {
                 return Ok(Vec::new());
@@ -196,20 +182,14 @@ fn same_image(a: &str, b: &str) -> bool {
 
 /// Decides, on the stored config, whether a new version is due.
 fn fire(
-    dc: &mut Object,
+    dc: &mut DeploymentConfig,
     images: &[Option<String>],
     deployed_hash: Option<&str>,
 ) -> Result<Vec<(&'static KindInfo, Object)>, Status> {
     let mut changed_by: Option<(String, String)> = None;
     let mut all_resolved = true;
     let ns = dc.metadata.namespace.clone();
-    // Only a spec of the typed shape (validation lets no other in) is
-    // read and written back; anything else is left alone.
-    let Some(mut spec) = model::field::<DeploymentConfigSpec>(dc, "spec") else {
-        return Ok(Vec::new());
-    };
-    let mut recorded = false;
-    for (t, image) in spec.triggers.iter_mut().flatten().zip(images) {
+    for (t, image) in dc.spec.triggers.iter_mut().flatten().zip(images) {
         let Some((is, tag, _)) = t.image_source(&ns) else {
             continue;
         };
@@ -223,16 +203,12 @@ fn fire(
         match image {
             Some(img) if !same_image(img, &last) => {
                 params.last_triggered_image = Some(img.clone());
-                recorded = true;
                 changed_by = Some((format!("{is}:{tag}"), img.clone()));
             }
             Some(_) => {}
             None if last.is_empty() => all_resolved = false,
             None => {}
         }
-    }
-    if recorded {
-        model::set_field(dc, "spec", &spec);
     }
     if !all_resolved {
         // A deployment waits for every image it needs; the triggers that
@@ -241,33 +217,30 @@ fn fire(
     }
     // A container without an image cannot run: postpone.
     let template = rollout::resolved_template(dc);
-    let blank = template
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter().any(|c| {
-                c.get("image")
-                    .and_then(Value::as_str)
-                    .is_none_or(|i| i.trim().is_empty())
-            })
-        });
-    if blank {
+    if rollout::lacks_an_image(&template) {
         return Ok(Vec::new());
     }
-    let config_change = spec.has_config_change();
     let cause = match changed_by {
         Some((istag, image)) => {
-            json!({"type": "ImageChange", "imageTrigger": {"from": {"kind": "ImageStreamTag", "name": istag}}, "message": format!("image change: {image}")})
+            let mut cause = rollout::cause("ImageChange", &format!("image change: {image}"));
+            cause.image_trigger = Some(DeploymentCauseImageTrigger {
+                from: ObjectReference {
+                    kind: "ImageStreamTag".into(),
+                    name: istag,
+                    ..Default::default()
+                },
+            });
+            cause
         }
-        None if config_change
-            && deployed_hash
-                != Some(rollout::template_hash(&rollout::resolved_template(dc)).as_str()) =>
+        None if dc.spec.has_config_change()
+            && deployed_hash != Some(rollout::template_hash(&template).as_str()) =>
         {
-            json!({"type": "ConfigChange", "message": "config change"})
+            rollout::cause("ConfigChange", "config change")
         }
         None => return Ok(Vec::new()),
     };
-    let rc = rollout::deploy(dc, cause);
-    let rc_kind = &podspace_api::kinds::REPLICATION_CONTROLLER;
-    Ok(vec![(rc_kind, rc)])
+    let rc = rollout::deploy(dc, cause)
+        .to_object()
+        .map_err(|e| Status::internal(format!("encoding the deployment: {e}")))?;
+    Ok(vec![(ReplicationController::KIND, rc)])
 }

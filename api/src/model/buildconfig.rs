@@ -65,8 +65,8 @@ pub struct BuildConfigSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BuildConfigStatus {
-    #[serde(default)]
-    pub last_version: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_version: Option<i64>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

@@ -1,12 +1,17 @@
-//! `DeploymentConfig.spec` and `.status` (apps.openshift.io/v1), as far as
-//! the triggers and the rollout reason about them. The pod template stays
-//! JSON: it is deployed as written (and hashed as written), so nothing in
-//! it may be reordered or dropped.
+//! `DeploymentConfig` (apps.openshift.io/v1) and the `ReplicationController`
+//! each of its versions is recorded as. The pod template is Kubernetes'
+//! own shape (k8s-openapi); validation refuses fields Kubernetes does not
+//! define there, so a template is stored, deployed and hashed whole.
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::resource::resource;
 use super::ObjectReference;
+use crate::kinds;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -85,9 +90,92 @@ pub struct DeploymentConfigSpec {
     pub triggers: Option<Vec<DeploymentTriggerPolicy>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<PodTemplateSpec>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentCauseImageTrigger {
+    #[serde(default)]
+    pub from: ObjectReference,
+}
+
+/// Why a version was deployed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentCause {
+    /// `ConfigChange`, `ImageChange` or `Manual`.
+    #[serde(default, rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_trigger: Option<DeploymentCauseImageTrigger>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentDetails {
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub causes: Vec<DeploymentCause>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentConfigStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_version: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<DeploymentDetails>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+resource!(
+    /// How to run an application's pods, and when to roll out a new version.
+    DeploymentConfig,
+    kinds::DEPLOYMENT_CONFIG,
+    spec: DeploymentConfigSpec,
+    status: DeploymentConfigStatus
+);
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplicationControllerSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<PodTemplateSpec>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationControllerStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i64>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+resource!(
+    /// One deployed version of a DeploymentConfig.
+    ReplicationController,
+    kinds::REPLICATION_CONTROLLER,
+    spec: ReplicationControllerSpec,
+    status: ReplicationControllerStatus
+);
 
 impl DeploymentConfigSpec {
     pub fn triggers(&self) -> &[DeploymentTriggerPolicy] {

@@ -19,7 +19,10 @@ pub use build::{
 pub use buildconfig::{
     BuildConfig, BuildConfigSpec, BuildConfigStatus, BuildTriggerPolicy, ImageChangeTrigger,
 };
-pub use deploymentconfig::{DeploymentConfigSpec, DeploymentTriggerPolicy, ImageChangeParams};
+pub use deploymentconfig::{
+    DeploymentCause, DeploymentConfig, DeploymentConfigSpec, DeploymentConfigStatus,
+    DeploymentTriggerPolicy, ImageChangeParams, ReplicationController,
+};
 pub use image::{Image, ImageLayer};
 pub use imagestream::{
     ImageStream, ImageStreamSpec, ImageStreamStatus, NamedTagEventList, ObjectReference, TagEvent,

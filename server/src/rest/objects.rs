@@ -602,23 +602,23 @@ async fn instantiate_dc(
             )));
         }
     }
-    let rc_kind = &podspace_api::kinds::REPLICATION_CONTROLLER;
+    use podspace_api::model::{DeploymentConfig, ReplicationController, Resource};
+    use podspace_deployments::rollout;
     let (dc, _) = state
         .store
-        .mutate_spawning(
-            target.kind,
+        .mutate_spawning_as::<DeploymentConfig, _>(
             target.ns_or_empty(),
             name_of(target),
             None,
             UpdateScope::All,
             |dc| {
-                let rc = podspace_deployments::rollout::deploy(
-                    dc,
-                    json!({"type": "Manual", "message": "manual change"}),
-                );
-                Ok(vec![(rc_kind, rc)])
+                let rc = rollout::deploy(dc, rollout::cause("Manual", "manual change"))
+                    .to_object()
+                    .map_err(|e| Status::internal(format!("encoding the deployment: {e}")))?;
+                Ok(vec![(ReplicationController::KIND, rc)])
             },
         )
         .await?;
-    Ok(ok_json(StatusCode::CREATED, &render(target, dc.to_value())))
+    let dc = serde_json::to_value(dc).unwrap_or_default();
+    Ok(ok_json(StatusCode::CREATED, &render(target, dc)))
 }
