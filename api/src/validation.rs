@@ -238,8 +238,8 @@ fn typed_shape(errs: &mut Errors, kind: &KindInfo, obj: &Object) {
     }
 }
 
-/// The paths of `input` that `output` (its typed round trip) lacks. A null
-/// counts as absent, and scalars are not compared (`cpu: 1` comes back as
+/// The paths of `input` that `output` (its typed round trip) lacks. A
+/// zero value (null, "", false, 0, {}, []) counts as absent, and scalars are not compared (`cpu: 1` comes back as
 /// `"1"`).
 fn lost_fields(input: &Value, output: &Value, path: &str, lost: &mut Vec<String>) {
     match (input, output) {
@@ -250,8 +250,16 @@ fn lost_fields(input: &Value, output: &Value, path: &str, lost: &mut Vec<String>
                 } else {
                     format!("{path}.{k}")
                 };
+                let empty = match v {
+                    Value::Null => true,
+                    Value::Bool(b) => !b,
+                    Value::Number(n) => n.as_f64() == Some(0.0),
+                    Value::String(s) => s.is_empty(),
+                    Value::Object(m) => m.is_empty(),
+                    Value::Array(a) => a.is_empty(),
+                };
                 match o.get(k) {
-                    _ if v.is_null() => {}
+                    _ if empty => {}
                     Some(ov) => lost_fields(v, ov, &p, lost),
                     None => lost.push(p),
                 }

@@ -2,10 +2,10 @@
 //! number the build from the BuildConfig, copy its spec, label it, record
 //! why it was triggered, and resolve image references to pull specs.
 
-use podspace_api::model::build::{merge_env, BinaryBuildSource, BuildTriggerCause};
+use podspace_api::model::build::{merge_env, BinaryBuildSource, BuildTriggerCause, SourceRevision};
 use podspace_api::model::{Build, BuildConfig, BuildRequest, ObjectReference, Resource};
 use podspace_api::{Reason, Status};
-use serde_json::{json, Value};
+use serde_json::json;
 
 pub const BUILD_NUMBER: &str = "openshift.io/build.number";
 pub const BUILD_CONFIG: &str = "openshift.io/build-config.name";
@@ -48,7 +48,7 @@ pub fn new_binary_build(
     causes: Vec<BuildTriggerCause>,
     from_image: Option<&str>,
     as_file: &str,
-    revision: Option<Value>,
+    revision: Option<SourceRevision>,
 ) -> Result<Build, Status> {
     check_as_file(as_file)?;
     let mut build = build_from(bc, causes, from_image)?;
@@ -105,7 +105,7 @@ pub fn apply_request(build: &mut Build, request: &BuildRequest) -> Result<(), St
             source.incremental = Some(incremental);
         }
     }
-    if let Some(rev) = request.revision.as_ref().filter(|r| r.is_object()) {
+    if let Some(rev) = &request.revision {
         build.spec.revision = Some(rev.clone());
     }
     Ok(())

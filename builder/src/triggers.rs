@@ -21,7 +21,6 @@ use podspace_api::model::{
 use podspace_api::selector::LabelSelector;
 use podspace_api::store::{ChangeWaiter, Pending, Store, StoreError, UpdateScope};
 use podspace_api::{imagestreams, KindInfo, Object, Status};
-use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::instantiate;
@@ -310,7 +309,7 @@ pub enum Input {
     /// Uploaded binary input.
     Binary {
         as_file: String,
-        revision: Option<Value>,
+        revision: Option<podspace_api::model::build::SourceRevision>,
     },
     /// Re-run of an existing build.
     Clone(Box<Build>),

@@ -128,15 +128,14 @@ async fn import_stream(
             continue;
         }
         let generation = t.generation.unwrap_or(0);
-        let policy = t.import_policy.as_ref();
-        let flag = |name: &str| policy.and_then(|p| p.get(name)?.as_bool()) == Some(true);
-        let scheduled = flag("scheduled");
+        let policy = t.import_policy.clone().unwrap_or_default();
+        let scheduled = policy.scheduled();
         if !(generation > observed(&stream, &tag) || scheduled && scheduled_due) {
             continue;
         }
         checked_scheduled |= scheduled;
         let from = from.name.as_str();
-        let insecure = flag("insecure");
+        let insecure = policy.insecure();
         let outcome = match RemoteRef::parse(from) {
             Err(e) => Outcome::Failed(e.to_string()),
             Ok(r) => match client

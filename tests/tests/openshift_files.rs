@@ -141,7 +141,8 @@ async fn library_image_streams_load_and_import() -> anyhow::Result<()> {
     assert!(
         stdout.contains("imagestream.image.openshift.io/python configured")
             || stdout.contains("imagestream.image.openshift.io/python unchanged"),
-        "{stdout}"
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     let after = admin
         .get("/apis/image.openshift.io/v1/namespaces/lib/imagestreams/python")

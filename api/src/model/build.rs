@@ -67,6 +67,9 @@ pub struct DockerBuildStrategy {
     pub force_pull: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dockerfile_path: Option<String>,
+    /// `Always` pulls the base image even when the node has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_policy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_secret: Option<LocalObjectReference>,
     #[serde(flatten)]
@@ -234,6 +237,50 @@ pub struct BuildPostCommitSpec {
     pub extra: Map<String, Value>,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceControlUser {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub email: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GitSourceRevision {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub commit: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<SourceControlUser>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committer: Option<SourceControlUser>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// The commit's date (RFC 3339), for the image's labels.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub date: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The commit a build built (`{type: Git, git: {commit, author…}}`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceRevision {
+    #[serde(default, rename = "type", skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitSourceRevision>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl SourceRevision {
+    pub fn commit(&self) -> &str {
+        self.git.as_ref().map_or("", |g| g.commit.as_str())
+    }
+}
+
 /// Why a build was started (`spec.triggeredBy[]`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -265,9 +312,9 @@ pub struct BuildSpec {
     pub service_account: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<BuildSource>,
-    /// The commit to build (`{type: Git, git: {commit, author…}}`).
+    /// The commit to build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revision: Option<Value>,
+    pub revision: Option<SourceRevision>,
     #[serde(default)]
     pub strategy: BuildStrategy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -298,6 +345,17 @@ impl BuildSpec {
 
     pub fn inline_dockerfile(&self) -> Option<&str> {
         self.source.as_ref()?.dockerfile.as_deref()
+    }
+
+    pub fn context_dir(&self) -> &str {
+        self.source
+            .as_ref()
+            .and_then(|s| s.context_dir.as_deref())
+            .unwrap_or_default()
+    }
+
+    pub fn git(&self) -> Option<&GitBuildSource> {
+        self.source.as_ref()?.git.as_ref()
     }
 
     pub fn source_secret(&self) -> Option<&str> {
@@ -399,7 +457,7 @@ pub struct BuildRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triggered_by: Option<Vec<BuildTriggerCause>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revision: Option<Value>,
+    pub revision: Option<SourceRevision>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<Vec<EnvVar>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

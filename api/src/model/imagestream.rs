@@ -24,6 +24,35 @@ pub struct ObjectReference {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled: Option<bool>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl ImportPolicy {
+    pub fn insecure(&self) -> bool {
+        self.insecure == Some(true)
+    }
+
+    pub fn scheduled(&self) -> bool {
+        self.scheduled == Some(true)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageLookupPolicy {
+    #[serde(default)]
+    pub local: bool,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TagReferencePolicy {
     /// `Source` or `Local`; OpenShift reads an empty type as `Source`.
     #[serde(default, rename = "type")]
@@ -49,7 +78,7 @@ pub struct TagReference {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub import_policy: Option<Value>,
+    pub import_policy: Option<ImportPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference_policy: Option<TagReferencePolicy>,
     #[serde(flatten)]
@@ -59,6 +88,8 @@ pub struct TagReference {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageStreamSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookup_policy: Option<ImageLookupPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<TagReference>>,
     #[serde(flatten)]

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{Image, ObjectReference, TagReference, TagReferencePolicy};
+use super::{Image, ImportPolicy, ObjectReference, TagReference, TagReferencePolicy};
 use crate::meta::ObjectMeta;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -23,7 +23,7 @@ pub struct ImageStreamTag {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lookup_policy: Option<Value>,
+    pub lookup_policy: Option<super::ImageLookupPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<Image>,
     #[serde(flatten)]
@@ -52,17 +52,6 @@ pub struct ImageStreamMapping {
     pub tag: String,
     #[serde(default)]
     pub image: Option<Image>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ImportPolicy {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub insecure: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scheduled: Option<bool>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -98,10 +87,7 @@ impl ImageImportSpec {
     pub fn tag_reference(&self) -> TagReference {
         TagReference {
             from: Some(self.from.clone()),
-            import_policy: self
-                .import_policy
-                .as_ref()
-                .and_then(|p| serde_json::to_value(p).ok()),
+            import_policy: self.import_policy.clone(),
             reference_policy: self.reference_policy.clone(),
             ..Default::default()
         }

@@ -25,9 +25,12 @@ pub use deploymentconfig::{
 };
 pub use image::{Image, ImageLayer};
 pub use imagestream::{
-    ImageStream, ImageStreamSpec, ImageStreamStatus, NamedTagEventList, ObjectReference, TagEvent,
-    TagEventCondition, TagReference, TagReferencePolicy,
+    ImageLookupPolicy, ImageStream, ImageStreamSpec, ImageStreamStatus, ImportPolicy,
+    NamedTagEventList, ObjectReference, TagEvent, TagEventCondition, TagReference,
+    TagReferencePolicy,
 };
+/// Kubernetes' own shapes the kinds embed.
+pub use k8s_openapi::api::core::v1::{EnvVar, LocalObjectReference, PodTemplateSpec};
 pub use resource::Resource;
 pub use secret::Secret;
 

@@ -38,6 +38,7 @@ pub(super) fn instructions(lines: &[&str]) -> Vec<Instruction> {
     out
 }
 
+use podspace_api::model::build::BuildPostCommitSpec;
 use podspace_s2i::dockerfile::quote;
 
 fn env_line(vars: &[(String, String)]) -> Option<String> {
@@ -120,20 +121,10 @@ pub fn rewrite(
 /// The `postCommit` hook as a last `RUN` (exec form), and the text by which
 /// an engine error names it: `script` runs as `/bin/sh -ic SCRIPT`,
 /// `command` with `args` as given.
-pub fn post_commit(hook: &serde_json::Value) -> Result<Option<(String, String)>, String> {
-    let strs = |k: &str| -> Vec<String> {
-        hook.get(k)
-            .and_then(|v| v.as_array())
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect()
-    };
-    let script = hook
-        .get("script")
-        .and_then(|v| v.as_str())
-        .unwrap_or_default();
-    let (command, args) = (strs("command"), strs("args"));
+pub fn post_commit(hook: &BuildPostCommitSpec) -> Result<Option<(String, String)>, String> {
+    let script = hook.script.as_deref().unwrap_or_default();
+    let command = hook.command.clone().unwrap_or_default();
+    let args = hook.args.clone().unwrap_or_default();
     let argv: Vec<String> = match (script.is_empty(), command.is_empty()) {
         (false, false) => {
             return Err("postCommit: script and command cannot both be set".into());
@@ -158,6 +149,10 @@ pub fn post_commit(hook: &serde_json::Value) -> Result<Option<(String, String)>,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hook(v: serde_json::Value) -> BuildPostCommitSpec {
+        serde_json::from_value(v).unwrap()
+    }
 
     fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -195,21 +190,21 @@ mod tests {
     fn post_commit_hooks() {
         use serde_json::json;
         assert_eq!(
-            post_commit(&json!({"script": "make test"})).unwrap(),
+            post_commit(&hook(json!({"script": "make test"}))).unwrap(),
             Some((
                 r#"RUN ["/bin/sh","-ic","make test"]"#.to_string(),
                 "/bin/sh -ic make test".to_string()
             ))
         );
         assert_eq!(
-            post_commit(&json!({"command": ["rake"], "args": ["test"]}))
+            post_commit(&hook(json!({"command": ["rake"], "args": ["test"]})))
                 .unwrap()
                 .map(|h| h.0),
             Some(r#"RUN ["rake","test"]"#.to_string())
         );
-        assert_eq!(post_commit(&json!({})).unwrap(), None);
-        assert!(post_commit(&json!({"script": "x", "command": ["y"]})).is_err());
-        assert!(post_commit(&json!({"args": ["y"]})).is_err());
+        assert_eq!(post_commit(&hook(json!({}))).unwrap(), None);
+        assert!(post_commit(&hook(json!({"script": "x", "command": ["y"]}))).is_err());
+        assert!(post_commit(&hook(json!({"args": ["y"]}))).is_err());
     }
 
     #[test]

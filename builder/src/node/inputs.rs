@@ -4,19 +4,19 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
+use podspace_api::model::build::SourceRevision;
 
 use super::client::NodeClient;
 use super::log::BuildLog;
 use super::protocol::LeaseGrant;
-use super::run::{str_at, BuildMeta, Outcome};
+use super::run::{BuildMeta, Outcome};
 use super::source::{self, GitSource};
 
 pub struct Inputs {
     /// The fetched source tree (may be empty).
     pub src: PathBuf,
     /// `spec.revision` as fetched (git) or as given (binary input).
-    pub revision: Option<Value>,
+    pub revision: Option<SourceRevision>,
     /// The git URI without credentials (labels, env); empty without git.
     pub source_location: String,
     /// `source.git.ref` as configured.
@@ -34,15 +34,15 @@ pub async fn fetch(
     let src = work.join("src");
     std::fs::create_dir_all(&src)
         .map_err(|e| Outcome::Error("CannotCreateBuildPod", e.to_string()))?;
-    let git_uri = str_at(spec, "/source/git/uri").to_string();
+    let git = spec.git();
+    let git_uri = git.map(|g| g.uri.clone()).unwrap_or_default();
     let mut inputs = Inputs {
         src: src.clone(),
         revision: None,
         source_location: source::display_uri(&git_uri),
-        git_ref: str_at(spec, "/source/git/ref").to_string(),
+        git_ref: git.and_then(|g| g.reference.clone()).unwrap_or_default(),
     };
-    let binary = spec.pointer("/source/binary").is_some_and(|b| !b.is_null());
-    if binary {
+    if let Some(binary) = spec.source.as_ref().and_then(|s| s.binary.as_ref()) {
         if !grant.has_input {
             return Err(Outcome::Failed(
                 "FetchSourceFailed",
@@ -54,7 +54,7 @@ pub async fn fetch(
             Ok(n) => log.line(&format!("Receiving binary input ({n} bytes) ...")),
             Err(e) => return Err(Outcome::Error("FetchSourceFailed", e.to_string())),
         }
-        let as_file = str_at(spec, "/source/binary/asFile").to_string();
+        let as_file = binary.as_file.clone().unwrap_or_default();
         let limits = grant.context_limits();
         let unpacked = tokio::task::spawn_blocking(move || {
             source::unpack_binary(
@@ -70,9 +70,13 @@ pub async fn fetch(
             Ok(Err(e)) => return Err(Outcome::Failed("FetchSourceFailed", e.to_string())),
             Err(e) => return Err(Outcome::Error("FetchSourceFailed", e.to_string())),
         }
-        inputs.revision = spec.pointer("/revision").cloned().filter(|r| !r.is_null());
+        inputs.revision = spec.revision.clone();
     } else if !git_uri.is_empty() {
-        let commit = str_at(spec, "/revision/git/commit").to_string();
+        let commit = spec
+            .revision
+            .as_ref()
+            .map(|r| r.commit().to_string())
+            .unwrap_or_default();
         let auth = grant.git_auth.clone();
         let gref = inputs.git_ref.clone();
         let uri = git_uri.clone();
@@ -103,7 +107,7 @@ pub async fn fetch(
             }
             Err(e) => return Err(Outcome::Error("FetchSourceFailed", e.to_string())),
         }
-    } else if spec.pointer("/source/dockerfile").is_none() {
+    } else if spec.inline_dockerfile().is_none() {
         return Err(Outcome::Failed(
             "FetchSourceFailed",
             "the build has no source: no git repository, binary input or Dockerfile".into(),

@@ -156,9 +156,9 @@ pub struct BuildReport {
     pub reason: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
-    /// `spec.revision`: `{type: Git, git: {commit, author, committer, message}}`.
+    /// `spec.revision`: the commit built.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revision: Option<Value>,
+    pub revision: Option<podspace_api::model::build::SourceRevision>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_docker_image_reference: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

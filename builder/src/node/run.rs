@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bollard::auth::DockerCredentials;
-use podspace_api::Object;
+use podspace_api::model::build::SourceRevision;
+use podspace_api::model::{self, Build, EnvVar};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
@@ -82,7 +83,7 @@ pub enum Outcome {
 /// What the build learns on the way, reported at the end.
 #[derive(Default)]
 struct Progress {
-    revision: Option<Value>,
+    revision: Option<SourceRevision>,
     stages: Vec<Value>,
 }
 
@@ -104,7 +105,7 @@ pub async fn build(
     running: &Running,
     slot: usize,
 ) {
-    let build: Object = match serde_json::from_value(grant.build.clone()) {
+    let build: Build = match serde_json::from_value(grant.build.clone()) {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, "the API granted a build the node cannot read");
@@ -130,12 +131,10 @@ pub async fn build(
     }
     let (log, shipper) = BuildLog::start(client.clone(), ns.clone(), name.clone());
     let deadline = build
-        .body
-        .get("spec")
-        .and_then(|s| s.get("completionDeadlineSeconds"))
-        .and_then(Value::as_u64)
+        .spec
+        .completion_deadline_seconds
         .filter(|s| *s > 0)
-        .map(Duration::from_secs)
+        .map(|s| Duration::from_secs(s as u64))
         .unwrap_or(Duration::from_secs(365 * 24 * 3600));
     let mut progress = Progress::default();
     let work = tempfile::Builder::new()
@@ -227,40 +226,32 @@ pub async fn build(
     }
 }
 
-pub fn str_at<'a>(v: &'a Value, path: &str) -> &'a str {
-    v.pointer(path).and_then(Value::as_str).unwrap_or_default()
-}
-
-/// `[{name, value}]` lists (env, build args, labels) as pairs.
-pub fn pairs(v: Option<&Value>) -> Vec<(String, String)> {
-    v.and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.get("name")?.as_str()?;
-            let value = e.get("value").and_then(Value::as_str).unwrap_or_default();
-            Some((name.to_string(), value.to_string()))
-        })
+/// Env lists (env, build args) as pairs; a variable taken from a Secret
+/// or field (`valueFrom`) has no value the node could know: empty.
+pub fn pairs(v: &[EnvVar]) -> Vec<(String, String)> {
+    v.iter()
+        .filter(|e| !e.name.is_empty())
+        .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
         .collect()
 }
 
 /// `<registry>/<ns>/<stream>:<tag>` for an ImageStreamTag output, the name
 /// for a DockerImage output.
-fn output_reference(spec: &Value, ns: &str, registry: &str) -> Option<String> {
-    let to = spec.pointer("/output/to")?;
-    let name = to.get("name")?.as_str()?;
-    match to.get("kind").and_then(Value::as_str) {
-        Some("DockerImage") => Some(name.to_string()),
-        Some("ImageStreamTag") | None => {
+fn output_reference(spec: &model::BuildSpec, ns: &str, registry: &str) -> Option<String> {
+    let to = spec.output_to().filter(|t| !t.name.is_empty())?;
+    let name = to.name.as_str();
+    match to.kind.as_str() {
+        "DockerImage" => Some(name.to_string()),
+        "ImageStreamTag" | "" => {
             let target_ns = to
-                .get("namespace")
-                .and_then(Value::as_str)
+                .namespace
+                .as_deref()
                 .filter(|n| !n.is_empty())
                 .unwrap_or(ns);
             let (is, tag) = name.split_once(':').unwrap_or((name, "latest"));
             Some(format!("{registry}/{target_ns}/{is}:{tag}"))
         }
-        Some(_) => None,
+        _ => None,
     }
 }
 
@@ -277,12 +268,12 @@ fn split_tag(reference: &str) -> (&str, &str) {
 pub struct BuildMeta<'a> {
     pub namespace: &'a str,
     pub name: &'a str,
-    pub spec: &'a Value,
+    pub spec: &'a model::BuildSpec,
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn execute(
-    build: &Object,
+    build: &Build,
     grant: &LeaseGrant,
     client: &NodeClient,
     engine: &DockerEngine,
@@ -293,11 +284,11 @@ async fn execute(
 ) -> Outcome {
     let ns = build.metadata.namespace.as_str();
     let name = build.metadata.name.as_str();
-    let spec = build.body.get("spec").cloned().unwrap_or(Value::Null);
+    let spec = &build.spec;
     let meta = BuildMeta {
         namespace: ns,
         name,
-        spec: &spec,
+        spec,
     };
     log.line(&format!(
         "Build {ns}/{name} on node {} ({})",
@@ -318,7 +309,7 @@ async fn execute(
     progress.stage("FetchInputs", fetch_start.0, fetch_start.1.elapsed());
 
     // The strategy turns the build and its inputs into a plan for the engine.
-    let reference = output_reference(&spec, ns, &grant.registry);
+    let reference = output_reference(spec, ns, &grant.registry);
     let source_context = strategy::SourceContext {
         grant,
         engine,
@@ -451,7 +442,7 @@ pub fn build_env(meta: &BuildMeta<'_>, inputs: &Inputs) -> Vec<(String, String)>
     let commit = inputs
         .revision
         .as_ref()
-        .map(|r| str_at(r, "/git/commit").to_string())
+        .map(|r| r.commit().to_string())
         .unwrap_or_default();
     let mut env = vec![
         ("OPENSHIFT_BUILD_NAME".to_string(), meta.name.to_string()),
@@ -475,19 +466,13 @@ pub fn build_env(meta: &BuildMeta<'_>, inputs: &Inputs) -> Vec<(String, String)>
 /// The output image's labels (builds.md §11), `output.imageLabels` last.
 fn image_labels(meta: &BuildMeta<'_>, inputs: &Inputs) -> HashMap<String, String> {
     let mut labels: HashMap<String, String> = HashMap::new();
-    if let Some(r) = &inputs.revision {
-        let author = format!(
-            "{} <{}>",
-            str_at(r, "/git/author/name"),
-            str_at(r, "/git/author/email")
-        );
+    if let Some(git) = inputs.revision.as_ref().and_then(|r| r.git.as_ref()) {
+        let author = git.author.clone().unwrap_or_default();
+        let author = format!("{} <{}>", author.name, author.email);
         for (k, v) in [
-            ("io.openshift.build.commit.id", str_at(r, "/git/commit")),
-            (
-                "io.openshift.build.commit.message",
-                str_at(r, "/git/message"),
-            ),
-            ("io.openshift.build.commit.date", str_at(r, "/git/date")),
+            ("io.openshift.build.commit.id", git.commit.as_str()),
+            ("io.openshift.build.commit.message", git.message.as_str()),
+            ("io.openshift.build.commit.date", git.date.as_str()),
             ("io.openshift.build.commit.author", author.as_str()),
         ] {
             if !v.is_empty() && v != " <>" {
@@ -495,7 +480,7 @@ fn image_labels(meta: &BuildMeta<'_>, inputs: &Inputs) -> HashMap<String, String
             }
         }
     }
-    let context_dir = str_at(meta.spec, "/source/contextDir");
+    let context_dir = meta.spec.context_dir();
     for (k, v) in [
         ("io.openshift.build.commit.ref", inputs.git_ref.as_str()),
         (
@@ -510,8 +495,13 @@ fn image_labels(meta: &BuildMeta<'_>, inputs: &Inputs) -> HashMap<String, String
             labels.insert(k.into(), v.into());
         }
     }
-    for (k, v) in pairs(meta.spec.pointer("/output/imageLabels")) {
-        labels.insert(k, v);
+    let output_labels = meta
+        .spec
+        .output
+        .as_ref()
+        .and_then(|o| o.image_labels.as_ref());
+    for l in output_labels.into_iter().flatten() {
+        labels.insert(l.name.clone(), l.value.clone());
     }
     labels
 }
@@ -522,18 +512,20 @@ mod tests {
 
     #[test]
     fn output_references() {
-        let spec = json!({"output": {"to": {"kind": "ImageStreamTag", "name": "shop:v1"}}});
+        let spec = |v: Value| -> model::BuildSpec { serde_json::from_value(v).unwrap() };
+        let one = spec(json!({"output": {"to": {"kind": "ImageStreamTag", "name": "shop:v1"}}}));
         assert_eq!(
-            output_reference(&spec, "p", "127.0.0.1:5000").as_deref(),
+            output_reference(&one, "p", "127.0.0.1:5000").as_deref(),
             Some("127.0.0.1:5000/p/shop:v1")
         );
-        let spec =
-            json!({"output": {"to": {"kind": "ImageStreamTag", "name": "shop", "namespace": "q"}}});
+        let other = spec(
+            json!({"output": {"to": {"kind": "ImageStreamTag", "name": "shop", "namespace": "q"}}}),
+        );
         assert_eq!(
-            output_reference(&spec, "p", "r:1").as_deref(),
+            output_reference(&other, "p", "r:1").as_deref(),
             Some("r:1/q/shop:latest")
         );
-        assert_eq!(output_reference(&json!({}), "p", "r"), None);
+        assert_eq!(output_reference(&spec(json!({})), "p", "r"), None);
         assert_eq!(split_tag("r:5000/p/s:v1"), ("r:5000/p/s", "v1"));
         assert_eq!(split_tag("r:5000/p/s"), ("r:5000/p/s", "latest"));
     }

@@ -7,7 +7,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};
 
 use git2::{Cred, FetchOptions, RemoteCallbacks, Repository};
-use serde_json::{json, Value};
+use podspace_api::model::build::{GitSourceRevision, SourceControlUser, SourceRevision};
 
 use super::protocol::GitAuth;
 use podspace_s2i::ignore::DockerIgnore;
@@ -112,7 +112,7 @@ pub fn checkout(
     src: &GitSource<'_>,
     dest: &Path,
     log: &dyn Fn(&str),
-) -> Result<Value, SourceError> {
+) -> Result<SourceRevision, SourceError> {
     let repo = Repository::init(dest)?;
     let mut remote = repo.remote_anonymous(src.uri)?;
     let target = match src.commit {
@@ -187,7 +187,13 @@ pub fn checkout(
     co.force();
     repo.checkout_tree(commit.as_object(), Some(&mut co))?;
     repo.set_head_detached(target)?;
-    let who = |s: git2::Signature<'_>| json!({"name": s.name().unwrap_or_default(), "email": s.email().unwrap_or_default()});
+    let who = |s: git2::Signature<'_>| {
+        Some(SourceControlUser {
+            name: s.name().unwrap_or_default().to_string(),
+            email: s.email().unwrap_or_default().to_string(),
+            ..Default::default()
+        })
+    };
     let when = chrono::DateTime::from_timestamp(commit.time().seconds(), 0)
         .map(|t| t.to_rfc2822())
         .unwrap_or_default();
@@ -198,16 +204,18 @@ pub fn checkout(
         .unwrap_or_default()
         .to_string();
     log(&format!("Commit:\t{} ({message})", target));
-    Ok(json!({
-        "type": "Git",
-        "git": {
-            "commit": target.to_string(),
-            "author": who(commit.author()),
-            "committer": who(commit.committer()),
-            "message": message,
-            "date": when,
-        }
-    }))
+    Ok(SourceRevision {
+        kind: "Git".into(),
+        git: Some(GitSourceRevision {
+            commit: target.to_string(),
+            author: who(commit.author()),
+            committer: who(commit.committer()),
+            message,
+            date: when,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
 }
 
 /// Unpacks binary input `file` into `dest`: a tar or gzipped tar, or,

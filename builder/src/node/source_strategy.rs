@@ -21,7 +21,7 @@ use super::inputs::Inputs;
 use super::log::BuildLog;
 use super::protocol::LeaseGrant;
 use super::pull::{self, Purpose};
-use super::run::{build_env, pairs, str_at, BuildMeta, Outcome};
+use super::run::{build_env, pairs, BuildMeta, Outcome};
 use super::source;
 use super::strategy::BuildPlan;
 
@@ -100,18 +100,15 @@ pub async fn plan(
     c: &SourceContext<'_>,
 ) -> Result<BuildPlan, Outcome> {
     let spec = meta.spec;
-    let strategy = spec
-        .pointer("/strategy/sourceStrategy")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let from = str_at(&strategy, "/from/name");
-    if from.is_empty() || str_at(&strategy, "/from/kind") != "DockerImage" {
+    let strategy = spec.strategy.source_strategy.clone().unwrap_or_default();
+    let from = strategy.from.as_ref().map_or("", |f| f.name.as_str());
+    if from.is_empty() || strategy.from.as_ref().map(|f| f.kind.as_str()) != Some("DockerImage") {
         return Err(failed(
             "GenericBuildFailed",
             "sourceStrategy.from names no builder image the build could resolve",
         ));
     }
-    let ctx = source::context_path(&inputs.src, str_at(spec, "/source/contextDir"))
+    let ctx = source::context_path(&inputs.src, spec.context_dir())
         .map_err(|e| failed("InvalidContextDirectory", e.to_string()))?;
     c.log.line(&format!("Using builder image {from}"));
     let builder = pull::resolve(c.engine, c.grant, from, Purpose::Base).await?;
@@ -126,7 +123,7 @@ pub async fn plan(
     // Scripts.
     let upload = c.work.join("s2i/upload");
     let shipped = upload.join("scripts");
-    let explicit = match str_at(&strategy, "/scripts") {
+    let explicit = match strategy.scripts.as_deref().unwrap_or_default() {
         "" => None,
         url => {
             Some(ScriptsUrl::parse(url).map_err(|e| failed("GenericBuildFailed", e.to_string()))?)
@@ -241,12 +238,12 @@ pub async fn plan(
         }
         Err(_) => Vec::new(),
     };
-    let mut build_vars = pairs(strategy.get("env"));
+    let mut build_vars = pairs(strategy.env.as_deref().unwrap_or_default());
     build_vars.extend(build_env(meta, inputs));
     let env = environment::merge(&file_env, &build_vars);
 
     // Incremental: the previous output, if the build may read it.
-    let incremental = strategy.get("incremental") == Some(&Value::Bool(true));
+    let incremental = strategy.incremental == Some(true);
     let has_save = located.iter().any(|(s, _)| *s == Script::SaveArtifacts);
     let previous = match (incremental, has_save, c.output) {
         (true, true, Some(output)) => {
@@ -299,7 +296,7 @@ pub async fn plan(
         labels: &image_labels,
         env: &env,
     });
-    let hook = match spec.get("postCommit").map(dockerfile::post_commit) {
+    let hook = match spec.post_commit.as_ref().map(dockerfile::post_commit) {
         Some(Ok(h)) => h,
         Some(Err(e)) => return Err(failed("PostCommitHookFailed", e)),
         None => None,
@@ -317,7 +314,7 @@ pub async fn plan(
         dockerfile: "Dockerfile".into(),
         build_args: Default::default(),
         no_cache: false,
-        force_pull: strategy.get("forcePull") == Some(&Value::Bool(true)),
+        force_pull: strategy.force_pull == Some(true),
         steps: hook
             .map(|(_, named)| (named, "PostCommitHookFailed"))
             .into_iter()

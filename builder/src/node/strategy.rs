@@ -7,11 +7,9 @@
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
-use serde_json::{json, Value};
-
 use super::dockerfile;
 use super::inputs::Inputs;
-use super::run::{build_env, pairs, str_at, BuildMeta, Outcome};
+use super::run::{build_env, pairs, BuildMeta, Outcome};
 use super::source;
 use super::source_strategy;
 pub use super::source_strategy::SourceContext;
@@ -39,9 +37,10 @@ pub async fn plan(
     inputs: &Inputs,
     source: &SourceContext<'_>,
 ) -> Result<BuildPlan, Outcome> {
-    let docker_strategy = meta.spec.pointer("/strategy/dockerStrategy").is_some();
-    let source_strategy = meta.spec.pointer("/strategy/sourceStrategy").is_some();
-    match str_at(meta.spec, "/strategy/type") {
+    let strategy = &meta.spec.strategy;
+    let docker_strategy = strategy.docker_strategy.is_some();
+    let source_strategy = strategy.source_strategy.is_some();
+    match strategy.kind.as_str() {
         "Docker" => docker(meta, inputs).await,
         "" if docker_strategy => docker(meta, inputs).await,
         "Source" => source_strategy::plan(meta, inputs, source).await,
@@ -59,15 +58,14 @@ pub async fn plan(
 /// postCommit hook last.
 async fn docker(meta: &BuildMeta<'_>, inputs: &Inputs) -> Result<BuildPlan, Outcome> {
     let spec = meta.spec;
-    let context_dir = str_at(spec, "/source/contextDir");
-    let ctx = source::context_path(&inputs.src, context_dir)
+    let ctx = source::context_path(&inputs.src, spec.context_dir())
         .map_err(|e| Outcome::Failed("InvalidContextDirectory", e.to_string()))?;
-    let strategy = spec
-        .pointer("/strategy/dockerStrategy")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let inline = spec.pointer("/source/dockerfile").and_then(Value::as_str);
-    let path = match (inline, str_at(&strategy, "/dockerfilePath")) {
+    let strategy = spec.strategy.docker_strategy.clone().unwrap_or_default();
+    let inline = spec.inline_dockerfile();
+    let path = match (
+        inline,
+        strategy.dockerfile_path.as_deref().unwrap_or_default(),
+    ) {
         (Some(_), _) | (None, "") => "Dockerfile".to_string(),
         (None, p) => p.trim_start_matches('/').to_string(),
     };
@@ -91,17 +89,19 @@ async fn docker(meta: &BuildMeta<'_>, inputs: &Inputs) -> Result<BuildPlan, Outc
                 )
             })?,
     };
-    let from = (str_at(&strategy, "/from/kind") == "DockerImage")
-        .then(|| str_at(&strategy, "/from/name"))
-        .filter(|n| !n.is_empty());
+    let from = strategy
+        .from
+        .as_ref()
+        .filter(|f| f.kind == "DockerImage" && !f.name.is_empty())
+        .map(|f| f.name.as_str());
     let mut text = dockerfile::rewrite(
         &text,
         from,
-        &pairs(strategy.get("env")),
+        &pairs(strategy.env.as_deref().unwrap_or_default()),
         &build_env(meta, inputs),
     )
     .map_err(|e| Outcome::Failed("DockerBuildFailed", e.to_string()))?;
-    let hook = match spec.get("postCommit").map(dockerfile::post_commit) {
+    let hook = match spec.post_commit.as_ref().map(dockerfile::post_commit) {
         Some(Ok(h)) => h,
         Some(Err(e)) => return Err(Outcome::Failed("PostCommitHookFailed", e)),
         None => None,
@@ -120,10 +120,12 @@ async fn docker(meta: &BuildMeta<'_>, inputs: &Inputs) -> Result<BuildPlan, Outc
     Ok(BuildPlan {
         context: ctx,
         dockerfile: path,
-        build_args: pairs(strategy.get("buildArgs")).into_iter().collect(),
-        no_cache: strategy.get("noCache") == Some(&json!(true)),
-        force_pull: strategy.get("forcePull") == Some(&json!(true))
-            || str_at(&strategy, "/pullPolicy") == "Always",
+        build_args: pairs(strategy.build_args.as_deref().unwrap_or_default())
+            .into_iter()
+            .collect(),
+        no_cache: strategy.no_cache == Some(true),
+        force_pull: strategy.force_pull == Some(true)
+            || strategy.pull_policy.as_deref() == Some("Always"),
         steps: hook
             .map(|(_, named)| (named, "PostCommitHookFailed"))
             .into_iter()

@@ -4,24 +4,35 @@
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
+use std::collections::BTreeMap;
+
+use podspace_api::model::{
+    Build, BuildConfig, BuildSource, BuildStrategy, BuildTriggerPolicy, ImageStream,
+    ObjectReference,
+};
+use podspace_api::ObjectMeta;
+use podspace_webhooks::trigger::WebHook;
 use serde_json::Value;
 
-use crate::output::{ago, build_duration, duration, s, strategy_type};
+use crate::output::{ago, duration, s};
 
-fn meta_lines(out: &mut String, obj: &Value) {
-    let map = |ptr: &str| match obj.pointer(ptr).and_then(Value::as_object) {
-        Some(m) if !m.is_empty() => m
+/// An object as the server sent it, read as its kind's type.
+pub fn typed<T: serde::de::DeserializeOwned>(v: &Value, what: &str) -> anyhow::Result<T> {
+    serde_json::from_value(v.clone())
+        .map_err(|e| anyhow::anyhow!("the server sent a {what} this psc cannot read: {e}"))
+}
+
+fn meta_lines(out: &mut String, meta: &ObjectMeta) {
+    let map = |m: &BTreeMap<String, String>| match m.is_empty() {
+        false => m
             .iter()
-            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+            .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join("\n\t\t\t"),
-        _ => "<none>".into(),
+        true => "<none>".into(),
     };
-    out.push_str(&format!("Labels:\t\t\t{}\n", map("/metadata/labels")));
-    out.push_str(&format!(
-        "Annotations:\t\t{}\n",
-        map("/metadata/annotations")
-    ));
+    out.push_str(&format!("Labels:\t\t\t{}\n", map(&meta.labels)));
+    out.push_str(&format!("Annotations:\t\t{}\n", map(&meta.annotations)));
 }
 
 /// `latest` first, then by version-aware comparison of the tag names.
@@ -51,74 +62,43 @@ fn tag_order(a: &str, b: &str) -> Ordering {
     pa.len().cmp(&pb.len())
 }
 
-fn spec_tag<'a>(is: &'a Value, tag: &str) -> Option<&'a Value> {
-    is.pointer("/spec/tags")?
-        .as_array()?
-        .iter()
-        .find(|t| s(t, "/name") == tag)
-}
-
-fn alias_of(is: &Value, tag: &str) -> Option<String> {
-    let t = spec_tag(is, tag)?;
-    let from_ns = s(t, "/from/namespace");
-    if s(t, "/from/kind") != "ImageStreamTag"
-        || !(from_ns.is_empty() || from_ns == s(is, "/metadata/namespace"))
-    {
+fn alias_of(is: &ImageStream, tag: &str) -> Option<String> {
+    let from = is.spec.tag(tag)?.from.as_ref()?;
+    let from_ns = from.namespace.as_deref().unwrap_or_default();
+    if from.kind != "ImageStreamTag" || !(from_ns.is_empty() || from_ns == is.metadata.namespace) {
         return None;
     }
-    let name = s(t, "/from/name");
-    let name = match name.split_once(':') {
-        Some((stream, tag)) if stream == s(is, "/metadata/name") => tag,
+    let name = match from.name.split_once(':') {
+        Some((stream, tag)) if stream == is.metadata.name => tag,
         Some(_) => return None,
-        None => name,
+        None => from.name.as_str(),
     };
     Some(name.to_string())
 }
 
-pub fn image_stream(is: &Value) -> String {
+pub fn image_stream(is: &ImageStream) -> String {
     let mut out = String::new();
-    out.push_str(&format!("Name:\t\t\t{}\n", s(is, "/metadata/name")));
-    out.push_str(&format!("Namespace:\t\t{}\n", s(is, "/metadata/namespace")));
-    out.push_str(&format!(
-        "Created:\t\t{}\n",
-        ago(s(is, "/metadata/creationTimestamp"))
-    ));
-    meta_lines(&mut out, is);
+    let meta = &is.metadata;
+    out.push_str(&format!("Name:\t\t\t{}\n", meta.name));
+    out.push_str(&format!("Namespace:\t\t{}\n", meta.namespace));
+    out.push_str(&format!("Created:\t\t{}\n", ago(&meta.creation_timestamp)));
+    meta_lines(&mut out, meta);
     out.push_str(&format!(
         "Image Repository:\t{}\n",
-        s(is, "/status/dockerImageRepository")
+        is.status.docker_image_repository
     ));
-    let local = is
-        .pointer("/spec/lookupPolicy/local")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let local = is.spec.lookup_policy.as_ref().is_some_and(|p| p.local);
     out.push_str(&format!("Image Lookup:\t\tlocal={local}\n"));
-    let status_tags = is
-        .pointer("/status/tags")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let mut names: BTreeSet<String> = status_tags
-        .iter()
-        .map(|t| s(t, "/tag").to_string())
-        .collect();
-    for t in is
-        .pointer("/spec/tags")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        names.insert(s(t, "/name").to_string());
+    let status_tags = is.status.tags.as_deref().unwrap_or_default();
+    let mut names: BTreeSet<String> = status_tags.iter().map(|t| t.tag.clone()).collect();
+    for t in is.spec.tags.iter().flatten() {
+        names.insert(t.name.clone());
     }
-    let images: BTreeSet<String> = status_tags
-        .iter()
-        .flat_map(|t| t["items"].as_array().cloned().unwrap_or_default())
-        .filter_map(|i| {
-            i.get("image")
-                .and_then(Value::as_str)
-                .filter(|x| !x.is_empty())
-                .map(str::to_string)
-        })
+    let images: BTreeSet<&str> = is
+        .status
+        .events()
+        .map(|e| e.image.as_str())
+        .filter(|i| !i.is_empty())
         .collect();
     out.push_str(&format!("Unique Images:\t\t{}\n", images.len()));
     out.push_str(&format!("Tags:\t\t\t{}\n\n", names.len()));
@@ -147,65 +127,63 @@ pub fn image_stream(is: &Value) -> String {
         } else {
             out.push_str(&format!("{tag} ({})\n", aliases.join(", ")));
         }
-        match spec_tag(is, tag) {
+        match is.spec.tag(tag) {
             None => out.push_str("  no spec tag\n"),
             Some(t) => {
-                let from = s(t, "/from/name");
-                let kind = s(t, "/from/kind");
-                let reference = t.get("reference").and_then(Value::as_bool).unwrap_or(false);
-                let scheduled = t
-                    .pointer("/importPolicy/scheduled")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
-                let registry = if kind == "DockerImage" {
+                let from = t.from.clone().unwrap_or_default();
+                let policy = t.import_policy.clone().unwrap_or_default();
+                let registry = if from.kind == "DockerImage" {
                     "registry "
                 } else {
                     ""
                 };
                 let line = match () {
-                    _ if from.is_empty() => "tag without source image".to_string(),
-                    _ if reference => format!("reference to {registry}{from}"),
-                    _ if scheduled => format!("updates automatically from {registry}{from}"),
-                    _ => format!("tagged from {from}"),
+                    _ if from.name.is_empty() => "tag without source image".to_string(),
+                    _ if t.reference == Some(true) => {
+                        format!("reference to {registry}{}", from.name)
+                    }
+                    _ if policy.scheduled() => {
+                        format!("updates automatically from {registry}{}", from.name)
+                    }
+                    _ => format!("tagged from {}", from.name),
                 };
                 out.push_str(&format!("  {line}\n"));
-                if t.pointer("/importPolicy/insecure").and_then(Value::as_bool) == Some(true) {
+                if policy.insecure() {
                     out.push_str("    will use insecure HTTPS or HTTP connections\n");
                 }
-                if s(t, "/referencePolicy/type") == "Local" {
+                if t.reference_policy
+                    .as_ref()
+                    .is_some_and(|p| p.kind == "Local")
+                {
                     out.push_str("    prefer registry pullthrough when referencing this tag\n");
                 }
             }
         }
-        let entry = status_tags.iter().find(|t| s(t, "/tag") == tag);
+        let entry = is.status.tag(tag);
         for c in entry
-            .and_then(|e| e["conditions"].as_array())
+            .and_then(|e| e.conditions.as_ref())
             .into_iter()
             .flatten()
         {
-            if s(c, "/type") == "ImportSuccess" && s(c, "/status") == "False" {
+            if c.kind == "ImportSuccess" && c.status == "False" {
                 out.push_str(&format!(
                     "  ! error: Import failed ({}): {}\n      {}\n",
-                    s(c, "/reason"),
-                    s(c, "/message"),
-                    ago(s(c, "/lastTransitionTime"))
+                    c.reason,
+                    c.message,
+                    ago(c.last_transition_time.as_deref().unwrap_or_default())
                 ));
             }
         }
         out.push('\n');
-        let items = entry
-            .and_then(|t| t["items"].as_array().cloned())
-            .unwrap_or_default();
-        for (i, item) in items.iter().enumerate() {
+        for (i, item) in entry.iter().flat_map(|e| &e.items).enumerate() {
             let mark = if i == 0 { "*" } else { " " };
-            let reference = s(item, "/dockerImageReference");
-            let image = s(item, "/image");
-            if reference.contains('@') || image.is_empty() {
+            let reference = &item.docker_image_reference;
+            if reference.contains('@') || item.image.is_empty() {
                 out.push_str(&format!("  {mark} {reference}\n"));
             } else {
-                out.push_str(&format!("  {mark} {reference} ({image})\n"));
+                out.push_str(&format!("  {mark} {reference} ({})\n", item.image));
             }
-            out.push_str(&format!("      {}\n", ago(s(item, "/created"))));
+            out.push_str(&format!("      {}\n", ago(&item.created)));
         }
         out.push('\n');
     }
@@ -370,13 +348,14 @@ fn seconds_since(ts: &str) -> Option<i64> {
 }
 
 /// `1m2s`, `running for 5s`, `waiting for 3s`.
-fn duration_text(b: &Value) -> String {
-    if let Some(secs) = build_duration(b) {
-        return duration(secs);
+fn duration_text(b: &Build) -> String {
+    let st = &b.status;
+    if let Some(ns) = st.duration.filter(|d| *d > 0) {
+        return duration((ns + 500_000_000) / 1_000_000_000);
     }
-    let start = s(b, "/status/startTimestamp");
-    match s(b, "/status/phase") {
-        "New" | "Pending" => seconds_since(s(b, "/metadata/creationTimestamp"))
+    let start = st.start_timestamp.as_deref().unwrap_or_default();
+    match st.phase() {
+        "New" | "Pending" => seconds_since(&b.metadata.creation_timestamp)
             .map(|t| format!("waiting for {}", duration(t)))
             .unwrap_or_default(),
         "Running" => seconds_since(start)
@@ -384,7 +363,7 @@ fn duration_text(b: &Value) -> String {
             .unwrap_or_default(),
         _ => match (
             parse_time(start),
-            parse_time(s(b, "/status/completionTimestamp")),
+            parse_time(st.completion_timestamp.as_deref().unwrap_or_default()),
         ) {
             (Some(a), Some(z)) => duration((z - a).num_seconds().max(0)),
             _ => String::new(),
@@ -393,60 +372,67 @@ fn duration_text(b: &Value) -> String {
 }
 
 /// `ImageStreamTag project/name:tag`, for `from` and `output.to`.
-fn object_ref(r: Option<&Value>) -> String {
-    let Some(r) = r.filter(|r| r.is_object()) else {
+fn object_ref(r: Option<&ObjectReference>) -> String {
+    let Some(r) = r else {
         return String::new();
     };
-    match s(r, "/namespace") {
-        "" => format!("{} {}", s(r, "/kind"), s(r, "/name")),
-        ns => format!("{} {ns}/{}", s(r, "/kind"), s(r, "/name")),
+    match r.namespace.as_deref().unwrap_or_default() {
+        "" => format!("{} {}", r.kind, r.name),
+        ns => format!("{} {ns}/{}", r.kind, r.name),
     }
 }
 
-fn name_meta(out: &mut String, obj: &Value) {
-    line(out, "Name", s(obj, "/metadata/name"));
-    line(out, "Namespace", s(obj, "/metadata/namespace"));
-    line(out, "Created", &ago(s(obj, "/metadata/creationTimestamp")));
-    meta_lines(out, obj);
+fn name_meta(out: &mut String, meta: &ObjectMeta) {
+    line(out, "Name", &meta.name);
+    line(out, "Namespace", &meta.namespace);
+    line(out, "Created", &ago(&meta.creation_timestamp));
+    meta_lines(out, meta);
+}
+
+/// The strategy's type, from `type` or from which strategy is set.
+fn strategy_type(strategy: &BuildStrategy) -> &str {
+    match () {
+        _ if !strategy.kind.is_empty() => &strategy.kind,
+        _ if strategy.docker_strategy.is_some() => "Docker",
+        _ if strategy.source_strategy.is_some() => "Source",
+        _ if strategy.custom_strategy.is_some() => "Custom",
+        _ => "",
+    }
 }
 
 /// Strategy, source and base image of a BuildConfig's or a Build's spec.
-fn source_lines(out: &mut String, obj: &Value) {
-    line(out, "Strategy", or_none(&strategy_type(obj)));
-    let src = &obj["spec"]["source"];
-    if src["git"].is_object() {
-        line(out, "URL", s(src, "/git/uri"));
-        if !s(src, "/git/ref").is_empty() {
-            line(out, "Ref", s(src, "/git/ref"));
+fn source_lines(out: &mut String, source: Option<&BuildSource>, strategy: &BuildStrategy) {
+    line(out, "Strategy", or_none(strategy_type(strategy)));
+    let src = source.cloned().unwrap_or_default();
+    if let Some(git) = &src.git {
+        line(out, "URL", &git.uri);
+        if let Some(r) = git.reference.as_deref().filter(|r| !r.is_empty()) {
+            line(out, "Ref", r);
         }
     }
-    if !s(src, "/contextDir").is_empty() {
-        line(out, "ContextDir", s(src, "/contextDir"));
+    if let Some(dir) = src.context_dir.as_deref().filter(|d| !d.is_empty()) {
+        line(out, "ContextDir", dir);
     }
-    if src["binary"].is_object() {
-        match s(src, "/binary/asFile") {
+    if let Some(binary) = &src.binary {
+        match binary.as_file.as_deref().unwrap_or_default() {
             "" => line(out, "Binary", "provided on build"),
             f => line(out, "Binary", &format!("provided as file {f:?} on build")),
         }
     }
-    let strategy = &obj["spec"]["strategy"];
-    let from = ["dockerStrategy", "sourceStrategy", "customStrategy"]
-        .iter()
-        .find_map(|k| strategy.get(*k).and_then(|x| x.get("from")));
-    let from = object_ref(from);
+    let from = object_ref(strategy.from());
     if !from.is_empty() {
         line(out, "From Image", &from);
     }
-    if let Some(source) = strategy.get("sourceStrategy") {
+    if let Some(source) = &strategy.source_strategy {
         // Where assemble and run come from: an explicit URL, else the
         // source's .s2i/bin, else the builder image's label.
-        let scripts = match s(source, "/scripts") {
+        let scripts = match source.scripts.as_deref().unwrap_or_default() {
             "" => "the source's .s2i/bin, else the builder image (io.openshift.s2i.scripts-url)"
                 .to_string(),
             url => display_url(url),
         };
         line(out, "Scripts", &scripts);
-        let incremental = source.get("incremental") == Some(&Value::Bool(true));
+        let incremental = source.incremental == Some(true);
         line(
             out,
             "Incremental Build",
@@ -467,12 +453,8 @@ fn display_url(url: &str) -> String {
     }
 }
 
-fn output_line(out: &mut String, obj: &Value) {
-    line(
-        out,
-        "Output to",
-        or_none(&object_ref(obj.pointer("/spec/output/to"))),
-    );
+fn output_line(out: &mut String, to: Option<&ObjectReference>) {
+    line(out, "Output to", or_none(&object_ref(to)));
 }
 
 /// Creation time the way Go prints one: `2024-01-01 10:00:00 +0000 UTC`.
@@ -497,14 +479,13 @@ pub struct Hooks<'a> {
 
 /// The webhook triggers of `bc`: index in `spec.triggers`, the trigger, and
 /// its field (also the URL's last segment).
-pub fn webhook_triggers(bc: &Value) -> Vec<(usize, &Value, &'static str)> {
-    bc.pointer("/spec/triggers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+pub fn webhook_triggers(bc: &BuildConfig) -> Vec<(usize, &BuildTriggerPolicy, &'static str)> {
+    bc.spec
+        .triggers()
+        .iter()
         .enumerate()
         .filter_map(|(i, t)| {
-            let field = match s(t, "/type") {
+            let field = match t.kind.as_str() {
                 "GitHub" => "github",
                 "GitLab" => "gitlab",
                 "Bitbucket" => "bitbucket",
@@ -516,16 +497,23 @@ pub fn webhook_triggers(bc: &Value) -> Vec<(usize, &Value, &'static str)> {
         .collect()
 }
 
+/// A webhook trigger's settings (its `github`, `generic`… field).
+pub fn webhook(t: &BuildTriggerPolicy, field: &str) -> WebHook {
+    t.extra
+        .get(field)
+        .and_then(|h| serde_json::from_value(h.clone()).ok())
+        .unwrap_or_default()
+}
+
 /// Each webhook trigger's URL (the secret as `<secret>`), a warning when
 /// the config has no ref (a push is then matched against `master`), and
 /// the recent deliveries.
-fn webhook_lines(out: &mut String, bc: &Value, hooks: &Hooks<'_>) {
-    let ns = s(bc, "/metadata/namespace");
-    let name = s(bc, "/metadata/name");
+fn webhook_lines(out: &mut String, bc: &BuildConfig, hooks: &Hooks<'_>) {
+    let (ns, name) = (&bc.metadata.namespace, &bc.metadata.name);
     let triggers = webhook_triggers(bc);
     for (i, t, field) in &triggers {
         let (i, field) = (*i, *field);
-        out.push_str(&format!("Webhook {}:\n", s(t, "/type")));
+        out.push_str(&format!("Webhook {}:\n", t.kind));
         let shown = hooks.secrets.and_then(|all| all.get(i));
         let secret = match shown {
             Some(Ok(secret)) => secret.as_str(),
@@ -538,33 +526,28 @@ fn webhook_lines(out: &mut String, bc: &Value, hooks: &Hooks<'_>) {
         if let Some(Err(why)) = shown {
             out.push_str(&format!("\tSecret:\tnot shown: {why}\n"));
         }
-        let hook = &t[field];
-        if let Some(r) = hook
-            .pointer("/secretReference/name")
-            .and_then(Value::as_str)
-        {
+        let hook = webhook(t, field);
+        if let Some(r) = &hook.secret_reference {
             out.push_str(&format!(
-                "\tSecret:\tfrom Secret {r} (key WebHookSecretKey)\n"
+                "\tSecret:\tfrom Secret {} (key WebHookSecretKey)\n",
+                r.name
             ));
         }
-        if let Some(r) = hook
-            .pointer("/signatureSecretRef/name")
-            .and_then(Value::as_str)
-        {
-            out.push_str(&format!("\tSignature:\trequired, key from Secret {r}\n"));
+        if let Some(r) = &hook.signature_secret_ref {
+            out.push_str(&format!(
+                "\tSignature:\trequired, key from Secret {}\n",
+                r.name
+            ));
         }
         if field == "generic" {
-            let allow = hook
-                .get("allowEnv")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            out.push_str(&format!("\tAllowEnv:\t{allow}\n"));
+            out.push_str(&format!("\tAllowEnv:\t{}\n", hook.allow_env));
         }
     }
     if triggers.is_empty() {
         return;
     }
-    if bc.pointer("/spec/source/git").is_some() && s(bc, "/spec/source/git/ref").is_empty() {
+    let git = bc.spec.source.as_ref().and_then(|s| s.git.as_ref());
+    if git.is_some_and(|g| g.reference.as_deref().unwrap_or_default().is_empty()) {
         out.push_str(
             "Warning:\t\tthe source names no ref: webhooks build pushes to 'master' only; set spec.source.git.ref\n",
         );
@@ -585,28 +568,27 @@ fn webhook_lines(out: &mut String, bc: &Value, hooks: &Hooks<'_>) {
     }
 }
 
-pub fn build_config(bc: &Value, builds: &[Value], hooks: &Hooks<'_>) -> String {
+pub fn build_config(bc: &BuildConfig, builds: &[Build], hooks: &Hooks<'_>) -> String {
     let mut out = String::new();
-    name_meta(&mut out, bc);
-    match bc.pointer("/status/lastVersion").and_then(Value::as_i64) {
+    name_meta(&mut out, &bc.metadata);
+    match bc.status.last_version {
         Some(v) if v > 0 => line(&mut out, "Latest Version", &v.to_string()),
         _ => line(&mut out, "Latest Version", "Never built"),
     }
     out.push('\n');
-    source_lines(&mut out, bc);
-    output_line(&mut out, bc);
+    let strategy = bc.spec.strategy.clone().unwrap_or_default();
+    source_lines(&mut out, bc.spec.source.as_ref(), &strategy);
+    output_line(
+        &mut out,
+        bc.spec.output.as_ref().and_then(|o| o.to.as_ref()),
+    );
     out.push('\n');
-    let policy = match s(bc, "/spec/runPolicy") {
-        "" => "Serial",
-        p => p,
-    };
-    line(&mut out, "Build Run Policy", policy);
+    line(&mut out, "Build Run Policy", bc.spec.run_policy());
     let triggers: Vec<&str> = bc
-        .pointer("/spec/triggers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|t| match s(t, "/type") {
+        .spec
+        .triggers()
+        .iter()
+        .map(|t| match t.kind.as_str() {
             "ConfigChange" => "Config",
             other => other,
         })
@@ -625,10 +607,10 @@ pub fn build_config(bc: &Value, builds: &[Value], hooks: &Hooks<'_>) -> String {
     ]];
     rows.extend(builds.iter().map(|b| {
         [
-            s(b, "/metadata/name").to_string(),
-            s(b, "/status/phase").to_lowercase(),
+            b.metadata.name.clone(),
+            b.status.phase.to_lowercase(),
             duration_text(b),
-            creation_time(s(b, "/metadata/creationTimestamp")),
+            creation_time(&b.metadata.creation_timestamp),
         ]
     }));
     let width = |c: usize| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0);
@@ -651,42 +633,51 @@ pub fn build_config(bc: &Value, builds: &[Value], hooks: &Hooks<'_>) -> String {
 }
 
 /// `psc describe build NAME`.
-pub fn build(b: &Value) -> String {
+pub fn build(b: &Build) -> String {
     let mut out = String::new();
-    name_meta(&mut out, b);
+    let st = &b.status;
+    name_meta(&mut out, &b.metadata);
     out.push('\n');
-    line(&mut out, "Status", &crate::output::build_status(b));
-    if !s(b, "/status/message").is_empty() {
-        line(&mut out, "Message", s(b, "/status/message"));
+    let status = match st.reason.as_str() {
+        "" => st.phase.clone(),
+        reason => format!("{} ({reason})", st.phase),
+    };
+    line(&mut out, "Status", &status);
+    if !st.message.is_empty() {
+        line(&mut out, "Message", &st.message);
     }
-    line(&mut out, "Started", &when(s(b, "/status/startTimestamp")));
+    line(
+        &mut out,
+        "Started",
+        &when(st.start_timestamp.as_deref().unwrap_or_default()),
+    );
     line(&mut out, "Duration", or_none(&duration_text(b)));
     out.push('\n');
-    let config = match s(b, "/status/config/name") {
-        "" => s(b, "/metadata/labels/openshift.io~1build-config.name"),
-        c => c,
+    let config = match st.config.as_ref().map(|c| c.name.as_str()) {
+        Some(c) if !c.is_empty() => c,
+        _ => b
+            .metadata
+            .labels
+            .get("openshift.io/build-config.name")
+            .map(String::as_str)
+            .unwrap_or_default(),
     };
     line(&mut out, "Build Config", or_none(config));
-    let pod = s(b, "/metadata/annotations/openshift.io~1build.pod-name");
-    if !pod.is_empty() {
+    if let Some(pod) = b.metadata.annotations.get("openshift.io/build.pod-name") {
         line(&mut out, "Build Pod", pod);
     }
     out.push('\n');
-    source_lines(&mut out, b);
-    let revision = ["/status/revision/git", "/spec/revision/git"]
-        .iter()
-        .filter_map(|p| b.pointer(p))
-        .find(|g| !s(g, "/commit").is_empty());
-    if let Some(git) = revision {
-        match s(git, "/message") {
-            "" => line(&mut out, "Commit", s(git, "/commit")),
-            m => line(
-                &mut out,
-                "Commit",
-                &format!("{} ({})", s(git, "/commit"), m.trim()),
-            ),
+    source_lines(&mut out, b.spec.source.as_ref(), &b.spec.strategy);
+    let revision = b.spec.revision.as_ref().and_then(|r| r.git.as_ref());
+    if let Some(git) = revision.filter(|g| !g.commit.is_empty()) {
+        match git.message.trim() {
+            "" => line(&mut out, "Commit", &git.commit),
+            m => line(&mut out, "Commit", &format!("{} ({m})", git.commit)),
         }
-        let (author, committer) = (s(git, "/author/name"), s(git, "/committer/name"));
+        let who = |u: &Option<podspace_api::model::build::SourceControlUser>| {
+            u.as_ref().map(|u| u.name.clone()).unwrap_or_default()
+        };
+        let (author, committer) = (who(&git.author), who(&git.committer));
         if !author.is_empty() || !committer.is_empty() {
             line(
                 &mut out,
@@ -695,23 +686,21 @@ pub fn build(b: &Value) -> String {
             );
         }
     }
-    output_line(&mut out, b);
-    let digest = s(b, "/status/output/to/imageDigest");
-    if !digest.is_empty() {
+    output_line(&mut out, b.spec.output_to());
+    if let Some(digest) = st.image_digest() {
         line(&mut out, "Digest", digest);
     }
     out.push('\n');
     let causes: Vec<&str> = b
-        .pointer("/spec/triggeredBy")
-        .and_then(Value::as_array)
-        .into_iter()
+        .spec
+        .triggered_by
+        .iter()
         .flatten()
-        .map(|c| s(c, "/message"))
+        .map(|c| c.message.as_str())
         .filter(|m| !m.is_empty())
         .collect();
     line(&mut out, "Build trigger cause", or_none(&causes.join("\n")));
-    let snippet = s(b, "/status/logSnippet");
-    if !snippet.is_empty() {
+    if let Some(snippet) = st.log_snippet.as_deref().filter(|s| !s.is_empty()) {
         out.push('\n');
         line(&mut out, "Log Tail", snippet.trim_end());
     }
@@ -748,6 +737,7 @@ mod tests {
             "status": {"phase": "Failed", "reason": "DockerBuildFailed", "duration": 5_000_000_000i64,
                 "startTimestamp": "2024-01-01T10:00:01Z", "logSnippet": "a\nb", "output": {"to": {"imageDigest": "sha256:d"}}}
         });
+        let b: Build = serde_json::from_value(b).unwrap();
         let text = build(&b);
         for want in [
             "Status:\t\t\tFailed (DockerBuildFailed)\n",
@@ -768,6 +758,7 @@ mod tests {
                 "triggers": [{"type": "ConfigChange"}, {"type": "ImageChange"}]},
             "status": {"lastVersion": 2}
         });
+        let bc: BuildConfig = serde_json::from_value(bc).unwrap();
         let text = build_config(
             &bc,
             &[b],
@@ -809,6 +800,7 @@ mod tests {
                 {"tag": "latest", "items": [{"created": "2020-01-01T00:00:00Z", "dockerImageReference": "docker.io/x@sha256:bb", "image": "sha256:bb"}]}
             ]}
         });
+        let is: ImageStream = serde_json::from_value(is).unwrap();
         let text = image_stream(&is);
         assert!(text.contains("Unique Images:\t\t2"), "{text}");
         assert!(text.contains("3.6 (latest)\n  updates automatically from registry docker.io/centos/python-36-centos7:latest\n    prefer registry pullthrough when referencing this tag"), "{text}");

@@ -137,6 +137,7 @@ pub async fn run(g: &Global, args: ImportArgs) -> Result<()> {
         None => println!("imagestream.image.openshift.io/{is} imported\n"),
         Some(_) => println!("imagestream.image.openshift.io/{is} imported with errors\n"),
     }
+    let stream = super::describe::typed(&stream, "ImageStream")?;
     print!("{}", super::describe::image_stream(&stream));
     if let Some(message) = failure {
         eprintln!("error: tag {tag} failed: {message}");
@@ -199,10 +200,8 @@ async fn import_all(session: &Session, ns: &str, args: &ImportArgs) -> Result<()
     } else {
         println!("imagestream.image.openshift.io/{is} imported with errors\n");
     }
-    print!(
-        "{}",
-        super::describe::image_stream(&answer["status"]["import"])
-    );
+    let stream = super::describe::typed(&answer["status"]["import"], "ImageStream")?;
+    print!("{}", super::describe::image_stream(&stream));
     let more: Vec<&str> = answer["status"]["repository"]["additionalTags"]
         .as_array()
         .into_iter()

@@ -3,6 +3,7 @@
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
 use podspace_api::kinds::{self, KindInfo};
+use podspace_api::model::{BuildConfig, Secret};
 use serde_json::{json, Map, Value};
 
 use super::{Reported, Session};
@@ -167,11 +168,17 @@ pub async fn describe(g: &Global, kind: &str, name: &str, show_secrets: bool) ->
         name
     };
     let obj = session.client.get(&kind.object_path(ns, &name)).await?;
+    use super::describe::{self, typed};
     let text = match kind.kind {
-        "ImageStream" => super::describe::image_stream(&obj),
-        "ImageStreamTag" => super::describe::image_stream_tag(&obj),
+        "ImageStream" => describe::image_stream(&typed(&obj, kind.kind)?),
+        "ImageStreamTag" => describe::image_stream_tag(&obj),
         "BuildConfig" => {
+            let bc = typed(&obj, kind.kind)?;
             let builds = super::builds::of_config(&session.client, ns, &name).await?;
+            let builds = builds
+                .iter()
+                .map(|b| typed(b, "Build"))
+                .collect::<Result<Vec<_>>>()?;
             let deliveries = session
                 .client
                 .get(&format!("{}/webhooks", kind.object_path(ns, &name)))
@@ -180,18 +187,18 @@ pub async fn describe(g: &Global, kind: &str, name: &str, show_secrets: bool) ->
                 .and_then(|l| l.get("items").and_then(Value::as_array).cloned())
                 .unwrap_or_default();
             let secrets = if show_secrets {
-                Some(webhook_secrets(&session, ns, &obj).await)
+                Some(webhook_secrets(&session, ns, &bc).await)
             } else {
                 None
             };
-            let hooks = super::describe::Hooks {
+            let hooks = describe::Hooks {
                 server: &session.client.server,
                 deliveries: &deliveries,
                 secrets: secrets.as_deref(),
             };
-            super::describe::build_config(&obj, &builds, &hooks)
+            describe::build_config(&bc, &builds, &hooks)
         }
-        "Build" => super::describe::build(&obj),
+        "Build" => describe::build(&typed(&obj, kind.kind)?),
         _ => describe_text(kind, &obj),
     };
     print!("{text}");
@@ -201,45 +208,29 @@ pub async fn describe(g: &Global, kind: &str, name: &str, show_secrets: bool) ->
 /// Each trigger's webhook URL secret, by its index in `spec.triggers`:
 /// inline in the config, or `WebHookSecretKey` of the Secret it names
 /// (which the API lets only those who may read Secrets see).
-async fn webhook_secrets(session: &Session, ns: &str, bc: &Value) -> Vec<Result<String, String>> {
-    use base64::Engine as _;
-    let count = bc
-        .pointer("/spec/triggers")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
+async fn webhook_secrets(
+    session: &Session,
+    ns: &str,
+    bc: &BuildConfig,
+) -> Vec<Result<String, String>> {
+    let count = bc.spec.triggers().len();
     let mut out: Vec<Result<String, String>> = vec![Err("not a webhook".into()); count];
     for (i, t, field) in super::describe::webhook_triggers(bc) {
-        let hook = &t[field];
-        out[i] = if let Some(inline) = hook
-            .get("secret")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-        {
-            Ok(inline.to_string())
-        } else if let Some(r) = hook
-            .pointer("/secretReference/name")
-            .and_then(Value::as_str)
-        {
+        let hook = super::describe::webhook(t, field);
+        out[i] = if let Some(inline) = hook.secret.filter(|s| !s.is_empty()) {
+            Ok(inline)
+        } else if let Some(r) = hook.secret_reference {
+            let name = r.name;
             match session
                 .client
-                .get(&format!("/api/v1/namespaces/{ns}/secrets/{r}"))
+                .get(&format!("/api/v1/namespaces/{ns}/secrets/{name}"))
                 .await
             {
-                // The store keeps `stringData` as written (the server reads
-                // it first, then `data`), so both are looked at.
-                Ok(secret) => secret
-                    .pointer("/stringData/WebHookSecretKey")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .or_else(|| {
-                        secret
-                            .pointer("/data/WebHookSecretKey")
-                            .and_then(Value::as_str)
-                            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-                            .and_then(|b| String::from_utf8(b).ok())
-                    })
-                    .ok_or_else(|| format!("Secret {r} has no WebHookSecretKey")),
-                Err(e) => Err(format!("reading Secret {r}: {e}")),
+                Ok(secret) => serde_json::from_value::<Secret>(secret)
+                    .ok()
+                    .and_then(|s| s.value("WebHookSecretKey"))
+                    .ok_or_else(|| format!("Secret {name} has no WebHookSecretKey")),
+                Err(e) => Err(format!("reading Secret {name}: {e}")),
             }
         } else {
             Err("the trigger has no secret: it accepts nothing".into())

@@ -10,12 +10,13 @@ use axum::http::{header, Method, StatusCode};
 use axum::response::Response;
 use futures_util::StreamExt;
 use podspace_api::auth::{Principal, Verb};
+use podspace_api::model::build::{GitSourceRevision, SourceControlUser, SourceRevision};
 use podspace_api::model::{Build, BuildConfig, BuildRequest};
 use podspace_api::store::BuildInput;
 use podspace_api::{Reason, Status};
 use podspace_builder::phase;
 use podspace_builder::triggers::{self, Input};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::{authorize, render, Query, Target};
 use crate::app::AppState;
@@ -262,19 +263,29 @@ pub async fn forget_input(state: &AppState, location: &str) {
     }
 }
 
-fn revision_from(query: &Query) -> Option<Value> {
+fn revision_from(query: &Query) -> Option<SourceRevision> {
     let q = |k: &str| query.get(k).cloned().unwrap_or_default();
     let commit = q("revision.commit");
     if commit.is_empty() && q("revision.message").is_empty() && q("revision.authorName").is_empty()
     {
         return None;
     }
-    Some(json!({"type": "Git", "git": {
-        "commit": commit,
-        "message": q("revision.message"),
-        "author": {"name": q("revision.authorName"), "email": q("revision.authorEmail")},
-        "committer": {"name": q("revision.committerName"), "email": q("revision.committerEmail")},
-    }}))
+    let user = |name: &str, email: &str| SourceControlUser {
+        name: q(name),
+        email: q(email),
+        ..Default::default()
+    };
+    Some(SourceRevision {
+        kind: "Git".into(),
+        git: Some(GitSourceRevision {
+            commit,
+            message: q("revision.message"),
+            author: Some(user("revision.authorName", "revision.authorEmail")),
+            committer: Some(user("revision.committerName", "revision.committerEmail")),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
 }
 
 /// `builds/NAME/log` (builds.md §9): waits for a queued build to start

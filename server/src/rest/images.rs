@@ -125,14 +125,7 @@ async fn istag_view(
         kind: "ImageStreamTag".into(),
         tag: is::spec_tag(stream, tag).cloned(),
         generation: Some(event.generation),
-        lookup_policy: Some(
-            stream
-                .spec
-                .extra
-                .get("lookupPolicy")
-                .cloned()
-                .unwrap_or(json!({"local": false})),
-        ),
+        lookup_policy: Some(stream.spec.lookup_policy.clone().unwrap_or_default()),
         image: Some(image),
         ..Default::default()
     };
@@ -336,11 +329,7 @@ async fn put_istag(
                 format!("tag.from.kind: Unsupported value: {k:?}"),
             )));
         }
-        let scheduled = spec
-            .import_policy
-            .as_ref()
-            .and_then(|p| p.get("scheduled")?.as_bool())
-            == Some(true);
+        let scheduled = spec.import_policy.as_ref().is_some_and(|p| p.scheduled());
         if k != "DockerImage" && scheduled {
             return Err(ApiError(Status::new(Reason::Invalid, "tag.importPolicy.scheduled: only container images (DockerImage) can be imported on a schedule")));
         }
