@@ -2,11 +2,10 @@
 //! requester, and the `builder`, `deployer` and `default` service accounts
 //! with their bindings. Created in one transaction by the caller.
 
-use serde_json::json;
-
 use crate::auth::{Principal, PROJECT_SERVICE_ACCOUNTS};
 use crate::kinds::KindInfo;
 use crate::meta::Object;
+use crate::model::{Project, Resource, RoleBinding, Subject};
 use crate::status::Status;
 
 pub const DISPLAY_NAME: &str = "openshift.io/display-name";
@@ -15,12 +14,32 @@ pub const REQUESTER: &str = "openshift.io/requester";
 
 pub fn role_binding(ns: &str, name: &str, role: &str, subject: &Principal) -> Object {
     let subject = match subject.as_service_account() {
-        Some((sa_ns, sa)) => json!({"kind": "ServiceAccount", "name": sa, "namespace": sa_ns}),
-        None => json!({"kind": "User", "name": subject.name}),
+        Some((sa_ns, sa)) => Subject {
+            kind: "ServiceAccount".into(),
+            name: sa.into(),
+            namespace: sa_ns.into(),
+            ..Default::default()
+        },
+        None => Subject {
+            kind: "User".into(),
+            name: subject.name.clone(),
+            ..Default::default()
+        },
     };
-    Object::new("RoleBinding", ns, name)
-        .with("roleRef", json!({"name": role}))
-        .with("subjects", json!([subject]))
+    binding(ns, name, role, subject)
+}
+
+fn binding(ns: &str, name: &str, role: &str, subject: Subject) -> Object {
+    let mut b = RoleBinding::named(ns, name);
+    b.role_ref.name = role.into();
+    b.subjects = vec![subject];
+    untyped(&b)
+}
+
+fn untyped<T: Resource>(value: &T) -> Object {
+    // Serializing these structs cannot fail: they hold only strings, maps
+    // and lists.
+    value.to_object().unwrap_or_default()
 }
 
 /// The project every user may read image streams and templates from.
@@ -31,12 +50,16 @@ pub const SHARED_PROJECT: &str = "openshift";
 /// `shared-resource-viewer` in it.
 pub fn shared_project(owner: &Principal) -> Result<Vec<(&'static KindInfo, Object)>, Status> {
     let mut objs = new_project(SHARED_PROJECT, "Shared resources", "", owner)?;
-    let viewers = Object::new("RoleBinding", SHARED_PROJECT, "shared-resource-viewers")
-        .with("roleRef", json!({"name": "shared-resource-viewer"}))
-        .with(
-            "subjects",
-            json!([{"kind": "Group", "name": crate::auth::AUTHENTICATED_GROUP}]),
-        );
+    let viewers = binding(
+        SHARED_PROJECT,
+        "shared-resource-viewers",
+        "shared-resource-viewer",
+        Subject {
+            kind: "Group".into(),
+            name: crate::auth::AUTHENTICATED_GROUP.into(),
+            ..Default::default()
+        },
+    );
     objs.push((&crate::kinds::ROLE_BINDING, viewers));
     Ok(objs)
 }
@@ -50,9 +73,9 @@ pub fn new_project(
 ) -> Result<Vec<(&'static KindInfo, Object)>, Status> {
     crate::validation::dns1123_label(name)
         .map_err(|e| Status::new(crate::status::Reason::Invalid, format!("projects.project.openshift.io {name:?} is invalid: metadata.name: Invalid value: {name:?}: {e}")))?;
-    let mut project = Object::new("Project", "", name)
-        .with("spec", json!({"finalizers": ["kubernetes"]}))
-        .with("status", json!({"phase": "Active"}));
+    let mut project = Project::named("", name);
+    project.spec.finalizers = vec!["kubernetes".into()];
+    project.status.phase = "Active".into();
     let notes = &mut project.metadata.annotations;
     notes.insert(REQUESTER.into(), requester.name.clone());
     if !display_name.is_empty() {
@@ -62,7 +85,7 @@ pub fn new_project(
         notes.insert(DESCRIPTION.into(), description.into());
     }
     let mut objs = vec![
-        (&crate::kinds::PROJECT, project),
+        (&crate::kinds::PROJECT, untyped(&project)),
         (
             &crate::kinds::ROLE_BINDING,
             role_binding(name, "admin", "admin", requester),

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use crate::kinds::KindInfo;
+use crate::model::{self, ObjectReference, Resource};
 use crate::meta::Object;
 use crate::status::{Reason, Status, StatusCause, StatusDetails};
 
@@ -162,10 +163,29 @@ pub fn validate(kind: &KindInfo, obj: &Object) -> Result<(), Status> {
     typed_shape(&mut errs, kind, obj);
     let body = &obj.body;
     match kind.kind {
-        "ImageStream" => image_stream(&mut errs, body.get("spec")),
-        "BuildConfig" => build_config(&mut errs, body.get("spec")),
-        "Build" => build_spec(&mut errs, "spec", body.get("spec")),
-        "DeploymentConfig" => deployment_config(&mut errs, body.get("spec")),
+        "ImageStream" => {
+            if let Ok(is) = model::ImageStream::from_object(obj) {
+                image_stream(&mut errs, &is.spec);
+            }
+        }
+        "BuildConfig" | "Build" | "DeploymentConfig" if !body.contains_key("spec") => {
+            errs.field("spec", "Required value");
+        }
+        "BuildConfig" => {
+            if let Ok(bc) = model::BuildConfig::from_object(obj) {
+                build_config(&mut errs, &bc.spec);
+            }
+        }
+        "Build" => {
+            if let Ok(b) = model::Build::from_object(obj) {
+                build_spec(&mut errs, &b.spec);
+            }
+        }
+        "DeploymentConfig" => {
+            if let Ok(dc) = model::DeploymentConfig::from_object(obj) {
+                deployment_config(&mut errs, &dc.spec);
+            }
+        }
         "RoleBinding" | "ClusterRoleBinding" => role_binding(&mut errs, kind, obj),
         "Secret" => secret(&mut errs, obj),
         "Template" => template(&mut errs, obj),
@@ -199,7 +219,6 @@ pub fn validate(kind: &KindInfo, obj: &Object) -> Result<(), Status> {
 /// Objects of the kinds the controllers read typed must decode as their
 /// type, so that what is stored can always be read back.
 fn typed_shape(errs: &mut Errors, kind: &KindInfo, obj: &Object) {
-    use crate::model::{self, Resource};
     fn check<T: Resource>(errs: &mut Errors, obj: &Object) {
         let Ok(value) = serde_json::to_value(obj) else {
             return;
@@ -234,6 +253,9 @@ fn typed_shape(errs: &mut Errors, kind: &KindInfo, obj: &Object) {
         "ImageStream" => check::<model::ImageStream>(errs, obj),
         "DeploymentConfig" => check::<model::DeploymentConfig>(errs, obj),
         "ReplicationController" => check::<model::ReplicationController>(errs, obj),
+        "RoleBinding" => check::<model::RoleBinding>(errs, obj),
+        "ClusterRoleBinding" => check::<model::ClusterRoleBinding>(errs, obj),
+        "Project" => check::<model::Project>(errs, obj),
         _ => {}
     }
 }
@@ -285,31 +307,31 @@ impl KindInfo {
     }
 }
 
-fn array(v: Option<&Value>) -> &[Value] {
-    v.and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
+/// A string for [`Errors::one_of`]: empty is absent.
+fn text(v: &str) -> Option<Value> {
+    (!v.is_empty()).then(|| Value::String(v.to_string()))
 }
 
 fn object_ref(
     errs: &mut Errors,
     field: &str,
-    from: Option<&Value>,
+    from: Option<&ObjectReference>,
     kinds: &[&str],
     required: bool,
 ) {
-    let Some(from) = from.filter(|f| !f.is_null()) else {
+    let Some(from) = from else {
         if required {
             errs.field(field, "Required value");
         }
         return;
     };
-    errs.one_of(&format!("{field}.kind"), from.get("kind"), kinds, true);
-    if from
-        .get("name")
-        .and_then(Value::as_str)
-        .is_none_or(str::is_empty)
-    {
+    errs.one_of(
+        &format!("{field}.kind"),
+        text(&from.kind).as_ref(),
+        kinds,
+        true,
+    );
+    if from.name.is_empty() {
         errs.field(&format!("{field}.name"), "Required value");
     }
 }
@@ -324,28 +346,26 @@ pub fn tag_name(tag: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
 }
 
-fn image_stream(errs: &mut Errors, spec: Option<&Value>) {
-    let Some(spec) = spec else { return };
-    for (i, tag) in array(spec.get("tags")).iter().enumerate() {
+fn image_stream(errs: &mut Errors, spec: &model::ImageStreamSpec) {
+    for (i, tag) in spec.tags.iter().flatten().enumerate() {
         let f = format!("spec.tags[{i}]");
-        match tag.get("name").and_then(Value::as_str) {
-            Some(n) if tag_name(n) => {}
-            _ => errs.field(
+        if !tag_name(&tag.name) {
+            errs.field(
                 &format!("{f}.name"),
                 "Invalid value: a tag name must match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}",
-            ),
+            );
         }
         object_ref(
             errs,
             &format!("{f}.from"),
-            tag.get("from"),
+            tag.from.as_ref(),
             &["DockerImage", "ImageStreamTag", "ImageStreamImage"],
             false,
         );
-        if let Some(p) = tag.get("referencePolicy") {
+        if let Some(p) = &tag.reference_policy {
             errs.one_of(
                 &format!("{f}.referencePolicy.type"),
-                p.get("type"),
+                text(&p.kind).as_ref(),
                 &["Source", "Local"],
                 false,
             );
@@ -391,183 +411,149 @@ fn template(errs: &mut Errors, obj: &Object) {
 
 const STRATEGIES: &[&str] = &["Docker", "Source", "Custom", "JenkinsPipeline"];
 
-fn build_spec(errs: &mut Errors, f: &str, spec: Option<&Value>) {
-    let Some(spec) = spec else {
-        errs.field(f, "Required value");
-        return;
-    };
-    let strategy = spec.get("strategy");
+fn build_spec(errs: &mut Errors, spec: &model::BuildSpec) {
+    let strategy = &spec.strategy;
     errs.one_of(
-        &format!("{f}.strategy.type"),
-        strategy.and_then(|s| s.get("type")),
+        "spec.strategy.type",
+        text(&strategy.kind).as_ref(),
         STRATEGIES,
         true,
     );
-    if let Some(s) = strategy {
-        let sub = match s.get("type").and_then(Value::as_str) {
-            Some("Docker") => Some("dockerStrategy"),
-            Some("Source") => Some("sourceStrategy"),
-            Some("Custom") => Some("customStrategy"),
-            _ => None,
-        };
-        if let Some(sub) = sub {
-            let from_required = sub != "dockerStrategy";
-            object_ref(
-                errs,
-                &format!("{f}.strategy.{sub}.from"),
-                s.get(sub).and_then(|x| x.get("from")),
-                &["DockerImage", "ImageStreamTag", "ImageStreamImage"],
-                from_required,
-            );
-        }
+    let from = match strategy.kind.as_str() {
+        "Docker" => Some(("dockerStrategy", strategy.docker_strategy.as_ref().and_then(|s| s.from.as_ref()), false)),
+        "Source" => Some(("sourceStrategy", strategy.source_strategy.as_ref().and_then(|s| s.from.as_ref()), true)),
+        "Custom" => Some(("customStrategy", strategy.custom_strategy.as_ref().and_then(|s| s.from.as_ref()), true)),
+        _ => None,
+    };
+    if let Some((sub, from, required)) = from {
+        object_ref(
+            errs,
+            &format!("spec.strategy.{sub}.from"),
+            from,
+            &["DockerImage", "ImageStreamTag", "ImageStreamImage"],
+            required,
+        );
     }
-    if let Some(hook) = spec.get("postCommit").filter(|h| !h.is_null()) {
-        let script = hook
-            .get("script")
-            .and_then(Value::as_str)
-            .is_some_and(|s| !s.is_empty());
-        let command = !array(hook.get("command")).is_empty();
+    if let Some(hook) = &spec.post_commit {
+        let script = hook.script.as_deref().is_some_and(|s| !s.is_empty());
+        let command = hook.command.as_ref().is_some_and(|c| !c.is_empty());
         if script && command {
             errs.field(
-                &format!("{f}.postCommit"),
+                "spec.postCommit",
                 "Invalid value: script and command cannot both be set",
             );
         }
     }
-    if let Some(source) = spec.get("source") {
-        if source.get("git").is_some_and(|g| !g.is_null())
-            && source.get("binary").is_some_and(|b| !b.is_null())
-        {
-            errs.field(
-                &format!("{f}.source"),
-                "git and binary sources are mutually exclusive",
-            );
+    if let Some(source) = &spec.source {
+        if source.git.is_some() && source.binary.is_some() {
+            errs.field("spec.source", "git and binary sources are mutually exclusive");
         }
-        if let Some(uri) = source.get("git").and_then(|g| g.get("uri")) {
-            if uri.as_str().is_none_or(str::is_empty) {
-                errs.field(&format!("{f}.source.git.uri"), "Required value");
-            }
+        if source.git.as_ref().is_some_and(|g| g.uri.is_empty()) {
+            errs.field("spec.source.git.uri", "Required value");
         }
-        if let Some(dir) = source.get("contextDir").and_then(Value::as_str) {
-            if dir.split('/').any(|p| p == "..") {
-                errs.field(&format!("{f}.source.contextDir"), "must not contain '..'");
-            }
+        let dir = source.context_dir.as_deref().unwrap_or_default();
+        if dir.split('/').any(|p| p == "..") {
+            errs.field("spec.source.contextDir", "must not contain '..'");
         }
     }
-    if let Some(to) = spec.get("output").and_then(|o| o.get("to")) {
-        object_ref(
-            errs,
-            &format!("{f}.output.to"),
-            Some(to),
-            &["ImageStreamTag", "DockerImage"],
-            false,
+    object_ref(
+        errs,
+        "spec.output.to",
+        spec.output_to(),
+        &["ImageStreamTag", "DockerImage"],
+        false,
+    );
+    if spec.completion_deadline_seconds.is_some_and(|d| d <= 0) {
+        errs.field(
+            "spec.completionDeadlineSeconds",
+            "must be a positive integer",
         );
-    }
-    if let Some(d) = spec.get("completionDeadlineSeconds") {
-        if d.as_i64().is_none_or(|d| d <= 0) {
-            errs.field(
-                &format!("{f}.completionDeadlineSeconds"),
-                "must be a positive integer",
-            );
-        }
     }
 }
 
-fn build_config(errs: &mut Errors, spec: Option<&Value>) {
-    build_spec(errs, "spec", spec);
-    let Some(spec) = spec else { return };
+fn build_config(errs: &mut Errors, spec: &model::BuildConfigSpec) {
+    if let Ok(template) = spec.build_spec() {
+        build_spec(errs, &template);
+    }
     errs.one_of(
         "spec.runPolicy",
-        spec.get("runPolicy"),
+        spec.run_policy.as_deref().and_then(text).as_ref(),
         &["Serial", "SerialLatestOnly", "Parallel"],
         false,
     );
-    for f in ["successfulBuildsHistoryLimit", "failedBuildsHistoryLimit"] {
-        if let Some(v) = spec.get(f).filter(|v| !v.is_null()) {
-            if v.as_i64().is_none_or(|n| n < 0) {
-                errs.field(&format!("spec.{f}"), "must be greater than or equal to 0");
-            }
+    for (f, limit) in [
+        ("successfulBuildsHistoryLimit", spec.successful_builds_history_limit),
+        ("failedBuildsHistoryLimit", spec.failed_builds_history_limit),
+    ] {
+        if limit.is_some_and(|n| n < 0) {
+            errs.field(&format!("spec.{f}"), "must be greater than or equal to 0");
         }
     }
-    for (i, t) in array(spec.get("triggers")).iter().enumerate() {
-        if t.get("type").and_then(Value::as_str).is_none() {
+    for (i, t) in spec.triggers().iter().enumerate() {
+        if t.kind.is_empty() {
             errs.field(&format!("spec.triggers[{i}].type"), "Required value");
         }
     }
 }
 
-fn deployment_config(errs: &mut Errors, spec: Option<&Value>) {
-    let Some(spec) = spec else {
-        errs.field("spec", "Required value");
-        return;
-    };
-    if let Some(r) = spec.get("replicas").filter(|v| !v.is_null()) {
-        if r.as_i64().is_none_or(|n| n < 0) {
-            errs.field("spec.replicas", "must be greater than or equal to 0");
-        }
+fn deployment_config(errs: &mut Errors, spec: &model::DeploymentConfigSpec) {
+    if spec.replicas.is_some_and(|n| n < 0) {
+        errs.field("spec.replicas", "must be greater than or equal to 0");
     }
-    if let Some(s) = spec.get("strategy") {
+    if let Some(s) = &spec.strategy {
         errs.one_of(
             "spec.strategy.type",
-            s.get("type"),
+            text(&s.kind).as_ref(),
             &["Rolling", "Recreate", "Custom"],
             false,
         );
     }
-    let containers = array(
-        spec.get("template")
-            .and_then(|t| t.get("spec"))
-            .and_then(|s| s.get("containers")),
-    );
-    if spec.get("template").is_some() && containers.is_empty() {
+    let containers: &[k8s_openapi::api::core::v1::Container] = spec
+        .template
+        .as_ref()
+        .and_then(|t| t.spec.as_ref())
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default();
+    if spec.template.is_some() && containers.is_empty() {
         errs.field("spec.template.spec.containers", "Required value");
     }
     for (i, c) in containers.iter().enumerate() {
-        if c.get("name")
-            .and_then(Value::as_str)
-            .is_none_or(|n| dns1123_label(n).is_err())
-        {
+        if dns1123_label(&c.name).is_err() {
             errs.field(
                 &format!("spec.template.spec.containers[{i}].name"),
                 "Required value: a DNS-1123 label",
             );
         }
     }
-    for (i, t) in array(spec.get("triggers")).iter().enumerate() {
+    for (i, t) in spec.triggers().iter().enumerate() {
         let f = format!("spec.triggers[{i}]");
         errs.one_of(
             &format!("{f}.type"),
-            t.get("type"),
+            text(&t.kind).as_ref(),
             &["ConfigChange", "ImageChange"],
             true,
         );
-        if t.get("type").and_then(Value::as_str) == Some("ImageChange") {
-            let p = t.get("imageChangeParams");
-            if p.is_none() {
-                errs.field(&format!("{f}.imageChangeParams"), "Required value");
-            }
-            object_ref(
-                errs,
-                &format!("{f}.imageChangeParams.from"),
-                p.and_then(|p| p.get("from")),
-                &["ImageStreamTag"],
-                p.is_some(),
-            );
-            for (j, n) in array(p.and_then(|p| p.get("containerNames")))
-                .iter()
-                .enumerate()
-            {
-                let name = n.as_str().unwrap_or_default();
-                if !containers.is_empty()
-                    && !containers
-                        .iter()
-                        .any(|c| c.get("name").and_then(Value::as_str) == Some(name))
-                {
-                    errs.field(
-                        &format!("{f}.imageChangeParams.containerNames[{j}]"),
-                        format!("Invalid value: {name:?}: there is no container with that name"),
-                    );
-                }
+        if t.kind != "ImageChange" {
+            continue;
+        }
+        let p = t.image_change_params.as_ref();
+        if p.is_none() {
+            errs.field(&format!("{f}.imageChangeParams"), "Required value");
+        }
+        object_ref(
+            errs,
+            &format!("{f}.imageChangeParams.from"),
+            p.and_then(|p| p.from.as_ref()),
+            &["ImageStreamTag"],
+            p.is_some(),
+        );
+        let names = p.and_then(|p| p.container_names.as_deref()).unwrap_or_default();
+        for (j, name) in names.iter().enumerate() {
+            if !containers.is_empty() && !containers.iter().any(|c| &c.name == name) {
+                errs.field(
+                    &format!("{f}.imageChangeParams.containerNames[{j}]"),
+                    format!("Invalid value: {name:?}: there is no container with that name"),
+                );
             }
         }
     }
@@ -579,23 +565,24 @@ fn role_binding(errs: &mut Errors, kind: &KindInfo, obj: &Object) {
     } else {
         crate::auth::Role::NAMES
     };
+    // Both binding kinds have this shape; typed_shape reported a bad one.
+    let Ok(binding) = model::RoleBinding::from_object(obj) else {
+        return;
+    };
     errs.one_of(
         "roleRef.name",
-        obj.body.get("roleRef").and_then(|r| r.get("name")),
+        text(&binding.role_ref.name).as_ref(),
         allowed,
         true,
     );
-    for (i, s) in array(obj.body.get("subjects")).iter().enumerate() {
+    for (i, s) in binding.subjects.iter().enumerate() {
         errs.one_of(
             &format!("subjects[{i}].kind"),
-            s.get("kind"),
+            text(&s.kind).as_ref(),
             &["User", "ServiceAccount", "Group", "SystemUser"],
             true,
         );
-        if s.get("name")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
+        if s.name.is_empty() {
             errs.field(&format!("subjects[{i}].name"), "Required value");
         }
     }

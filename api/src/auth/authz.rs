@@ -4,10 +4,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
-use serde_json::Value;
-
 use super::{Principal, Role, Verb};
-use crate::meta::Object;
+use crate::model::{ClusterRoleBinding, RoleBinding};
 use crate::selector::LabelSelector;
 use crate::store::{Store, StoreError};
 
@@ -50,42 +48,26 @@ fn in_group(group: &str, p: &Principal) -> bool {
 
 /// Whether a binding's subjects name `p`. Both the `subjects` list and
 /// OpenShift 3's `userNames` (and `groupNames`) are honoured.
-pub fn binding_names(binding: &Object, p: &Principal) -> bool {
-    let subjects = binding.body.get("subjects").and_then(Value::as_array);
-    let by_subject = subjects.into_iter().flatten().any(|s| {
-        let kind = s.get("kind").and_then(Value::as_str).unwrap_or("User");
-        let name = s.get("name").and_then(Value::as_str).unwrap_or_default();
-        match kind {
-            "User" => name == p.name,
-            "ServiceAccount" => {
-                let ns = s
-                    .get("namespace")
-                    .and_then(Value::as_str)
-                    .filter(|n| !n.is_empty())
-                    .unwrap_or(&binding.metadata.namespace);
-                p.as_service_account() == Some((ns, name))
-            }
-            "Group" | "SystemGroup" => in_group(name, p),
-            _ => false,
+pub fn binding_names(binding: &RoleBinding, p: &Principal) -> bool {
+    let by_subject = binding.subjects.iter().any(|s| match s.kind() {
+        "User" => s.name == p.name,
+        "ServiceAccount" => {
+            let ns = match s.namespace.as_str() {
+                "" => binding.metadata.namespace.as_str(),
+                ns => ns,
+            };
+            p.as_service_account() == Some((ns, s.name.as_str()))
         }
+        "Group" | "SystemGroup" => in_group(&s.name, p),
+        _ => false,
     });
-    let names = |field: &str| {
-        binding
-            .body
-            .get(field)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-    };
     by_subject
-        || names("userNames").contains(&p.name.as_str())
-        || names("groupNames").into_iter().any(|g| in_group(g, p))
+        || binding.user_names().contains(&p.name)
+        || binding.group_names().iter().any(|g| in_group(g, p))
 }
 
-pub fn binding_role(binding: &Object) -> Option<&str> {
-    binding.body.get("roleRef")?.get("name")?.as_str()
+fn binding_role(binding: &RoleBinding) -> Option<Role> {
+    Role::parse(&binding.role_ref.name)
 }
 
 impl Authorizer {
@@ -117,50 +99,27 @@ impl Authorizer {
                 return Ok(cached.1.clone());
             }
         }
-        let kind = &crate::kinds::CLUSTER_ROLE_BINDING;
         let (bindings, _) = self
             .store
-            .list(kind, "", &LabelSelector::everything())
+            .list_as::<ClusterRoleBinding>("", &LabelSelector::everything())
             .await?;
         let mut all = ClusterBindings::new();
         for b in &bindings {
-            let Some(role) = binding_role(b) else {
+            if b.role_ref.name.is_empty() {
                 continue;
-            };
-            let names = all.entry(role.to_string()).or_default();
-            let subjects = b
-                .body
-                .get("subjects")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten();
-            for s in subjects {
-                if let Some(n) = s.get("name").and_then(Value::as_str) {
-                    match s.get("kind").and_then(Value::as_str) {
-                        Some("ServiceAccount") => {
-                            let ns = s
-                                .get("namespace")
-                                .and_then(Value::as_str)
-                                .unwrap_or_default();
-                            names.insert(Principal::service_account(ns, n).name);
-                        }
-                        _ => {
-                            names.insert(n.to_string());
-                        }
+            }
+            let names = all.entry(b.role_ref.name.clone()).or_default();
+            for s in b.subjects.iter().filter(|s| !s.name.is_empty()) {
+                match s.kind() {
+                    "ServiceAccount" => {
+                        names.insert(Principal::service_account(&s.namespace, &s.name).name);
+                    }
+                    _ => {
+                        names.insert(s.name.clone());
                     }
                 }
             }
-            for n in b
-                .body
-                .get("userNames")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(n) = n.as_str() {
-                    names.insert(n.to_string());
-                }
-            }
+            names.extend(b.user_names().iter().cloned());
         }
         let all = Arc::new(all);
         if let Ok(mut cached) = self.cluster.write() {
@@ -180,15 +139,14 @@ impl Authorizer {
                 }
             }
         }
-        let kind = &crate::kinds::ROLE_BINDING;
         let (bindings, _) = self
             .store
-            .list(kind, ns, &LabelSelector::everything())
+            .list_as::<RoleBinding>(ns, &LabelSelector::everything())
             .await?;
         let mut roles: Vec<Role> = bindings
             .iter()
             .filter(|b| binding_names(b, p))
-            .filter_map(|b| binding_role(b).and_then(Role::parse))
+            .filter_map(binding_role)
             .collect();
         roles.sort();
         roles.dedup();
@@ -232,19 +190,13 @@ impl Authorizer {
 
     /// Namespaces in which `p` holds some role (for listing projects).
     pub async fn member_namespaces(&self, p: &Principal) -> Result<BTreeSet<String>, StoreError> {
-        let kind = &crate::kinds::ROLE_BINDING;
         let (bindings, _) = self
             .store
-            .list(kind, "", &LabelSelector::everything())
+            .list_as::<RoleBinding>("", &LabelSelector::everything())
             .await?;
         Ok(bindings
             .into_iter()
-            .filter(|b| {
-                binding_names(b, p)
-                    && binding_role(b)
-                        .and_then(Role::parse)
-                        .is_some_and(Role::makes_member)
-            })
+            .filter(|b| binding_names(b, p) && binding_role(b).is_some_and(Role::makes_member))
             .map(|b| b.metadata.namespace)
             .collect())
     }

@@ -93,7 +93,19 @@ pub struct DeploymentConfigSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<DeploymentStrategy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<PodTemplateSpec>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// How a version replaces the previous one (run by the deployment runtime).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentStrategy {
+    /// `Rolling`, `Recreate` or `Custom`.
+    #[serde(default, rename = "type", skip_serializing_if = "String::is_empty")]
+    pub kind: String,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

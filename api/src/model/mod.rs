@@ -9,7 +9,9 @@ pub mod deploymentconfig;
 pub mod image;
 pub mod imagestream;
 pub mod imageviews;
+pub mod project;
 pub mod resource;
+pub mod rolebinding;
 pub mod secret;
 
 pub use build::{
@@ -31,7 +33,9 @@ pub use imagestream::{
 };
 /// Kubernetes' own shapes the kinds embed.
 pub use k8s_openapi::api::core::v1::{EnvVar, LocalObjectReference, PodTemplateSpec};
+pub use project::Project;
 pub use resource::Resource;
+pub use rolebinding::{ClusterRoleBinding, RoleBinding, RoleRef, Subject};
 pub use secret::Secret;
 
 use serde::de::DeserializeOwned;
