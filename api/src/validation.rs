@@ -4,8 +4,8 @@
 use serde_json::Value;
 
 use crate::kinds::KindInfo;
-use crate::model::{self, ObjectReference, Resource};
 use crate::meta::Object;
+use crate::model::{self, ObjectReference, Resource};
 use crate::status::{Reason, Status, StatusCause, StatusDetails};
 
 pub const MAX_NAME_LEN: usize = 63;
@@ -420,9 +420,30 @@ fn build_spec(errs: &mut Errors, spec: &model::BuildSpec) {
         true,
     );
     let from = match strategy.kind.as_str() {
-        "Docker" => Some(("dockerStrategy", strategy.docker_strategy.as_ref().and_then(|s| s.from.as_ref()), false)),
-        "Source" => Some(("sourceStrategy", strategy.source_strategy.as_ref().and_then(|s| s.from.as_ref()), true)),
-        "Custom" => Some(("customStrategy", strategy.custom_strategy.as_ref().and_then(|s| s.from.as_ref()), true)),
+        "Docker" => Some((
+            "dockerStrategy",
+            strategy
+                .docker_strategy
+                .as_ref()
+                .and_then(|s| s.from.as_ref()),
+            false,
+        )),
+        "Source" => Some((
+            "sourceStrategy",
+            strategy
+                .source_strategy
+                .as_ref()
+                .and_then(|s| s.from.as_ref()),
+            true,
+        )),
+        "Custom" => Some((
+            "customStrategy",
+            strategy
+                .custom_strategy
+                .as_ref()
+                .and_then(|s| s.from.as_ref()),
+            true,
+        )),
         _ => None,
     };
     if let Some((sub, from, required)) = from {
@@ -446,7 +467,10 @@ fn build_spec(errs: &mut Errors, spec: &model::BuildSpec) {
     }
     if let Some(source) = &spec.source {
         if source.git.is_some() && source.binary.is_some() {
-            errs.field("spec.source", "git and binary sources are mutually exclusive");
+            errs.field(
+                "spec.source",
+                "git and binary sources are mutually exclusive",
+            );
         }
         if source.git.as_ref().is_some_and(|g| g.uri.is_empty()) {
             errs.field("spec.source.git.uri", "Required value");
@@ -482,7 +506,10 @@ fn build_config(errs: &mut Errors, spec: &model::BuildConfigSpec) {
         false,
     );
     for (f, limit) in [
-        ("successfulBuildsHistoryLimit", spec.successful_builds_history_limit),
+        (
+            "successfulBuildsHistoryLimit",
+            spec.successful_builds_history_limit,
+        ),
         ("failedBuildsHistoryLimit", spec.failed_builds_history_limit),
     ] {
         if limit.is_some_and(|n| n < 0) {
@@ -547,7 +574,9 @@ fn deployment_config(errs: &mut Errors, spec: &model::DeploymentConfigSpec) {
             &["ImageStreamTag"],
             p.is_some(),
         );
-        let names = p.and_then(|p| p.container_names.as_deref()).unwrap_or_default();
+        let names = p
+            .and_then(|p| p.container_names.as_deref())
+            .unwrap_or_default();
         for (j, name) in names.iter().enumerate() {
             if !containers.is_empty() && !containers.iter().any(|c| &c.name == name) {
                 errs.field(

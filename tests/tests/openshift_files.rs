@@ -33,6 +33,9 @@ fn given_fields_kept(given: &Value, got: &Value, path: &str, missing: &mut Vec<S
             }
         }
         (g, o) if g == o => {}
+        // A Kubernetes quantity given as a number (`cpu: 1`) comes back as
+        // its string, as the Kubernetes API returns it.
+        (Value::Number(n), Value::String(s)) if n.to_string() == *s => {}
         (g, o) => missing.push(format!("{path}: gave {g}, got {o}")),
     }
 }
@@ -330,6 +333,134 @@ async fn templates_process_and_new_app() -> anyhow::Result<()> {
         dc["spec"]["template"]["spec"]["containers"][0]["env"][4]["value"],
         "orders"
     );
+    Ok(())
+}
+
+/// Origin's other sample-app shape: a Source (S2I) build from the shared
+/// project's builder stream, two DeploymentConfigs with full pod templates
+/// (probes, resources, volumes, env from a Secret), a Secret, Services and
+/// a Route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_source_build_template_creates_what_is_served() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    let admin = Api::admin(&server.url).await?;
+    let file = format!("{FIXTURES}/application-template-stibuild.json");
+    let psc = Psc::new()?;
+    psc.ok(&["login", &server.url, "-u", "admin", "-p", ADMIN_PASSWORD]);
+    psc.ok(&["new-project", "ruby"]);
+
+    let processed = psc.ok(&[
+        "process",
+        "-f",
+        &file,
+        "-p",
+        "SOURCE_REPOSITORY_URL=git://127.0.0.1:9/ruby.git",
+        "-p",
+        "MEMORY_LIMIT=256Mi",
+    ]);
+    let list: Value = serde_json::from_str(&processed)?;
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 8);
+    let user = items[5]["stringData"]["mysql-user"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(user.len() == 7 && user.starts_with("user"), "{user}");
+    assert_eq!(
+        items[3]["spec"]["strategy"]["sourceStrategy"]["from"]["name"],
+        "ruby:2.7"
+    );
+
+    let out = psc.run(&[
+        "new-app",
+        "-f",
+        &file,
+        "-p",
+        "SOURCE_REPOSITORY_URL=git://127.0.0.1:9/ruby.git",
+        "-p",
+        "MEMORY_LIMIT=256Mi",
+    ]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    for want in [
+        "imagestream.image.openshift.io \"origin-ruby-sample\" created",
+        "buildconfig.build.openshift.io \"ruby-sample-build\" created",
+        "deploymentconfig.apps.openshift.io \"frontend\" created",
+        "deploymentconfig.apps.openshift.io \"database\" created",
+        "secret \"dbsecret\" created",
+        "The application is being built from source. Database user: user",
+    ] {
+        assert!(stdout.contains(want), "{want:?} in {stdout}{stderr}");
+    }
+    assert_eq!(
+        stderr.matches("no matches for kind \"Service\"").count(),
+        2,
+        "{stderr}"
+    );
+    assert!(stderr.contains("no matches for kind \"Route\""), "{stderr}");
+
+    // What was given comes back: the processed objects against the stored.
+    for (path, given) in [
+        (
+            "/apis/build.openshift.io/v1/namespaces/ruby/buildconfigs/ruby-sample-build",
+            &items[3],
+        ),
+        (
+            "/apis/apps.openshift.io/v1/namespaces/ruby/deploymentconfigs/frontend",
+            &items[4],
+        ),
+        (
+            "/apis/apps.openshift.io/v1/namespaces/ruby/deploymentconfigs/database",
+            &items[7],
+        ),
+    ] {
+        let got = admin.get(path).await?.body;
+        let mut given = given.clone();
+        if let Some(o) = given.as_object_mut() {
+            // Controller-owned, and the generated secrets differ per run.
+            o.remove("status");
+        }
+        let mut missing = Vec::new();
+        given_fields_kept(
+            &given["spec"]["template"],
+            &got["spec"]["template"],
+            path,
+            &mut missing,
+        );
+        given_fields_kept(
+            &given["spec"]["strategy"],
+            &got["spec"]["strategy"],
+            path,
+            &mut missing,
+        );
+        given_fields_kept(
+            &given["metadata"]["labels"],
+            &got["metadata"]["labels"],
+            path,
+            &mut missing,
+        );
+        assert!(missing.is_empty(), "{missing:?}\n{got:#}");
+    }
+
+    // A field Kubernetes does not define in a pod template is refused by
+    // its path, not silently dropped; nothing is created.
+    let mut typo = items[4].clone();
+    typo["metadata"]["name"] = "typo".into();
+    typo["spec"]["template"]["spec"]["containers"][0]["imagePullPolice"] = "Always".into();
+    let typo_file = psc_dir_file(&psc, "typo.json", &typo.to_string())?;
+    let err = psc.fails(&["create", "-f", &typo_file]);
+    assert!(
+        err.contains(
+            "spec.template.spec.containers[0].imagePullPolice: Invalid value: unknown field"
+        ),
+        "{err}"
+    );
+    let gone = admin
+        .get("/apis/apps.openshift.io/v1/namespaces/ruby/deploymentconfigs/typo")
+        .await?;
+    assert_eq!(gone.status, 404, "{}", gone.text);
     Ok(())
 }
 
