@@ -309,7 +309,7 @@ pub enum Input {
     /// Uploaded binary input.
     Binary {
         as_file: String,
-        revision: Option<podspace_api::model::build::SourceRevision>,
+        revision: Option<Box<podspace_api::model::build::SourceRevision>>,
     },
     /// Re-run of an existing build.
     Clone(Box<Build>),
@@ -360,7 +360,7 @@ pub async fn instantiate(
                     causes,
                     strategy_image.as_deref(),
                     as_file,
-                    revision.clone(),
+                    revision.as_deref().cloned(),
                 )?,
                 Input::Clone(old) => instantiate::clone_build(bc, old, causes)?,
             };

@@ -128,17 +128,10 @@ pub struct BuildStrategy {
 impl BuildStrategy {
     /// The image the strategy builds from (Docker's is optional).
     pub fn from(&self) -> Option<&ObjectReference> {
-        self.from_slot()?.as_ref()
-    }
-
-    fn from_slot(&self) -> Option<&Option<ObjectReference>> {
-        if let Some(s) = &self.docker_strategy {
-            return Some(&s.from);
-        }
-        if let Some(s) = &self.source_strategy {
-            return Some(&s.from);
-        }
-        self.custom_strategy.as_ref().map(|s| &s.from)
+        let docker = self.docker_strategy.as_ref().and_then(|s| s.from.as_ref());
+        let source = self.source_strategy.as_ref().and_then(|s| s.from.as_ref());
+        let custom = self.custom_strategy.as_ref().and_then(|s| s.from.as_ref());
+        docker.or(source).or(custom)
     }
 
     /// The strategy's `from`, to resolve in place.

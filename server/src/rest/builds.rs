@@ -178,7 +178,7 @@ async fn binary(
     podspace_builder::instantiate::refuse_paused(&bc)?;
     let as_file = query.get("asFile").cloned().unwrap_or_default();
     podspace_builder::instantiate::check_as_file(&as_file)?;
-    let revision = revision_from(query);
+    let revision = revision_from(query).map(Box::new);
 
     let upload_id = format!("build-input-{}", uuid::Uuid::new_v4().simple());
     let storage = &state.storage;
