@@ -10,104 +10,118 @@
 //! --from-build`.
 
 use std::collections::BTreeSet;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use podspace_api::model::{Build, BuildConfig};
 use podspace_api::selector::LabelSelector;
-use podspace_api::store::{ChangeWaiter, Pending, Store, StoreError, UpdateScope};
+use podspace_api::store::{Change, Store, StoreError, UpdateScope};
 use podspace_api::Status;
-use tokio::sync::watch;
+use podspace_runtime::{Action, Controller};
 
 use crate::instantiate::BUILD_CONFIG;
 use crate::phase::{self, NEW, PENDING, RUNNING};
 use crate::policy;
 
-const CONSUMER: &str = "builds";
 /// How often expired leases are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// How often Running builds without any lease are looked for (a crash
 /// between claiming and reporting leaves one).
 const ORPHAN_SWEEP_EVERY: Duration = Duration::from_secs(30);
 
-pub async fn run(store: Store, lease: Duration, shutdown: watch::Receiver<bool>) {
-    let mut waiter = ChangeWaiter::new(&store, shutdown, Duration::from_millis(500));
-    let mut last_sweep = Instant::now();
-    let mut last_orphans = Instant::now();
-    // Leases that ran out while this process (or the API that nodes talk
-    // to) was down are not the nodes' fault: they get one lease period to
-    // renew before anything is declared lost.
-    let started = Instant::now();
-    loop {
-        if let Err(e) = pass(&store).await {
-            tracing::warn!(error = %e, "build controller pass failed; retrying");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-        if started.elapsed() >= lease && last_sweep.elapsed() >= SWEEP_EVERY {
-            last_sweep = Instant::now();
-            if let Err(e) = sweep_leases(&store).await {
-                tracing::warn!(error = %e, "build lease sweep failed");
-            }
-        }
-        if last_orphans.elapsed() >= ORPHAN_SWEEP_EVERY.max(lease) {
-            last_orphans = Instant::now();
-            if let Err(e) = sweep_orphans(&store, lease).await {
-                tracing::warn!(error = %e, "orphaned build sweep failed");
-            }
-        }
-        if !waiter.wait().await {
-            return;
+/// The build controller, run by `podspace_runtime`. A key is a config's
+/// builds (namespace, config, "") or one build without a config
+/// (namespace, None, build).
+pub struct BuildController {
+    lease: Duration,
+    started: Instant,
+    last_orphans: Mutex<Instant>,
+}
+
+impl BuildController {
+    /// `lease`: the build nodes' lease period.
+    pub fn new(lease: Duration) -> Self {
+        BuildController {
+            lease,
+            started: Instant::now(),
+            last_orphans: Mutex::new(Instant::now()),
         }
     }
 }
 
-pub async fn pass(store: &Store) -> Result<(), StoreError> {
-    loop {
-        let (upto, objects) = match store.pending(CONSUMER, None, 500).await? {
-            Pending::Nothing => return Ok(()),
-            Pending::Behind { upto } => {
-                let (all, _) = store
-                    .list_as::<Build>("", &LabelSelector::everything())
-                    .await?;
-                let mut configs = BTreeSet::new();
-                for b in &all {
-                    configs.insert(owner(b));
-                }
-                for (ns, bc, build) in configs {
-                    reconcile(store, &ns, bc.as_deref(), &build).await?;
-                }
-                return store.set_consumer_position(CONSUMER, upto).await;
+type Key = (String, Option<String>, String);
+
+#[podspace_runtime::async_trait]
+impl Controller for BuildController {
+    type Key = Key;
+
+    fn name(&self) -> &'static str {
+        "builds"
+    }
+
+    fn watches(&self) -> &'static [&'static str] {
+        &["BuildConfig", "Build"]
+    }
+
+    async fn keys_for(&self, store: &Store, change: &Change) -> Result<Vec<Key>, StoreError> {
+        let (ns, name) = (change.namespace.clone(), change.name.clone());
+        if change.kind == "BuildConfig" {
+            return Ok(vec![(ns, Some(name), String::new())]);
+        }
+        Ok(match store.find_as::<Build>(&ns, &name).await? {
+            Some(b) => vec![owner(&b)],
+            // A deleted build frees its config's queue.
+            None => match name.rsplit_once('-') {
+                Some((bc, _)) => vec![(ns, Some(bc.to_string()), String::new())],
+                None => Vec::new(),
+            },
+        })
+    }
+
+    async fn all_keys(&self, store: &Store) -> Result<Vec<Key>, StoreError> {
+        let (all, _) = store
+            .list_as::<Build>("", &LabelSelector::everything())
+            .await?;
+        let keys: BTreeSet<Key> = all.iter().map(owner).collect();
+        Ok(keys.into_iter().collect())
+    }
+
+    async fn reconcile(&self, store: &Store, key: &Key) -> Result<Action, StoreError> {
+        reconcile(store, &key.0, key.1.as_deref(), &key.2).await?;
+        Ok(Action::Done)
+    }
+
+    fn period(&self) -> Option<Duration> {
+        Some(SWEEP_EVERY)
+    }
+
+    /// Leases that ran out while this process (or the API that nodes talk
+    /// to) was down are not the nodes' fault: they get one lease period to
+    /// renew before anything is declared lost.
+    async fn tick(&self, store: &Store) -> Result<Vec<Key>, StoreError> {
+        if self.started.elapsed() >= self.lease {
+            sweep_leases(store).await?;
+        }
+        let orphans_due = {
+            let mut last = self
+                .last_orphans
+                .lock()
+                .map_err(|_| StoreError::Config("orphan sweep clock poisoned".into()))?;
+            let due = last.elapsed() >= ORPHAN_SWEEP_EVERY.max(self.lease);
+            if due {
+                *last = Instant::now();
             }
-            Pending::Changed { upto, objects } => (upto, objects),
+            due
         };
-        let mut work = BTreeSet::new();
-        for (k, ns, name) in objects {
-            match k.as_str() {
-                "BuildConfig" => {
-                    work.insert((ns, Some(name.clone()), name));
-                }
-                "Build" => match store.find_as::<Build>(&ns, &name).await? {
-                    Some(b) => {
-                        work.insert(owner(&b));
-                    }
-                    // A deleted build frees its config's queue.
-                    None => {
-                        if let Some((bc, _)) = name.rsplit_once('-') {
-                            work.insert((ns, Some(bc.to_string()), name));
-                        }
-                    }
-                },
-                _ => {}
-            }
+        if orphans_due {
+            sweep_orphans(store, self.lease).await?;
         }
-        for (ns, bc, build) in work {
-            reconcile(store, &ns, bc.as_deref(), &build).await?;
-        }
-        store.set_consumer_position(CONSUMER, upto).await?;
+        Ok(Vec::new())
     }
 }
 
 /// (namespace, config name if any, build name).
-fn owner(b: &Build) -> (String, Option<String>, String) {
+fn owner(b: &Build) -> Key {
     let bc = b
         .metadata
         .annotations

@@ -10,83 +10,67 @@
 //! (labels `io.openshift.build.name` = `<bc>-<n>` and
 //! `io.openshift.build.namespace` = its project) is recorded, not built.
 
-use std::collections::BTreeSet;
-use std::time::Duration;
-
 use podspace_api::model::build::ImageChangeCause;
 use podspace_api::model::{
     Build, BuildConfig, BuildRequest, BuildTriggerCause, Image, ImageStream, ObjectReference,
     Resource,
 };
 use podspace_api::selector::LabelSelector;
-use podspace_api::store::{ChangeWaiter, Pending, Store, StoreError, UpdateScope};
+use podspace_api::store::{Change, Store, StoreError, UpdateScope};
 use podspace_api::{imagestreams, KindInfo, Object, Status};
-use tokio::sync::watch;
+use podspace_runtime::{Action, Controller};
 
 use crate::instantiate;
 
-const CONSUMER: &str = "build-triggers";
+/// The build trigger controller, run by `podspace_runtime`; a key is a
+/// BuildConfig (namespace, name).
+pub struct BuildTriggers;
 
-pub async fn run(store: Store, shutdown: watch::Receiver<bool>) {
-    let mut waiter = ChangeWaiter::new(&store, shutdown, Duration::from_millis(500));
-    loop {
-        if let Err(e) = pass(&store).await {
-            tracing::warn!(error = %e, "build trigger pass failed; retrying");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-        if !waiter.wait().await {
-            return;
-        }
+#[podspace_runtime::async_trait]
+impl Controller for BuildTriggers {
+    type Key = (String, String);
+
+    fn name(&self) -> &'static str {
+        "build-triggers"
     }
-}
 
-pub async fn pass(store: &Store) -> Result<(), StoreError> {
-    loop {
-        let (upto, objects) = match store.pending(CONSUMER, None, 500).await? {
-            Pending::Nothing => return Ok(()),
-            Pending::Behind { upto } => {
-                let (all, _) = store
-                    .list_as::<BuildConfig>("", &LabelSelector::everything())
-                    .await?;
-                for bc in all {
-                    reconcile(store, &bc.metadata.namespace, &bc.metadata.name).await?;
-                }
-                return store.set_consumer_position(CONSUMER, upto).await;
-            }
-            Pending::Changed { upto, objects } => (upto, objects),
-        };
-        let mut streams = BTreeSet::new();
-        let mut configs = BTreeSet::new();
-        for (kind, ns, name) in objects {
-            match kind.as_str() {
-                "ImageStream" => {
-                    streams.insert((ns, name));
-                }
-                "BuildConfig" => {
-                    configs.insert((ns, name));
-                }
-                _ => {}
-            }
+    fn watches(&self) -> &'static [&'static str] {
+        &["ImageStream", "BuildConfig"]
+    }
+
+    async fn keys_for(&self, store: &Store, change: &Change) -> Result<Vec<Self::Key>, StoreError> {
+        if change.kind == "BuildConfig" {
+            return Ok(vec![(change.namespace.clone(), change.name.clone())]);
         }
-        if !streams.is_empty() {
-            // A trigger may follow a stream of another project.
-            let (bcs, _) = store
-                .list_as::<BuildConfig>("", &LabelSelector::everything())
-                .await?;
-            for bc in bcs {
-                let follows = image_refs(&bc)
+        // A trigger may follow a stream of another project.
+        let (bcs, _) = store
+            .list_as::<BuildConfig>("", &LabelSelector::everything())
+            .await?;
+        Ok(bcs
+            .into_iter()
+            .filter(|bc| {
+                image_refs(bc)
                     .into_iter()
                     .flatten()
-                    .any(|(is, _, ns)| streams.contains(&(ns, is)));
-                if follows {
-                    configs.insert((bc.metadata.namespace, bc.metadata.name));
-                }
-            }
-        }
-        for (ns, name) in configs {
-            reconcile(store, &ns, &name).await?;
-        }
-        store.set_consumer_position(CONSUMER, upto).await?;
+                    .any(|(is, _, ns)| ns == change.namespace && is == change.name)
+            })
+            .map(|bc| (bc.metadata.namespace, bc.metadata.name))
+            .collect())
+    }
+
+    async fn all_keys(&self, store: &Store) -> Result<Vec<Self::Key>, StoreError> {
+        let (bcs, _) = store
+            .list_as::<BuildConfig>("", &LabelSelector::everything())
+            .await?;
+        Ok(bcs
+            .into_iter()
+            .map(|bc| (bc.metadata.namespace, bc.metadata.name))
+            .collect())
+    }
+
+    async fn reconcile(&self, store: &Store, key: &Self::Key) -> Result<Action, StoreError> {
+        reconcile(store, &key.0, &key.1).await?;
+        Ok(Action::Done)
     }
 }
 

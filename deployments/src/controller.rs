@@ -9,81 +9,54 @@
 //! *current* image before it records the new version and its deployment.
 //! Replaying an event finds the firing already done and does nothing.
 
-use std::collections::BTreeSet;
-use std::time::Duration;
-
 use podspace_api::model::deploymentconfig::DeploymentCauseImageTrigger;
 use podspace_api::model::{
     DeploymentConfig, ImageStream, ObjectReference, ReplicationController, Resource,
 };
 use podspace_api::selector::LabelSelector;
-use podspace_api::store::{ChangeWaiter, Pending, Store, StoreError, UpdateScope};
+use podspace_api::store::{Change, Store, StoreError, UpdateScope};
 use podspace_api::{imagestreams, KindInfo, Object, Status};
-use tokio::sync::watch;
+use podspace_runtime::{Action, Controller};
 
 use crate::rollout;
 
-const CONSUMER: &str = "deployments";
-const BATCH: i64 = 500;
-const POLL: Duration = Duration::from_millis(500);
+/// The deployment trigger controller, run by `podspace_runtime`; a key is a
+/// DeploymentConfig (namespace, name).
+pub struct DeploymentTriggers;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ControllerError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+#[podspace_runtime::async_trait]
+impl Controller for DeploymentTriggers {
+    type Key = (String, String);
 
-/// Runs until `shutdown` turns true.
-pub async fn run(store: Store, shutdown: watch::Receiver<bool>) {
-    let mut waiter = ChangeWaiter::new(&store, shutdown, POLL);
-    loop {
-        if let Err(e) = pass(&store).await {
-            tracing::warn!(error = %e, "deployment controller pass failed; retrying");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-        if !waiter.wait().await {
-            return;
+    fn name(&self) -> &'static str {
+        "deployments"
+    }
+
+    fn watches(&self) -> &'static [&'static str] {
+        &["ImageStream", "DeploymentConfig"]
+    }
+
+    async fn keys_for(&self, store: &Store, change: &Change) -> Result<Vec<Self::Key>, StoreError> {
+        match change.kind.as_str() {
+            "DeploymentConfig" => Ok(vec![(change.namespace.clone(), change.name.clone())]),
+            _ => watching(store, &change.namespace, &change.name).await,
         }
     }
-}
 
-/// Handles every event after the cursor, then moves the cursor.
-pub async fn pass(store: &Store) -> Result<(), ControllerError> {
-    loop {
-        let (upto, objects) = match store.pending(CONSUMER, None, BATCH).await? {
-            Pending::Nothing => return Ok(()),
-            Pending::Behind { upto } => {
-                resync(store).await?;
-                store.set_consumer_position(CONSUMER, upto).await?;
-                return Ok(());
-            }
-            Pending::Changed { upto, objects } => (upto, objects),
-        };
-        let mut configs = BTreeSet::new();
-        for (kind, ns, name) in objects {
-            match kind.as_str() {
-                "ImageStream" => configs.extend(watching(store, &ns, &name).await?),
-                "DeploymentConfig" => {
-                    configs.insert((ns, name));
-                }
-                _ => {}
-            }
-        }
-        for (ns, dc) in &configs {
-            reconcile(store, ns, dc).await?;
-        }
-        store.set_consumer_position(CONSUMER, upto).await?;
+    async fn all_keys(&self, store: &Store) -> Result<Vec<Self::Key>, StoreError> {
+        let (dcs, _) = store
+            .list_as::<DeploymentConfig>("", &LabelSelector::everything())
+            .await?;
+        Ok(dcs
+            .into_iter()
+            .map(|dc| (dc.metadata.namespace, dc.metadata.name))
+            .collect())
     }
-}
 
-async fn resync(store: &Store) -> Result<(), ControllerError> {
-    let (dcs, _) = store
-        .list_as::<DeploymentConfig>("", &LabelSelector::everything())
-        .await?;
-    for dc in dcs {
-        reconcile(store, &dc.metadata.namespace, &dc.metadata.name).await?;
+    async fn reconcile(&self, store: &Store, key: &Self::Key) -> Result<Action, StoreError> {
+        reconcile(store, &key.0, &key.1).await?;
+        Ok(Action::Done)
     }
-    Ok(())
 }
 
 /// DeploymentConfigs of `ns` with an ImageChange trigger on `stream`.
@@ -91,7 +64,7 @@ async fn watching(
     store: &Store,
     ns: &str,
     stream: &str,
-) -> Result<Vec<(String, String)>, ControllerError> {
+) -> Result<Vec<(String, String)>, StoreError> {
     // A trigger may follow a stream of another project: every project's
     // configs are candidates.
     let (dcs, _) = store
@@ -114,7 +87,7 @@ async fn watching(
 async fn current_images(
     store: &Store,
     dc: &DeploymentConfig,
-) -> Result<Vec<Option<String>>, ControllerError> {
+) -> Result<Vec<Option<String>>, StoreError> {
     let mut out = Vec::new();
     for t in dc.spec.triggers() {
         let Some((is, tag, ns)) = t.image_source(&dc.metadata.namespace) else {
@@ -135,7 +108,7 @@ async fn current_images(
 }
 
 /// Brings one DeploymentConfig up to date; a no-op when it is.
-pub async fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), ControllerError> {
+pub async fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), StoreError> {
     let Some(dc) = store.find_as::<DeploymentConfig>(ns, name).await? else {
         return Ok(());
     };
@@ -167,7 +140,7 @@ pub async fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), Contro
             Ok(())
         }
         Err(StoreError::NotFound { .. }) => Ok(()),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 

@@ -5,7 +5,8 @@
 //! or an `ImportSuccess=False` condition. Work is found through the event
 //! log, from a cursor saved in the store, and by a periodic sweep.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use podspace_api::imagestreams;
@@ -14,74 +15,87 @@ use podspace_api::model::{
     TagEventCondition,
 };
 use podspace_api::selector::LabelSelector;
-use podspace_api::store::{ChangeWaiter, Pending, Store, StoreError, UpdateScope};
+use podspace_api::store::{Change, Store, StoreError, UpdateScope};
 use podspace_registry::manifest::Kind;
-use tokio::sync::watch;
+use podspace_runtime::{Action, Controller};
 
 use crate::remote::{Client, Imported, RemoteRef};
 
-const CONSUMER: &str = "imports";
+/// The import controller, run by `podspace_runtime`; a key is an
+/// ImageStream (namespace, name).
+pub struct Imports {
+    client: Client,
+    interval: Duration,
+    /// When each stream's scheduled tags were last checked.
+    checked: Mutex<HashMap<(String, String), Instant>>,
+}
 
-/// Runs until `shutdown` turns true; scheduled tags are re-checked every `interval`.
-pub async fn run(store: Store, interval: Duration, shutdown: watch::Receiver<bool>) {
-    let client = Client::new();
-    let mut waiter = ChangeWaiter::new(&store, shutdown, Duration::from_millis(500).min(interval));
-    let mut last_sweep = Instant::now();
-    let mut checked: HashMap<(String, String), Instant> = HashMap::new();
-    loop {
-        let sweep = last_sweep.elapsed() >= interval.min(Duration::from_secs(60));
-        if sweep {
-            last_sweep = Instant::now();
+impl Imports {
+    /// Scheduled tags are re-checked every `interval`.
+    pub fn new(interval: Duration) -> Self {
+        Imports {
+            client: Client::new(),
+            interval,
+            checked: Mutex::default(),
         }
-        if let Err(e) = pass(&store, &client, interval, sweep, &mut checked).await {
-            tracing::warn!(error = %e, "import controller pass failed; retrying");
-        }
-        if !waiter.wait().await {
-            return;
-        }
+    }
+
+    fn checked(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Instant>> {
+        // The map only holds timestamps: a panic elsewhere cannot leave it
+        // half-written, so a poisoned lock is still good.
+        self.checked.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-async fn pass(
-    store: &Store,
-    client: &Client,
-    interval: Duration,
-    sweep: bool,
-    checked: &mut HashMap<(String, String), Instant>,
-) -> Result<(), StoreError> {
-    let mut touched: BTreeSet<(String, String)> = BTreeSet::new();
-    let first_pass = store.consumer_position(CONSUMER).await? == 0;
-    let mut sweep = sweep || first_pass;
-    let upto = match store.pending(CONSUMER, Some("ImageStream"), 1000).await? {
-        Pending::Nothing if first_pass => Some(store.current_rv().await?),
-        Pending::Nothing => None,
-        Pending::Behind { upto } => {
-            sweep = true;
-            Some(upto)
-        }
-        Pending::Changed { upto, objects } => {
-            touched.extend(objects.into_iter().map(|(_, ns, name)| (ns, name)));
-            Some(upto)
-        }
-    };
-    if sweep {
+#[podspace_runtime::async_trait]
+impl Controller for Imports {
+    type Key = (String, String);
+
+    fn name(&self) -> &'static str {
+        "imports"
+    }
+
+    fn watches(&self) -> &'static [&'static str] {
+        &["ImageStream"]
+    }
+
+    async fn keys_for(
+        &self,
+        _store: &Store,
+        change: &Change,
+    ) -> Result<Vec<Self::Key>, StoreError> {
+        Ok(vec![(change.namespace.clone(), change.name.clone())])
+    }
+
+    async fn all_keys(&self, store: &Store) -> Result<Vec<Self::Key>, StoreError> {
         let (all, _) = store
             .list_as::<ImageStream>("", &LabelSelector::everything())
             .await?;
-        for s in all {
-            touched.insert((s.metadata.namespace, s.metadata.name));
-        }
+        Ok(all
+            .into_iter()
+            .map(|s| (s.metadata.namespace, s.metadata.name))
+            .collect())
     }
-    for (ns, name) in touched {
-        let key = (ns.clone(), name.clone());
-        let due = checked.get(&key).is_none_or(|t| t.elapsed() >= interval);
-        if import_stream(store, client, &ns, &name, due).await? {
-            checked.insert(key, Instant::now());
+
+    async fn reconcile(&self, store: &Store, key: &Self::Key) -> Result<Action, StoreError> {
+        let due = self
+            .checked()
+            .get(key)
+            .is_none_or(|t| t.elapsed() >= self.interval);
+        if import_stream(store, &self.client, &key.0, &key.1, due).await? {
+            self.checked().insert(key.clone(), Instant::now());
         }
+        Ok(Action::Done)
     }
-    match upto {
-        Some(rv) => store.set_consumer_position(CONSUMER, rv).await,
-        None => Ok(()),
+
+    /// Scheduled tags: every stream is looked at this often (its own due
+    /// time decides).
+    fn period(&self) -> Option<Duration> {
+        Some(self.interval.min(Duration::from_secs(60)))
+    }
+
+    async fn tick(&self, store: &Store) -> Result<Vec<Self::Key>, StoreError> {
+        self.all_keys(store).await
     }
 }
 

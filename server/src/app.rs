@@ -1,6 +1,7 @@
 //! Wiring: open the store, bootstrap the admin, start the event tail and
 //! serve the API until SIGINT/SIGTERM.
 
+use podspace_runtime::Supervisor;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +41,8 @@ pub struct AppState {
     pub webhook_rate: Arc<rest::webhook_rate::WebhookRate>,
     /// Refused webhook deliveries waiting to be recorded.
     pub webhook_refusals: Arc<rest::webhook_refusals::WebhookRefusals>,
+    /// The supervised controllers (readiness, metrics).
+    pub controllers: Supervisor,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -82,7 +85,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     bootstrap::admin(&store, &authn, config.admin_password.as_deref()).await?;
 
     let (shutdown_tx, shutdown) = watch::channel(false);
-    let metrics = Arc::new(Metrics::new());
+    let controllers = Supervisor::new(store.clone(), config.controller_lease, shutdown.clone());
+    let metrics = Arc::new(Metrics::new(&controllers));
     let tail = EventTail::start(store.clone(), metrics.clone(), shutdown.clone()).await?;
     spawn_housekeeping(store.clone(), config.event_retention, shutdown.clone());
 
@@ -136,23 +140,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         },
     );
     spawn_upload_expiry(registry.clone(), shutdown.clone());
-    tokio::spawn(podspace_imagestreams::controller::run(
-        store.clone(),
+    controllers.spawn(podspace_imagestreams::controller::Imports::new(
         config.import_interval,
-        shutdown.clone(),
     ));
-    tokio::spawn(podspace_builder::triggers::run(
-        store.clone(),
-        shutdown.clone(),
-    ));
-    tokio::spawn(podspace_deployments::controller::run(
-        store.clone(),
-        shutdown.clone(),
-    ));
-    tokio::spawn(podspace_builder::controller::run(
-        store.clone(),
+    controllers.spawn(podspace_builder::triggers::BuildTriggers);
+    controllers.spawn(podspace_deployments::controller::DeploymentTriggers);
+    controllers.spawn(podspace_builder::controller::BuildController::new(
         config.build_lease,
-        shutdown.clone(),
     ));
     let node_token = if config.node_slots > 0 {
         Some(bootstrap::embedded_node(&store, &authn).await?)
@@ -179,6 +173,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             config_limits.webhook_burst,
         )),
         webhook_refusals: Arc::default(),
+        controllers,
         shutdown: shutdown.clone(),
     };
     spawn_build_sweep(state.clone());

@@ -96,6 +96,9 @@ pub struct ServeArgs {
     /// Seconds a build node's lease lasts without a heartbeat; then its build ends as NodeLost [default: 10]
     #[arg(long, env = "PODSPACE_BUILD_LEASE", value_name = "SECONDS")]
     pub build_lease: Option<u64>,
+    /// Seconds a replica holds a controller without renewing; another replica takes over after it [default: 15]
+    #[arg(long, env = "PODSPACE_CONTROLLER_LEASE", value_name = "SECONDS")]
+    pub controller_lease: Option<u64>,
     /// Largest binary build input accepted, in bytes [default: 1073741824]
     #[arg(long, env = "PODSPACE_MAX_BINARY_INPUT", value_name = "BYTES")]
     pub max_binary_input: Option<u64>,
@@ -249,6 +252,7 @@ struct FileConfig {
     node_slots: Option<usize>,
     build_network: Option<String>,
     build_lease: Option<u64>,
+    controller_lease: Option<u64>,
     max_binary_input: Option<u64>,
     log_format: Option<String>,
     registry_token_key: Option<PathBuf>,
@@ -281,6 +285,7 @@ pub struct Config {
     pub node_slots: usize,
     pub build_network: String,
     pub build_lease: Duration,
+    pub controller_lease: Duration,
     pub max_binary_input: u64,
     pub log_format: LogFormat,
     pub registry_token_key: PathBuf,
@@ -398,6 +403,7 @@ impl Config {
                 Some(other) => bail!("unknown build network {other:?}: use host or none"),
             },
             build_lease: Duration::from_secs(args.build_lease.or(file.build_lease).unwrap_or(10).max(3)),
+            controller_lease: Duration::from_secs(args.controller_lease.or(file.controller_lease).unwrap_or(15).max(2)),
             max_binary_input: args.max_binary_input.or(file.max_binary_input).unwrap_or(1 << 30),
             log_format,
         })

@@ -165,6 +165,11 @@ pub async fn healthz() -> &'static str {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    let down = state.controllers.down();
+    if !down.is_empty() {
+        let msg = format!("controllers not running: {}", down.join(", "));
+        return (StatusCode::SERVICE_UNAVAILABLE, msg).into_response();
+    }
     match state.store.ping().await {
         Ok(()) => "ok".into_response(),
         Err(e) => {

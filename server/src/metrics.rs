@@ -56,8 +56,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    pub fn new(controllers: &podspace_runtime::Supervisor) -> Self {
         let mut registry = Registry::with_prefix("podspace");
+        controllers.register(&mut registry);
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<LatencyLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(
@@ -216,6 +217,7 @@ pub fn resource_label(path: &str) -> String {
 }
 
 pub async fn render(State(state): State<AppState>) -> Response {
+    state.controllers.refresh_metrics();
     let mut out = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &state.metrics.registry) {
         tracing::error!(error = %e, "encoding metrics failed");

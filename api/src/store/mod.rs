@@ -32,7 +32,7 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 
 pub use builds::{BuildInput, BuildLease};
 use cache::{Cached, ObjectCache};
-pub use consumer::Pending;
+pub use consumer::{Change, Pending};
 pub use credentials::TokenRecord;
 pub use error::StoreError;
 pub use registry::{BlobRecord, ManifestRecord, UploadRecord};
@@ -711,7 +711,7 @@ impl Store {
         )
     }
 
-    async fn compacted_rv(&self) -> Result<i64, StoreError> {
+    pub(super) async fn compacted_rv(&self) -> Result<i64, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT value FROM store_meta WHERE name = 'compacted_rv'")
                 .fetch_optional(&self.inner.read)

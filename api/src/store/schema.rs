@@ -24,6 +24,9 @@ const TABLES: &[&str] = &[
         hash TEXT PRIMARY KEY, username TEXT NOT NULL, expires_at BIGINT NOT NULL,
         created_at BIGINT NOT NULL, description TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS tokens_by_user ON tokens (username)",
+    // Which replica runs each controller, until when (see consumer.rs).
+    "CREATE TABLE IF NOT EXISTS controller_leases (
+        name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at BIGINT NOT NULL)",
 ];
 
 /// Registry metadata. `{bytes}` is the binary column type of the backend.
