@@ -135,8 +135,10 @@ impl<C: Controller> Runner<C> {
         let mut oldest = BTreeMap::new();
         if saved == 0 {
             read = self.store.current_rv().await?;
+            // Until every key is done the cursor stays where it is: a
+            // crash before then lists them all again.
             for k in self.controller.all_keys(&self.store).await? {
-                oldest.insert(k.clone(), read);
+                oldest.insert(k.clone(), saved + 1);
                 queue.add(k);
             }
         }
@@ -186,7 +188,7 @@ impl<C: Controller> Runner<C> {
                     // Compacted past us: every key, from the log's end.
                     let end = store.current_rv().await?;
                     for k in c.all_keys(store).await? {
-                        s.oldest.entry(k.clone()).or_insert(end);
+                        s.oldest.entry(k.clone()).or_insert(s.saved + 1);
                         s.queue.add(k);
                     }
                     s.read = end;

@@ -56,6 +56,11 @@ impl Server {
     }
 
     pub fn start_with(extra: &[&str]) -> Result<Server> {
+        Self::start_with_env(extra, &[])
+    }
+
+    /// [`Server::start_with`], the process's environment extended by `env`.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Result<Server> {
         let tmp = tempfile::tempdir()?;
         let data_dir = tmp.path().join("data");
         let log = tmp.path().join("server.log");
@@ -68,7 +73,10 @@ impl Server {
             log,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
             fixed: None,
-            env: Vec::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         server.spawn()?;
         Ok(server)
@@ -1103,4 +1111,24 @@ pub fn cpu_ticks(pid: u32) -> u64 {
             .unwrap_or(0)
     };
     get(11) + get(12)
+}
+
+/// A new, empty PostgreSQL database on the server scripts/test starts
+/// (`PODSPACE_TEST_POSTGRES_URL`); its URL. Without that variable the test
+/// fails, saying so: a suite that cannot run is not reported as passed.
+pub async fn postgres_database() -> Result<String> {
+    let base = std::env::var("PODSPACE_TEST_POSTGRES_URL").map_err(|_| {
+        anyhow!("PODSPACE_TEST_POSTGRES_URL is not set: run scripts/test (it starts PostgreSQL)")
+    })?;
+    sqlx::any::install_default_drivers();
+    let name = format!("podspace_e2e_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::AnyPool::connect(&base).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await?;
+    admin.close().await;
+    let (prefix, _) = base
+        .rsplit_once('/')
+        .ok_or_else(|| anyhow!("PODSPACE_TEST_POSTGRES_URL names no database"))?;
+    Ok(format!("{prefix}/{name}"))
 }

@@ -497,3 +497,51 @@ async fn triggers_follow_streams_of_other_projects() -> anyhow::Result<()> {
     .await?;
     Ok(())
 }
+
+/// A controller that panics is restarted by the supervisor: the restart is
+/// counted and logged, and the change it was handling is done once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_controller_is_restarted_and_fires_once() -> anyhow::Result<()> {
+    let server = Server::start_with_env(&[], &[("PODSPACE_PANIC_ONCE", "controller:deployments")])?;
+    let admin = Api::admin(&server.url).await?;
+    admin.new_project("crash").await?;
+    admin
+        .post(
+            "/apis/image.openshift.io/v1/namespaces/crash/imagestreams",
+            &json!({"kind": "ImageStream", "metadata": {"name": "web"}}),
+        )
+        .await?;
+    let r = admin
+        .post(
+            "/apis/apps.openshift.io/v1/namespaces/crash/deploymentconfigs",
+            &dc("web", "web:live", false),
+        )
+        .await?;
+    assert_eq!(r.status, 201, "{}", r.text);
+    map(&admin, "crash", "web", "live", &digest(7)).await?;
+    eventually("the deployment after the restart", async || {
+        Ok(!deployments(&admin, "crash", "web").await?.is_empty())
+    })
+    .await?;
+    let metrics = admin.get("/metrics").await?.text;
+    assert!(
+        metrics.contains("podspace_controller_restarts_total{controller=\"deployments\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("podspace_controller_up{controller=\"deployments\"} 1"),
+        "{metrics}"
+    );
+    let ready = admin.get("/readyz").await?;
+    assert_eq!(ready.status, 200, "{}", ready.text);
+    // Exactly one version, with the mapped image, even though the first
+    // attempt died mid-way.
+    let versions = deployments(&admin, "crash", "web").await?;
+    assert_eq!(
+        versions,
+        BTreeMap::from([(1, format!("registry.test/crash/web@{}", digest(7)))])
+    );
+    let log = std::fs::read_to_string(&server.log)?;
+    assert!(log.contains("controller panicked; restarting"), "{log}");
+    Ok(())
+}

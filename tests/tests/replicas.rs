@@ -1,0 +1,188 @@
+//! Two `podspace serve` replicas over one PostgreSQL: each controller runs
+//! on exactly one of them (a lease row), every trigger fires once whichever
+//! replica the writes reach, and killing the replica that runs a
+//! controller moves it to the other within one lease period.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use podspace_e2e::{eventually, postgres_database, Api, Server};
+use serde_json::json;
+
+const LEASE_SECS: u64 = 2;
+
+fn digest(n: u32) -> String {
+    format!("sha256:{:064x}", n)
+}
+
+async fn map(api: &Api, is: &str, n: u32) -> anyhow::Result<()> {
+    let d = digest(n);
+    let r = api
+        .post(
+            "/apis/image.openshift.io/v1/namespaces/ha/imagestreammappings",
+            &json!({"metadata": {"name": is}, "tag": "live", "image": {"metadata": {"name": d}, "dockerImageReference": format!("registry.test/ha/{is}@{d}")}}),
+        )
+        .await?;
+    anyhow::ensure!(r.status == 201, "mapping: {} {}", r.status, r.text);
+    Ok(())
+}
+
+/// Each DeploymentConfig's versions: version → image.
+async fn versions(api: &Api) -> anyhow::Result<BTreeMap<String, BTreeMap<i64, String>>> {
+    let rcs = api
+        .get("/api/v1/namespaces/ha/replicationcontrollers")
+        .await?
+        .body;
+    let mut out: BTreeMap<String, BTreeMap<i64, String>> = BTreeMap::new();
+    for rc in rcs["items"].as_array().into_iter().flatten() {
+        let a = &rc["metadata"]["annotations"];
+        let dc = a["openshift.io/deployment-config.name"]
+            .as_str()
+            .unwrap_or_default();
+        let v: i64 = a["openshift.io/deployment-config.latest-version"]
+            .as_str()
+            .unwrap_or_default()
+            .parse()?;
+        let image = rc["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap_or_default();
+        out.entry(dc.into()).or_default().insert(v, image.into());
+    }
+    Ok(out)
+}
+
+/// Whether this replica runs `controller`, from its metrics.
+async fn leads(api: &Api, controller: &str) -> anyhow::Result<bool> {
+    let metrics = api.get("/metrics").await?.text;
+    Ok(metrics.contains(&format!(
+        "podspace_controller_leader{{controller=\"{controller}\"}} 1"
+    )))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controllers_run_once_across_replicas_and_fail_over() -> anyhow::Result<()> {
+    let db = postgres_database().await?;
+    let lease = LEASE_SECS.to_string();
+    let args = ["--db", db.as_str(), "--controller-lease", lease.as_str()];
+    let mut a = Server::start_with(&args)?;
+    // Replicas share the registry token key (as the server insists).
+    let key = a.data_dir.join("registry-token.key").display().to_string();
+    let mut b_args = args.to_vec();
+    b_args.extend(["--registry-token-key", key.as_str()]);
+    let mut b = Server::start_with(&b_args)?;
+    let (api_a, api_b) = (Api::admin(&a.url).await?, Api::admin(&b.url).await?);
+    api_a.new_project("ha").await?;
+    for s in ["s0", "s1"] {
+        let r = api_b
+            .post(
+                "/apis/image.openshift.io/v1/namespaces/ha/imagestreams",
+                &json!({"kind": "ImageStream", "metadata": {"name": s}}),
+            )
+            .await?;
+        assert_eq!(r.status, 201, "{}", r.text);
+        for d in 0..3 {
+            let dc = json!({
+                "apiVersion": "apps.openshift.io/v1", "kind": "DeploymentConfig",
+                "metadata": {"name": format!("{s}-d{d}")},
+                "spec": {"replicas": 1, "selector": {"app": s},
+                    "template": {"metadata": {"labels": {"app": s}}, "spec": {"containers": [{"name": "app", "image": "placeholder"}]}},
+                    "triggers": [{"type": "ImageChange", "imageChangeParams": {"automatic": true, "containerNames": ["app"], "from": {"kind": "ImageStreamTag", "name": format!("{s}:live")}}}]}
+            });
+            let r = api_a
+                .post(
+                    "/apis/apps.openshift.io/v1/namespaces/ha/deploymentconfigs",
+                    &dc,
+                )
+                .await?;
+            assert_eq!(r.status, 201, "{}", r.text);
+        }
+    }
+    // Each controller has one leader.
+    for c in ["deployments", "build-triggers", "builds", "imports"] {
+        eventually(&format!("one replica runs {c}"), async || {
+            Ok(leads(&api_a, c).await? ^ leads(&api_b, c).await?)
+        })
+        .await?;
+    }
+    // Writes through both replicas: each image deploys once per config.
+    for n in 0..4u32 {
+        let api = if n % 2 == 0 { &api_a } else { &api_b };
+        map(api, "s0", n).await?;
+        map(api, "s1", 100 + n).await?;
+    }
+    let want = |s: &str, first: u32| -> BTreeMap<i64, String> {
+        (0..4)
+            .map(|n| {
+                (
+                    n as i64 + 1,
+                    format!("registry.test/ha/{s}@{}", digest(first + n)),
+                )
+            })
+            .collect()
+    };
+    let expected: BTreeMap<String, BTreeMap<i64, String>> = (0..3)
+        .flat_map(|d| {
+            [
+                (format!("s0-d{d}"), want("s0", 0)),
+                (format!("s1-d{d}"), want("s1", 100)),
+            ]
+        })
+        .collect();
+    // The mappings race the controller: a config may skip an image that was
+    // replaced before it fired. What must hold: no image deployed twice,
+    // versions consecutive, the newest image last.
+    eventually("every config at its stream's newest image", async || {
+        let got = versions(&api_a).await?;
+        Ok(expected.iter().all(|(dc, want)| {
+            got.get(dc)
+                .and_then(|v| v.values().last())
+                .is_some_and(|img| Some(img) == want.values().last())
+        }))
+    })
+    .await?;
+    for (dc, v) in versions(&api_a).await? {
+        let images: Vec<&String> = v.values().collect();
+        let mut unique = images.clone();
+        unique.dedup();
+        assert_eq!(images, unique, "{dc}: an image deployed twice: {v:?}");
+        let numbers: Vec<i64> = v.keys().copied().collect();
+        assert_eq!(
+            numbers,
+            (1..=numbers.len() as i64).collect::<Vec<_>>(),
+            "{dc}"
+        );
+    }
+
+    // Kill (no graceful release) the replica running the deployments: the
+    // other takes over within a lease period, and a new image deploys once.
+    let (dead, alive, alive_api) = if leads(&api_a, "deployments").await? {
+        (&mut a, &b, &api_b)
+    } else {
+        (&mut b, &a, &api_a)
+    };
+    dead.kill();
+    let killed = Instant::now();
+    eventually("the other replica takes the deployments over", async || {
+        leads(alive_api, "deployments").await
+    })
+    .await?;
+    let took = killed.elapsed();
+    assert!(
+        took <= Duration::from_secs(LEASE_SECS * 2 + 2),
+        "took {took:?} with a {LEASE_SECS} s lease"
+    );
+    map(alive_api, "s0", 50).await?;
+    eventually("the new image deploys", async || {
+        let got = versions(alive_api).await?;
+        Ok(got["s0-d0"].values().last() == Some(&format!("registry.test/ha/s0@{}", digest(50))))
+    })
+    .await?;
+    let got = versions(alive_api).await?;
+    let newest: Vec<&String> = got["s0-d1"]
+        .values()
+        .filter(|i| i.ends_with(&digest(50)))
+        .collect();
+    assert!(newest.len() <= 1, "{got:?}");
+    assert!(!alive.url.is_empty());
+    Ok(())
+}
