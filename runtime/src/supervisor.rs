@@ -107,12 +107,18 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// `lease`: how long a replica holds a controller without renewing;
-    /// another replica takes over within it.
-    pub fn new(store: Store, lease: Duration, shutdown: watch::Receiver<bool>) -> Self {
+    /// `holder`: this replica's name in the leases (stable across its
+    /// restarts); `lease`: how long a replica holds a controller without
+    /// renewing; another replica takes over within it.
+    pub fn new(
+        store: Store,
+        holder: String,
+        lease: Duration,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
         Supervisor {
             store,
-            holder: format!("replica-{}", uuid::Uuid::new_v4().simple()),
+            holder,
             lease,
             shutdown,
             controllers: Arc::default(),

@@ -63,6 +63,10 @@ impl Controller for Recorder {
     }
 }
 
+fn holder() -> String {
+    format!("replica-{}", uuid::Uuid::new_v4().simple())
+}
+
 async fn store(dir: &tempfile::TempDir) -> Store {
     let url = format!("sqlite://{}", dir.path().join("store.db").display());
     Store::open(&url).await.unwrap()
@@ -96,7 +100,7 @@ async fn a_panic_is_restarted_without_losing_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
     let (_stop, shutdown) = watch::channel(false);
-    let sup = Supervisor::new(store.clone(), Duration::from_secs(5), shutdown);
+    let sup = Supervisor::new(store.clone(), holder(), Duration::from_secs(5), shutdown);
     let rec = Recorder::default();
     sup.spawn(rec.clone());
     config_map(&store, "panic").await;
@@ -121,7 +125,7 @@ async fn errors_back_off_and_hold_the_cursor() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
     let (_stop, shutdown) = watch::channel(false);
-    let sup = Supervisor::new(store.clone(), Duration::from_secs(5), shutdown);
+    let sup = Supervisor::new(store.clone(), holder(), Duration::from_secs(5), shutdown);
     let rec = Recorder::default();
     sup.spawn(rec.clone());
     config_map(&store, "flaky").await;
@@ -151,8 +155,8 @@ async fn one_replica_leads_and_another_takes_over_when_it_stops() {
     let (stop_a, shutdown_a) = watch::channel(false);
     let (_stop_b, shutdown_b) = watch::channel(false);
     let lease = Duration::from_secs(2);
-    let a = Supervisor::new(store.clone(), lease, shutdown_a);
-    let b = Supervisor::new(store.clone(), lease, shutdown_b);
+    let a = Supervisor::new(store.clone(), holder(), lease, shutdown_a);
+    let b = Supervisor::new(store.clone(), holder(), lease, shutdown_b);
     let (ra, rb) = (Recorder::default(), Recorder::default());
     a.spawn(ra.clone());
     until("replica a leads", || a.stats()[0].leader()).await;

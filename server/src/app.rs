@@ -85,7 +85,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     bootstrap::admin(&store, &authn, config.admin_password.as_deref()).await?;
 
     let (shutdown_tx, shutdown) = watch::channel(false);
-    let controllers = Supervisor::new(store.clone(), config.controller_lease, shutdown.clone());
+    let controllers = Supervisor::new(
+        store.clone(),
+        datadir::replica_id(&config.data_dir)?,
+        config.controller_lease,
+        shutdown.clone(),
+    );
     let metrics = Arc::new(Metrics::new(&controllers));
     let tail = EventTail::start(store.clone(), metrics.clone(), shutdown.clone()).await?;
     spawn_housekeeping(store.clone(), config.event_retention, shutdown.clone());

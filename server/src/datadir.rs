@@ -148,6 +148,24 @@ pub async fn token_key(store: &Store, path: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(key)
 }
 
+/// This replica's name in the controller leases, kept in the data
+/// directory: a replica restarted after a crash takes its own leases back
+/// at once instead of waiting for them to expire. (Two replicas never
+/// share a data directory.)
+pub fn replica_id(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("replica-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let id = format!("replica-{}", uuid::Uuid::new_v4().simple());
+    let _ = std::fs::remove_file(&path);
+    write_new(&path, id.as_bytes())?;
+    Ok(id)
+}
+
 /// Writes `bytes` to a new 0600 file at `path` (never over another one).
 fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {

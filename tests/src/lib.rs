@@ -1,6 +1,7 @@
 //! Test harness: starts a real `podspace serve` on a free port with its own
 //! data directory, and runs the real `psc` against it.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -1131,4 +1132,51 @@ pub async fn postgres_database() -> Result<String> {
         .rsplit_once('/')
         .ok_or_else(|| anyhow!("PODSPACE_TEST_POSTGRES_URL names no database"))?;
     Ok(format!("{prefix}/{name}"))
+}
+
+/// A controller's durable cursor as `/metrics` reports it.
+fn controller_cursors(metrics: &str) -> BTreeMap<String, i64> {
+    metrics
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("podspace_controller_cursor{controller=\"")?;
+            let (name, value) = rest.split_once("\"} ")?;
+            Some((name.to_string(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Waits until every controller has handled everything written so far:
+/// each one's durable cursor (which passes an event only once the keys it
+/// touched are reconciled) is at or past the store's resourceVersion now.
+/// Then whatever a controller would do because of those writes is done, so
+/// a test may assert that something did *not* happen.
+pub async fn controllers_caught_up(api: &Api) -> Result<()> {
+    let list = api.get("/apis/project.openshift.io/v1/projects").await?;
+    let rv: i64 = list.body["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow!("no resourceVersion in {}", list.text))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let metrics = api.get("/metrics").await?.text;
+        let cursors = controller_cursors(&metrics);
+        if cursors.len() >= 4 && cursors.values().all(|c| *c >= rv) {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("controllers did not reach resourceVersion {rv}: {cursors:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How many reconciles `controller` has done, from `/metrics`.
+pub async fn controller_reconciles(api: &Api, controller: &str) -> Result<u64> {
+    let metrics = api.get("/metrics").await?.text;
+    let prefix = format!("podspace_controller_reconciles_total{{controller=\"{controller}\"}} ");
+    Ok(metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
+        .unwrap_or(0))
 }

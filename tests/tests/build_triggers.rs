@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use podspace_e2e::{Api, Server};
+use podspace_e2e::{controllers_caught_up, Api, Server};
 use serde_json::{json, Value};
 
 fn digest(n: u8) -> String {
@@ -94,7 +94,7 @@ async fn image_changes_request_builds_exactly_once() -> anyhow::Result<()> {
         )
         .await?;
     assert_eq!(r.status, 201, "{}", r.text);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    controllers_caught_up(&admin).await?;
     assert!(
         builds(&admin, "app").await?.is_empty(),
         "no base image yet: the config change cannot build"
@@ -157,7 +157,7 @@ async fn image_changes_request_builds_exactly_once() -> anyhow::Result<()> {
         json!({"io.openshift.build.name": "self-1", "io.openshift.build.namespace": "bt"}),
     )
     .await?;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    controllers_caught_up(&admin).await?;
     assert!(
         builds(&admin, "self").await?.is_empty(),
         "its own output did not trigger it"
@@ -202,7 +202,7 @@ async fn image_changes_request_builds_exactly_once() -> anyhow::Result<()> {
     // A restart replays the log from the saved cursor: nothing fires twice.
     server.restart()?;
     let admin = Api::admin(&server.url).await?;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    controllers_caught_up(&admin).await?;
     assert_eq!(builds(&admin, "app").await?.len(), 2);
     assert_eq!(builds(&admin, "self").await?.len(), 1);
     assert_eq!(builds(&admin, "plain").await?.len(), 1);

@@ -1,9 +1,10 @@
 //! ImageChange and ConfigChange triggers and the deployment records.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use podspace_e2e::{eventually, unique, Api, DockerCli, Server, ADMIN_PASSWORD};
+use podspace_e2e::{
+    controllers_caught_up, eventually, unique, Api, DockerCli, Server, ADMIN_PASSWORD,
+};
 use serde_json::{json, Value};
 
 fn dc(name: &str, istag: &str, config_change: bool) -> Value {
@@ -90,7 +91,7 @@ async fn a_docker_push_deploys_a_new_version() -> anyhow::Result<()> {
         )
         .await?;
     assert_eq!(r.status, 201, "{}", r.text);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    controllers_caught_up(&admin).await?;
     assert_eq!(
         latest(&admin, "dep", "web").await?,
         0,
@@ -146,7 +147,7 @@ async fn a_docker_push_deploys_a_new_version() -> anyhow::Result<()> {
 
     // The same image again: nothing fires.
     map(&admin, "dep", "web", "latest", pushed[1].as_str()).await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    controllers_caught_up(&admin).await?;
     assert_eq!(latest(&admin, "dep", "web").await?, 2);
 
     // A template change fires the ConfigChange trigger, once.
@@ -161,7 +162,7 @@ async fn a_docker_push_deploys_a_new_version() -> anyhow::Result<()> {
         Ok(latest(&admin, "dep", "web").await? == 3)
     })
     .await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    controllers_caught_up(&admin).await?;
     assert_eq!(latest(&admin, "dep", "web").await?, 3, "no second firing");
     let rc = admin
         .get("/api/v1/namespaces/dep/replicationcontrollers/web-3")
@@ -295,7 +296,7 @@ async fn triggers_fire_exactly_once_across_a_controller_crash() -> anyhow::Resul
             }))
     })
     .await?;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    controllers_caught_up(&admin).await?;
     // None twice: no image was deployed twice by one DC, versions are 1..=n
     // without gaps, and the DC's latestVersion is the newest record.
     for s in 0..STREAMS {
@@ -374,7 +375,7 @@ async fn psc_rollout_latest_history_and_undo() -> anyhow::Result<()> {
     let deps = deployments(&admin, "roll", "web").await?;
     assert_eq!(deps[&4], deps[&1], "revision 4 runs revision 1's image");
     map(&admin, "roll", "web", "live", &digest(3)).await?;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    controllers_caught_up(&admin).await?;
     assert_eq!(
         latest(&admin, "roll", "web").await?,
         4,
@@ -427,7 +428,7 @@ async fn config_change_by_default_and_no_rollout_without_an_image() -> anyhow::R
         Ok(latest(&admin, "cfg", "ready").await? == 1)
     })
     .await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    controllers_caught_up(&admin).await?;
     assert_eq!(
         latest(&admin, "cfg", "blank").await?,
         0,

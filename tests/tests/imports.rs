@@ -2,10 +2,9 @@
 //! a tag set from an external image is imported, a scheduled one follows
 //! the source when it moves, and a failure is reported on the tag.
 
-use std::time::Duration;
-
 use podspace_e2e::{
-    eventually, tag_history, unique, Api, Distribution, DockerCli, Psc, Server, ADMIN_PASSWORD,
+    controller_reconciles, eventually, tag_history, unique, Api, Distribution, DockerCli, Psc,
+    Server, ADMIN_PASSWORD,
 };
 use serde_json::Value;
 
@@ -53,8 +52,13 @@ async fn import_and_scheduled_import_from_another_registry() -> anyhow::Result<(
         "metadata came along"
     );
 
-    // Unchanged source: the history does not grow.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Unchanged source: the history does not grow, after the controller
+    // has looked again (each of its one-second ticks checks the stream).
+    let before = controller_reconciles(&admin, "imports").await?;
+    eventually("two more scheduled checks", async || {
+        Ok(controller_reconciles(&admin, "imports").await? >= before + 2)
+    })
+    .await?;
     assert_eq!(
         tag_history(&admin, "imp", "web", "ext").await?,
         std::slice::from_ref(&first)
