@@ -112,6 +112,8 @@ suite!(
     reads_never_go_back_in_time,
     build_leases_logs_and_inputs,
     webhook_deliveries_claim_replay_and_trim,
+    indexes_follow_every_write,
+    controller_leases_have_one_holder,
 );
 
 async fn create_get_list_delete(db: Db) {
@@ -908,4 +910,112 @@ async fn webhook_deliveries_claim_replay_and_trim(db: Db) {
         store.sweep_deliveries(now).await.unwrap(),
         KEEP_PER_CONFIG as u64
     );
+}
+
+/// Indexes ConfigMaps under their `data.stream` value.
+struct ByStream;
+
+impl podspace_api::store::Indexer for ByStream {
+    fn index(&self) -> &'static str {
+        "by-stream"
+    }
+
+    fn kind(&self) -> &'static str {
+        "ConfigMap"
+    }
+
+    fn values(&self, obj: &Object) -> Vec<String> {
+        obj.body
+            .get("data")
+            .and_then(|d| d.get("stream"))
+            .and_then(|v| v.as_str())
+            .map(|v| vec![v.to_string()])
+            .unwrap_or_default()
+    }
+}
+
+fn config_map(ns: &str, name: &str, stream: &str) -> Object {
+    Object::new("ConfigMap", ns, name).with("data", json!({"stream": stream}))
+}
+
+async fn indexes_follow_every_write(db: Db) {
+    let store = db.open().await;
+    let cm = kind("ConfigMap");
+    project(&store, "p").await;
+    project(&store, "q").await;
+    // Built from what is there at registration…
+    store.create(cm, config_map("p", "old", "a")).await.unwrap();
+    store
+        .register_indexer(std::sync::Arc::new(ByStream))
+        .await
+        .unwrap();
+    let found = |v: &'static str| {
+        let store = store.clone();
+        async move { store.indexed("by-stream", "ConfigMap", v).await.unwrap() }
+    };
+    assert_eq!(found("a").await, [("p".to_string(), "old".to_string())]);
+    // …then kept by creates (single and batched), updates, deletes.
+    store.create(cm, config_map("q", "new", "a")).await.unwrap();
+    store
+        .create_many(vec![(cm, config_map("p", "two", "b"))])
+        .await
+        .unwrap();
+    assert_eq!(found("a").await.len(), 2);
+    assert_eq!(found("b").await, [("p".to_string(), "two".to_string())]);
+    store
+        .mutate(cm, "p", "old", None, UpdateScope::All, |o| {
+            o.body.insert("data".into(), json!({"stream": "b"}));
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(found("a").await, [("q".to_string(), "new".to_string())]);
+    assert_eq!(found("b").await.len(), 2);
+    store.delete(cm, "p", "two", None).await.unwrap();
+    assert_eq!(found("b").await, [("p".to_string(), "old".to_string())]);
+    store.delete_namespace(kind("Project"), "p").await.unwrap();
+    assert!(found("b").await.is_empty());
+    assert_eq!(found("a").await.len(), 1);
+    // Reopened (as at every start): registration rebuilds the same rows.
+    drop(store);
+    let store = db.open().await;
+    store
+        .register_indexer(std::sync::Arc::new(ByStream))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.indexed("by-stream", "ConfigMap", "a").await.unwrap(),
+        [("q".to_string(), "new".to_string())]
+    );
+}
+
+async fn controller_leases_have_one_holder(db: Db) {
+    let store = db.open().await;
+    let (now, later) = (1_000, 2_000);
+    assert!(store
+        .hold_controller_lease("c", "a", now, later)
+        .await
+        .unwrap());
+    assert!(!store
+        .hold_controller_lease("c", "b", now + 10, later)
+        .await
+        .unwrap());
+    assert!(store
+        .hold_controller_lease("c", "a", now + 10, later + 10)
+        .await
+        .unwrap());
+    // Expired: another replica takes it.
+    assert!(store
+        .hold_controller_lease("c", "b", later + 11, later + 1_000)
+        .await
+        .unwrap());
+    assert!(!store
+        .hold_controller_lease("c", "a", later + 12, later + 1_000)
+        .await
+        .unwrap());
+    store.release_controller_lease("c", "b").await.unwrap();
+    assert!(store
+        .hold_controller_lease("c", "a", later + 13, later + 1_000)
+        .await
+        .unwrap());
 }

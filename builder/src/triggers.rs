@@ -42,20 +42,9 @@ impl Controller for BuildTriggers {
         if change.kind == "BuildConfig" {
             return Ok(vec![(change.namespace.clone(), change.name.clone())]);
         }
-        // A trigger may follow a stream of another project.
-        let (bcs, _) = store
-            .list_as::<BuildConfig>("", &LabelSelector::everything())
-            .await?;
-        Ok(bcs
-            .into_iter()
-            .filter(|bc| {
-                image_refs(bc)
-                    .into_iter()
-                    .flatten()
-                    .any(|(is, _, ns)| ns == change.namespace && is == change.name)
-            })
-            .map(|bc| (bc.metadata.namespace, bc.metadata.name))
-            .collect())
+        // The configs whose triggers follow this stream, in any project.
+        let stream = format!("{}/{}", change.namespace, change.name);
+        store.indexed(IMAGE_TRIGGERS, "BuildConfig", &stream).await
     }
 
     async fn all_keys(&self, store: &Store) -> Result<Vec<Self::Key>, StoreError> {
@@ -71,6 +60,33 @@ impl Controller for BuildTriggers {
     async fn reconcile(&self, store: &Store, key: &Self::Key) -> Result<Action, StoreError> {
         reconcile(store, &key.0, &key.1).await?;
         Ok(Action::Done)
+    }
+}
+
+/// The index of BuildConfigs by the image streams (`namespace/name`) their
+/// ImageChange triggers follow.
+pub const IMAGE_TRIGGERS: &str = "image-triggers";
+
+pub struct ImageTriggerIndex;
+
+impl podspace_api::store::Indexer for ImageTriggerIndex {
+    fn index(&self) -> &'static str {
+        IMAGE_TRIGGERS
+    }
+
+    fn kind(&self) -> &'static str {
+        "BuildConfig"
+    }
+
+    fn values(&self, obj: &Object) -> Vec<String> {
+        let Ok(bc) = BuildConfig::from_object(obj) else {
+            return Vec::new();
+        };
+        image_refs(&bc)
+            .into_iter()
+            .flatten()
+            .map(|(is, _, ns)| format!("{ns}/{is}"))
+            .collect()
     }
 }
 

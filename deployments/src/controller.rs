@@ -39,7 +39,13 @@ impl Controller for DeploymentTriggers {
     async fn keys_for(&self, store: &Store, change: &Change) -> Result<Vec<Self::Key>, StoreError> {
         match change.kind.as_str() {
             "DeploymentConfig" => Ok(vec![(change.namespace.clone(), change.name.clone())]),
-            _ => watching(store, &change.namespace, &change.name).await,
+            // The configs whose triggers follow this stream, in any project.
+            _ => {
+                let stream = format!("{}/{}", change.namespace, change.name);
+                store
+                    .indexed(IMAGE_TRIGGERS, "DeploymentConfig", &stream)
+                    .await
+            }
         }
     }
 
@@ -59,28 +65,32 @@ impl Controller for DeploymentTriggers {
     }
 }
 
-/// DeploymentConfigs of `ns` with an ImageChange trigger on `stream`.
-async fn watching(
-    store: &Store,
-    ns: &str,
-    stream: &str,
-) -> Result<Vec<(String, String)>, StoreError> {
-    // A trigger may follow a stream of another project: every project's
-    // configs are candidates.
-    let (dcs, _) = store
-        .list_as::<DeploymentConfig>("", &LabelSelector::everything())
-        .await?;
-    Ok(dcs
-        .into_iter()
-        .filter(|dc| {
-            dc.spec
-                .triggers()
-                .iter()
-                .filter_map(|t| t.image_source(&dc.metadata.namespace))
-                .any(|(is, _, from_ns)| is == stream && from_ns == ns)
-        })
-        .map(|dc| (dc.metadata.namespace, dc.metadata.name))
-        .collect())
+/// The index of DeploymentConfigs by the image streams (`namespace/name`)
+/// their ImageChange triggers follow.
+pub const IMAGE_TRIGGERS: &str = "image-triggers";
+
+pub struct ImageTriggerIndex;
+
+impl podspace_api::store::Indexer for ImageTriggerIndex {
+    fn index(&self) -> &'static str {
+        IMAGE_TRIGGERS
+    }
+
+    fn kind(&self) -> &'static str {
+        "DeploymentConfig"
+    }
+
+    fn values(&self, obj: &Object) -> Vec<String> {
+        let Ok(dc) = DeploymentConfig::from_object(obj) else {
+            return Vec::new();
+        };
+        dc.spec
+            .triggers()
+            .iter()
+            .filter_map(|t| t.image_source(&dc.metadata.namespace))
+            .map(|(is, _, ns)| format!("{ns}/{is}"))
+            .collect()
+    }
 }
 
 /// The current pull spec of every ImageChange trigger's tag (None: no image yet).

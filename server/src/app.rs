@@ -84,6 +84,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let authn = Authenticator::new(store.clone());
     bootstrap::admin(&store, &authn, config.admin_password.as_deref()).await?;
 
+    // The controllers' lookups, rebuilt from the objects at every start.
+    store
+        .register_indexer(Arc::new(podspace_builder::triggers::ImageTriggerIndex))
+        .await?;
+    store
+        .register_indexer(Arc::new(
+            podspace_deployments::controller::ImageTriggerIndex,
+        ))
+        .await?;
     let (shutdown_tx, shutdown) = watch::channel(false);
     let controllers = Supervisor::new(
         store.clone(),

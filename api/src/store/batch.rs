@@ -117,6 +117,14 @@ async fn write_batch(
     let (written, taken): (Vec<Row_>, Vec<Row_>) =
         rows.into_iter().partition(|r| inserted.contains(&r.rv));
     insert_events(&mut tx, &written).await?;
+    for r in &written {
+        let (ns, name) = (&r.obj.metadata.namespace, &r.obj.metadata.name);
+        store
+            .inner
+            .indexes
+            .reindex(&mut tx, r.kind.kind, ns, name, Some(&r.obj))
+            .await?;
+    }
     let kinds: Vec<&str> = written.iter().map(|r| r.kind.kind).collect();
     let last = written.iter().map(|r| r.rv).max().unwrap_or(start);
     store.commit(tx, last, &kinds).await?;

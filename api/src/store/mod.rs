@@ -14,6 +14,7 @@ mod cache;
 mod consumer;
 mod credentials;
 mod error;
+mod index;
 mod registry;
 mod schema;
 mod typed;
@@ -35,6 +36,7 @@ use cache::{Cached, ObjectCache};
 pub use consumer::{Change, Pending};
 pub use credentials::TokenRecord;
 pub use error::StoreError;
+pub use index::Indexer;
 pub use registry::{BlobRecord, ManifestRecord, UploadRecord};
 pub use waiter::{stopped, ChangeWaiter};
 pub use webhooks::{Claim, DeliveryRecord, KEEP_PER_CONFIG, REPLAY_WINDOW};
@@ -122,6 +124,7 @@ struct Inner {
     rbac_epoch: AtomicU64,
     creates: tokio::sync::mpsc::Sender<batch::CreateRequest>,
     cache: Option<ObjectCache>,
+    indexes: index::Indexes,
     /// With SQLite, this process owns the database file (the object cache
     /// depends on it); the lock is held as long as the store lives.
     _owner: Option<std::fs::File>,
@@ -183,6 +186,7 @@ impl Store {
             rbac_epoch: AtomicU64::new(1),
             creates,
             cache: (backend == Backend::Sqlite).then(ObjectCache::new),
+            indexes: index::Indexes::default(),
             _owner: owner,
         });
         batch::spawn(Arc::downgrade(&inner), queue);
@@ -288,7 +292,16 @@ impl Store {
         let mut kinds = Vec::with_capacity(objs.len());
         for (kind, mut obj) in objs {
             rv += 1;
-            let body = insert_new(&mut tx, kind, &mut obj, rv, &now, &projects).await?;
+            let body = insert_new(
+                &mut tx,
+                &self.inner.indexes,
+                kind,
+                &mut obj,
+                rv,
+                &now,
+                &projects,
+            )
+            .await?;
             if kind.kind == "Project" {
                 projects.insert(obj.metadata.name.clone());
             }
@@ -513,7 +526,8 @@ impl Store {
         let result = if unchanged {
             old
         } else {
-            let body = write_modified(&mut tx, kind, ns, name, rv, &new).await?;
+            let body =
+                write_modified(&mut tx, &self.inner.indexes, kind, ns, name, rv, &new).await?;
             written.push((kind.kind, ns.to_string(), name.to_string(), rv, body));
             new
         };
@@ -529,8 +543,16 @@ impl Store {
             let mut child_rv = next_rvs(&mut tx, children.len() as i64).await?;
             for (child_kind, mut obj) in children {
                 child_rv += 1;
-                let body =
-                    insert_new(&mut tx, child_kind, &mut obj, child_rv, &now, &projects).await?;
+                let body = insert_new(
+                    &mut tx,
+                    &self.inner.indexes,
+                    child_kind,
+                    &mut obj,
+                    child_rv,
+                    &now,
+                    &projects,
+                )
+                .await?;
                 written.push((
                     child_kind.kind,
                     obj.metadata.namespace.clone(),
@@ -592,6 +614,10 @@ impl Store {
         obj.metadata.resource_version = rv.to_string();
         let body = serde_json::to_string(&obj)?;
         insert_event(&mut tx, rv, kind.kind, ns, name, EventType::Deleted, &body).await?;
+        self.inner
+            .indexes
+            .reindex(&mut tx, kind.kind, ns, name, None)
+            .await?;
         self.commit(tx, rv, &[kind.kind]).await?;
         self.cache_put(kind.kind, ns, name, rv, Cached::Deleted);
         Ok(obj)
@@ -629,6 +655,7 @@ impl Store {
             .bind(ns)
             .execute(&mut *tx)
             .await?;
+        self.inner.indexes.drop_namespace(&mut tx, ns).await?;
         let Some(mut project) = delete_row(&mut tx, project_kind, "", ns, None).await? else {
             return Err(StoreError::NotFound {
                 kind: project_kind,
@@ -775,8 +802,10 @@ async fn next_rvs(tx: &mut Transaction<'static, Any>, n: i64) -> Result<i64, Sto
 }
 
 /// Stores a new object with its ADDED event; returns the stored JSON.
+#[allow(clippy::too_many_arguments)]
 async fn insert_new(
     tx: &mut Transaction<'static, Any>,
+    indexes: &index::Indexes,
     kind: &'static KindInfo,
     obj: &mut Object,
     rv: i64,
@@ -809,12 +838,15 @@ async fn insert_new(
         &body,
     )
     .await?;
+    let (ns, name) = (&obj.metadata.namespace, &obj.metadata.name);
+    indexes.reindex(tx, kind.kind, ns, name, Some(obj)).await?;
     Ok(body)
 }
 
 /// Stores `obj` as the new state of an existing object, with its event.
 async fn write_modified(
     tx: &mut Transaction<'static, Any>,
+    indexes: &index::Indexes,
     kind: &'static KindInfo,
     ns: &str,
     name: &str,
@@ -833,6 +865,7 @@ async fn write_modified(
     .execute(&mut **tx)
     .await?;
     insert_event(tx, rv, kind.kind, ns, name, EventType::Modified, &body).await?;
+    indexes.reindex(tx, kind.kind, ns, name, Some(obj)).await?;
     Ok(body)
 }
 

@@ -263,7 +263,12 @@ impl Store {
                 .await?;
         let mut written: Vec<(&'static str, String, String, i64, String)> = Vec::new();
         let image_rv = first_rv + 1;
-        match insert_new(&mut tx, image_kind, &mut image, image_rv, &now, &projects).await {
+        let indexes = &self.inner.indexes;
+        match insert_new(
+            &mut tx, indexes, image_kind, &mut image, image_rv, &now, &projects,
+        )
+        .await
+        {
             Ok(body) => written.push((
                 image_kind.kind,
                 String::new(),
@@ -306,6 +311,7 @@ impl Store {
             Some(new) if changed => Some(
                 write_modified(
                     &mut tx,
+                    indexes,
                     stream_kind,
                     stream_ns,
                     stream_name,
@@ -321,8 +327,16 @@ impl Store {
                 fresh.metadata.generation = 1;
                 record(&mut fresh);
                 Some(
-                    insert_new(&mut tx, stream_kind, &mut fresh, stream_rv, &now, &projects)
-                        .await?,
+                    insert_new(
+                        &mut tx,
+                        indexes,
+                        stream_kind,
+                        &mut fresh,
+                        stream_rv,
+                        &now,
+                        &projects,
+                    )
+                    .await?,
                 )
             }
         };

@@ -27,6 +27,12 @@ const TABLES: &[&str] = &[
     // Which replica runs each controller, until when (see consumer.rs).
     "CREATE TABLE IF NOT EXISTS controller_leases (
         name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at BIGINT NOT NULL)",
+    // Lookups kept with the objects (see index.rs).
+    "CREATE TABLE IF NOT EXISTS object_index (
+        idx TEXT NOT NULL, value TEXT NOT NULL, kind TEXT NOT NULL, namespace TEXT NOT NULL,
+        name TEXT NOT NULL, PRIMARY KEY (idx, value, kind, namespace, name))",
+    "CREATE INDEX IF NOT EXISTS object_index_by_object ON object_index (kind, namespace, name)",
+    "CREATE INDEX IF NOT EXISTS object_index_by_namespace ON object_index (namespace)",
 ];
 
 /// Registry metadata. `{bytes}` is the binary column type of the backend.
