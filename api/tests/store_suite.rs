@@ -114,6 +114,7 @@ suite!(
     webhook_deliveries_claim_replay_and_trim,
     indexes_follow_every_write,
     controller_leases_have_one_holder,
+    many_objects_change_in_one_transaction,
 );
 
 async fn create_get_list_delete(db: Db) {
@@ -1018,4 +1019,52 @@ async fn controller_leases_have_one_holder(db: Db) {
         .hold_controller_lease("c", "a", later + 13, later + 1_000)
         .await
         .unwrap());
+}
+
+async fn many_objects_change_in_one_transaction(db: Db) {
+    let store = db.open().await;
+    let cm = kind("ConfigMap");
+    project(&store, "p").await;
+    for n in ["a", "b", "c"] {
+        store.create(cm, config_map("p", n, "x")).await.unwrap();
+    }
+    let before = store.current_rv().await.unwrap();
+    let targets: Vec<(String, String)> = ["a", "missing", "b", "c"]
+        .iter()
+        .map(|n| ("p".to_string(), n.to_string()))
+        .collect();
+    let outcomes = store
+        .mutate_many_spawning(cm, &targets, UpdateScope::All, |i, o| {
+            match o.metadata.name.as_str() {
+                "b" => Err(podspace_api::Status::bad_request("refused")),
+                "c" => Ok(Vec::new()),
+                _ => {
+                    o.body
+                        .insert("data".into(), json!({"stream": format!("y{i}")}));
+                    Ok(vec![(cm, config_map("p", &format!("child-{i}"), "z"))])
+                }
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 4);
+    assert!(outcomes[0]
+        .as_ref()
+        .is_ok_and(|(_, created)| created.len() == 1));
+    assert!(matches!(outcomes[1], Err(StoreError::NotFound { .. })));
+    assert!(matches!(outcomes[2], Err(StoreError::Rejected(_))));
+    assert!(outcomes[3]
+        .as_ref()
+        .is_ok_and(|(o, created)| created.is_empty() && o.metadata.name == "c"));
+    // One change and one child: two new events, nothing for the others.
+    let events = store.events_since(before, None, None, 100).await.unwrap();
+    let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["a", "child-0"]);
+    let a = store.get(cm, "p", "a").await.unwrap();
+    assert_eq!(a.body["data"]["stream"], "y0");
+    assert_eq!(
+        store.get(cm, "p", "b").await.unwrap().body["data"]["stream"],
+        "x",
+        "a refused edit is not written"
+    );
 }

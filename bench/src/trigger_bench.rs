@@ -21,6 +21,9 @@ struct Args {
     configs: usize,
     #[arg(long, default_value_t = 100)]
     watching: usize,
+    /// The store (`postgres://…`; an empty database); default: SQLite in a temp dir.
+    #[arg(long)]
+    db: Option<String>,
 }
 
 fn sha256(data: &[u8]) -> String {
@@ -48,7 +51,10 @@ fn pct(v: &mut [Duration], p: f64) -> f64 {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let server = Server::start()?;
+    let server = match &args.db {
+        Some(db) => Server::start_with(&["--db", db])?,
+        None => Server::start()?,
+    };
     let admin = Api::admin(&server.url).await?;
     admin.new_project("trig").await?;
     let reg = format!("http://{}", server.registry);
@@ -150,8 +156,15 @@ async fn main() -> Result<()> {
         }
     }
     println!(
-        "trigger latency over {} pushes, {} DeploymentConfigs, {} watching the tag:",
-        args.pushes, args.configs, args.watching
+        "trigger latency over {} pushes, {} DeploymentConfigs, {} watching the tag, on {}:",
+        args.pushes,
+        args.configs,
+        args.watching,
+        if args.db.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
     );
     println!(
         "  PUT response -> first watching DC at its new version: p50 {:.2} ms  p99 {:.2} ms",

@@ -60,8 +60,25 @@ impl Controller for DeploymentTriggers {
     }
 
     async fn reconcile(&self, store: &Store, key: &Self::Key) -> Result<Action, StoreError> {
-        reconcile(store, &key.0, &key.1).await?;
-        Ok(Action::Done)
+        let mut outcomes = reconcile_many(store, std::slice::from_ref(key)).await?;
+        outcomes.pop().unwrap_or(Ok(Action::Done))
+    }
+
+    /// The configs one tag change touches fire in one transaction.
+    async fn reconcile_many(
+        &self,
+        store: &Store,
+        keys: &[Self::Key],
+    ) -> Vec<Result<Action, StoreError>> {
+        match reconcile_many(store, keys).await {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                let why = e.to_string();
+                keys.iter()
+                    .map(|_| Err(StoreError::Config(why.clone())))
+                    .collect()
+            }
+        }
     }
 }
 
@@ -117,41 +134,72 @@ async fn current_images(
     Ok(out)
 }
 
-/// Brings one DeploymentConfig up to date; a no-op when it is.
-pub async fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), StoreError> {
-    let Some(dc) = store.find_as::<DeploymentConfig>(ns, name).await? else {
-        return Ok(());
-    };
-    let images = current_images(store, &dc).await?;
-    let seen_version = rollout::latest_version(&dc);
-    let config_change = dc.spec.has_config_change();
-    let deployed_hash = if seen_version > 0 && config_change {
-        store
-            .find_as::<ReplicationController>(ns, &format!("{name}-{seen_version}"))
-            .await?
-            .and_then(|rc| rc.metadata.annotations.get(rollout::TEMPLATE_HASH).cloned())
-    } else {
-        None
-    };
-    let result = store
-        .mutate_spawning_as::<DeploymentConfig, _>(ns, name, None, UpdateScope::All, |dc| {
+/// What a config's firing is decided on, read before the write.
+struct Seen {
+    images: Vec<Option<String>>,
+    deployed_hash: Option<String>,
+    version: i64,
+}
+
+/// Brings DeploymentConfigs up to date, all in one write transaction; a
+/// no-op for those that are. One outcome per key.
+pub async fn reconcile_many(
+    store: &Store,
+    keys: &[(String, String)],
+) -> Result<Vec<Result<Action, StoreError>>, StoreError> {
+    let mut outcomes: Vec<Result<Action, StoreError>> =
+        keys.iter().map(|_| Ok(Action::Done)).collect();
+    let mut seen = Vec::with_capacity(keys.len());
+    let mut targets = Vec::with_capacity(keys.len());
+    let mut slots = Vec::with_capacity(keys.len());
+    for (i, (ns, name)) in keys.iter().enumerate() {
+        let Some(dc) = store.find_as::<DeploymentConfig>(ns, name).await? else {
+            continue;
+        };
+        let version = rollout::latest_version(&dc);
+        let deployed_hash = if version > 0 && dc.spec.has_config_change() {
+            store
+                .find_as::<ReplicationController>(ns, &format!("{name}-{version}"))
+                .await?
+                .and_then(|rc| rc.metadata.annotations.get(rollout::TEMPLATE_HASH).cloned())
+        } else {
+            None
+        };
+        seen.push(Seen {
+            images: current_images(store, &dc).await?,
+            deployed_hash,
+            version,
+        });
+        targets.push((ns.clone(), name.clone()));
+        slots.push(i);
+    }
+    if targets.is_empty() {
+        return Ok(outcomes);
+    }
+    let written = store
+        .mutate_many_spawning_as::<DeploymentConfig, _>(&targets, UpdateScope::All, |j, dc| {
+            let s = &seen[j];
             // Another writer deployed since we looked: its events bring us back.
-            if rollout::latest_version(dc) != seen_version {
+            if rollout::latest_version(dc) != s.version {
                 return Ok(Vec::new());
             }
-            fire(dc, &images, deployed_hash.as_deref())
+            fire(dc, &s.images, s.deployed_hash.as_deref())
         })
-        .await;
-    match result {
-        Ok((_, created)) => {
-            for rc in created {
-                tracing::info!(namespace = ns, deploymentconfig = name, deployment = %rc.metadata.name, "deployed");
+        .await?;
+    for (j, result) in written.into_iter().enumerate() {
+        let (ns, name) = &targets[j];
+        outcomes[slots[j]] = match result {
+            Ok((_, created)) => {
+                for rc in created {
+                    tracing::info!(namespace = %ns, deploymentconfig = %name, deployment = %rc.metadata.name, "deployed");
+                }
+                Ok(Action::Done)
             }
-            Ok(())
-        }
-        Err(StoreError::NotFound { .. }) => Ok(()),
-        Err(e) => Err(e),
+            Err(StoreError::NotFound { .. }) => Ok(Action::Done),
+            Err(e) => Err(e),
+        };
     }
+    Ok(outcomes)
 }
 
 /// Pull specs name the same image when their digests agree, wherever the

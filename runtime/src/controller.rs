@@ -36,6 +36,21 @@ pub trait Controller: Send + Sync + 'static {
 
     async fn reconcile(&self, store: &Store, key: &Self::Key) -> Result<Action, StoreError>;
 
+    /// Reconciles the keys that are ready together, one outcome per key in
+    /// order. A controller whose keys often change together (one tag, a
+    /// hundred configs) overrides it to write them in one transaction.
+    async fn reconcile_many(
+        &self,
+        store: &Store,
+        keys: &[Self::Key],
+    ) -> Vec<Result<Action, StoreError>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.reconcile(store, key).await);
+        }
+        out
+    }
+
     /// Work on a clock rather than on events (lease sweeps, schedules):
     /// `tick` runs every `period()` while the controller holds its lease,
     /// and the keys it returns are queued.

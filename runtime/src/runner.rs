@@ -16,6 +16,8 @@ use crate::supervisor::ControllerStats;
 
 /// Changes read per query.
 const BATCH: i64 = 1000;
+/// Keys handed to one `reconcile_many`.
+const RECONCILE_BATCH: usize = 256;
 /// How often the log is looked at without a local commit (other
 /// replicas' writes).
 const POLL: Duration = Duration::from_millis(500);
@@ -230,22 +232,30 @@ impl<C: Controller> Runner<C> {
                 }
             }
         }
-        // Reconcile what is ready.
-        for key in s.queue.take_ready(Instant::now()) {
+        // Reconcile what is ready, together.
+        let ready = s.queue.take_ready(Instant::now());
+        for chunk in ready.chunks(RECONCILE_BATCH) {
             podspace_api::fault::panic_once(&format!("controller:{}", c.name()));
-            let outcome = c.reconcile(store, &key).await;
-            self.stats.reconciled(outcome.is_ok());
-            match outcome {
-                Ok(action) => {
-                    s.queue.succeeded(&key);
-                    s.oldest.remove(&key);
-                    if let Action::RequeueAfter(d) = action {
-                        s.queue.add_after(key, d, Instant::now());
+            let mut outcomes = c.reconcile_many(store, chunk).await.into_iter();
+            for key in chunk {
+                let outcome = outcomes.next().unwrap_or_else(|| {
+                    Err(StoreError::Config(
+                        "reconcile_many gave no outcome for this key".into(),
+                    ))
+                });
+                self.stats.reconciled(outcome.is_ok());
+                match outcome {
+                    Ok(action) => {
+                        s.queue.succeeded(key);
+                        s.oldest.remove(key);
+                        if let Action::RequeueAfter(d) = action {
+                            s.queue.add_after(key.clone(), d, Instant::now());
+                        }
                     }
-                }
-                Err(e) => {
-                    let wait = s.queue.retry(key.clone(), Instant::now());
-                    tracing::warn!(controller = c.name(), key = ?key, error = %e, retry_in = ?wait, "reconcile failed");
+                    Err(e) => {
+                        let wait = s.queue.retry(key.clone(), Instant::now());
+                        tracing::warn!(controller = c.name(), key = ?key, error = %e, retry_in = ?wait, "reconcile failed");
+                    }
                 }
             }
         }

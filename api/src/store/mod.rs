@@ -15,6 +15,7 @@ mod consumer;
 mod credentials;
 mod error;
 mod index;
+mod many;
 mod registry;
 mod schema;
 mod typed;

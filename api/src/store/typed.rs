@@ -82,6 +82,37 @@ impl Store {
         Ok(updated)
     }
 
+    /// [`Store::mutate_many_spawning`] on typed objects.
+    pub async fn mutate_many_spawning_as<T, F>(
+        &self,
+        targets: &[(String, String)],
+        scope: UpdateScope,
+        mut f: F,
+    ) -> Result<Vec<Result<(T, Vec<Object>), StoreError>>, StoreError>
+    where
+        T: Resource,
+        F: FnMut(usize, &mut T) -> Result<Vec<(&'static crate::KindInfo, Object)>, Status> + Send,
+    {
+        let outcomes = self
+            .mutate_many_spawning(T::KIND, targets, scope, |i, obj| {
+                let mut value: T = T::from_object(obj).map_err(|e| {
+                    Status::internal(format!(
+                        "decoding {} {}: {e}",
+                        T::KIND.kind,
+                        obj.metadata.name
+                    ))
+                })?;
+                let children = f(i, &mut value)?;
+                *obj = untyped(&value)?;
+                Ok(children)
+            })
+            .await?;
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.and_then(|(obj, created)| Ok((typed(&obj)?, created))))
+            .collect())
+    }
+
     /// [`Store::mutate_spawning`] on the typed object: `f` edits it and
     /// returns the objects to create in the same transaction.
     pub async fn mutate_spawning_as<T, F>(
