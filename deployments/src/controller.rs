@@ -9,6 +9,8 @@
 //! *current* image before it records the new version and its deployment.
 //! Replaying an event finds the firing already done and does nothing.
 
+use std::collections::BTreeMap;
+
 use podspace_api::model::deploymentconfig::DeploymentCauseImageTrigger;
 use podspace_api::model::{
     DeploymentConfig, ImageStream, ObjectReference, ReplicationController, Resource,
@@ -114,6 +116,7 @@ impl podspace_api::store::Indexer for ImageTriggerIndex {
 async fn current_images(
     store: &Store,
     dc: &DeploymentConfig,
+    resolved: &mut BTreeMap<(String, String, String), Option<String>>,
 ) -> Result<Vec<Option<String>>, StoreError> {
     let mut out = Vec::new();
     for t in dc.spec.triggers() {
@@ -121,14 +124,22 @@ async fn current_images(
             out.push(None);
             continue;
         };
+        // Many configs of one batch watch the same tag: it is read once.
+        let key = (ns, is, tag);
+        if let Some(image) = resolved.get(&key) {
+            out.push(image.clone());
+            continue;
+        }
+        let (ns, is, tag) = &key;
         let image = store
-            .find_as::<ImageStream>(&ns, &is)
+            .find_as::<ImageStream>(ns, is)
             .await?
             .and_then(|stream| {
                 let event =
-                    imagestreams::current_event(&stream, &tag).filter(|e| !e.image.is_empty())?;
-                Some(imagestreams::resolved_reference(&stream, &tag, event))
+                    imagestreams::current_event(&stream, tag).filter(|e| !e.image.is_empty())?;
+                Some(imagestreams::resolved_reference(&stream, tag, event))
             });
+        resolved.insert(key, image.clone());
         out.push(image);
     }
     Ok(out)
@@ -149,7 +160,9 @@ pub async fn reconcile_many(
 ) -> Result<Vec<Result<Action, StoreError>>, StoreError> {
     let mut outcomes: Vec<Result<Action, StoreError>> =
         keys.iter().map(|_| Ok(Action::Done)).collect();
+    let started = std::time::Instant::now();
     let mut seen = Vec::with_capacity(keys.len());
+    let mut resolved = BTreeMap::new();
     let mut targets = Vec::with_capacity(keys.len());
     let mut slots = Vec::with_capacity(keys.len());
     for (i, (ns, name)) in keys.iter().enumerate() {
@@ -166,7 +179,7 @@ pub async fn reconcile_many(
             None
         };
         seen.push(Seen {
-            images: current_images(store, &dc).await?,
+            images: current_images(store, &dc, &mut resolved).await?,
             deployed_hash,
             version,
         });
@@ -176,6 +189,7 @@ pub async fn reconcile_many(
     if targets.is_empty() {
         return Ok(outcomes);
     }
+    let read_took = started.elapsed();
     let written = store
         .mutate_many_spawning_as::<DeploymentConfig, _>(&targets, UpdateScope::All, |j, dc| {
             let s = &seen[j];
@@ -186,6 +200,12 @@ pub async fn reconcile_many(
             fire(dc, &s.images, s.deployed_hash.as_deref())
         })
         .await?;
+    tracing::debug!(
+        configs = targets.len(),
+        read_ms = read_took.as_secs_f64() * 1e3,
+        total_ms = started.elapsed().as_secs_f64() * 1e3,
+        "deployment triggers reconciled"
+    );
     for (j, result) in written.into_iter().enumerate() {
         let (ns, name) = &targets[j];
         outcomes[slots[j]] = match result {

@@ -37,6 +37,34 @@ impl Indexes {
         self.0.read().is_ok_and(|all| !all.is_empty())
     }
 
+    /// [`Indexes::reindex`] after an update from `old`: nothing is written
+    /// when the object is found under the same values as before.
+    pub(super) async fn reindex_update(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        kind: &str,
+        ns: &str,
+        name: &str,
+        old: Option<&Object>,
+        new: &Object,
+    ) -> Result<(), StoreError> {
+        let indexers = self.for_kind(kind);
+        if indexers.is_empty() {
+            return Ok(());
+        }
+        if let Some(old) = old {
+            let same = indexers.iter().all(|ix| {
+                let before: BTreeSet<String> = ix.values(old).into_iter().collect();
+                let after: BTreeSet<String> = ix.values(new).into_iter().collect();
+                before == after
+            });
+            if same {
+                return Ok(());
+            }
+        }
+        self.reindex(tx, kind, ns, name, Some(new)).await
+    }
+
     /// Rewrites the rows of `kind/ns/name`: `obj` as it is now, `None`
     /// when deleted.
     pub(super) async fn reindex(

@@ -41,6 +41,8 @@ impl Store {
         let mut out = Vec::with_capacity(targets.len());
         let mut written: Vec<(&'static str, String, String, i64, String)> = Vec::new();
         let mut last = 0;
+        // Projects known to exist, for the objects spawned (one query each).
+        let mut projects = std::collections::HashSet::new();
         for (i, (ns, name)) in targets.iter().enumerate() {
             let ns = if kind.namespaced { ns.as_str() } else { "" };
             let row = sqlx::query(
@@ -73,12 +75,17 @@ impl Store {
                 out.push(Ok((old, Vec::new())));
                 continue;
             }
+            // One draw from the counter for the object and what it spawns.
+            let draws = i64::from(!unchanged) + children.len() as i64;
+            let mut next = next_rvs(&mut tx, draws).await?;
             let result = if unchanged {
                 old
             } else {
-                let rv = next_rvs(&mut tx, 1).await? + 1;
+                next += 1;
+                let rv = next;
                 let new = merge_update(kind, &old, new, scope, rv);
-                let body = write_modified(&mut tx, indexes, kind, ns, name, rv, &new).await?;
+                let body =
+                    write_modified(&mut tx, indexes, kind, ns, name, rv, Some(&old), &new).await?;
                 written.push((kind.kind, ns.to_string(), name.clone(), rv, body));
                 last = rv;
                 new
@@ -89,9 +96,12 @@ impl Store {
                     .iter()
                     .filter(|(k, _)| k.namespaced)
                     .map(|(_, o)| o.metadata.namespace.as_str())
+                    .filter(|ns| !projects.contains(*ns))
                     .collect();
-                let projects = batch::existing_projects(&mut tx, &wanted).await?;
-                let mut child_rv = next_rvs(&mut tx, children.len() as i64).await?;
+                if !wanted.is_empty() {
+                    projects.extend(batch::existing_projects(&mut tx, &wanted).await?);
+                }
+                let mut child_rv = next;
                 for (child_kind, mut obj) in children {
                     child_rv += 1;
                     let body = insert_new(

@@ -527,8 +527,17 @@ impl Store {
         let result = if unchanged {
             old
         } else {
-            let body =
-                write_modified(&mut tx, &self.inner.indexes, kind, ns, name, rv, &new).await?;
+            let body = write_modified(
+                &mut tx,
+                &self.inner.indexes,
+                kind,
+                ns,
+                name,
+                rv,
+                Some(&old),
+                &new,
+            )
+            .await?;
             written.push((kind.kind, ns.to_string(), name.to_string(), rv, body));
             new
         };
@@ -845,6 +854,9 @@ async fn insert_new(
 }
 
 /// Stores `obj` as the new state of an existing object, with its event.
+/// Writes `obj` over the stored object `old` (for the indexes: `None` when
+/// the caller did not read it).
+#[allow(clippy::too_many_arguments)]
 async fn write_modified(
     tx: &mut Transaction<'static, Any>,
     indexes: &index::Indexes,
@@ -852,6 +864,7 @@ async fn write_modified(
     ns: &str,
     name: &str,
     rv: i64,
+    old: Option<&Object>,
     obj: &Object,
 ) -> Result<String, StoreError> {
     let body = serde_json::to_string(obj)?;
@@ -866,7 +879,9 @@ async fn write_modified(
     .execute(&mut **tx)
     .await?;
     insert_event(tx, rv, kind.kind, ns, name, EventType::Modified, &body).await?;
-    indexes.reindex(tx, kind.kind, ns, name, Some(obj)).await?;
+    indexes
+        .reindex_update(tx, kind.kind, ns, name, old, obj)
+        .await?;
     Ok(body)
 }
 

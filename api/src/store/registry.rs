@@ -316,6 +316,7 @@ impl Store {
                     stream_ns,
                     stream_name,
                     stream_rv,
+                    None,
                     &new,
                 )
                 .await?,
