@@ -188,6 +188,7 @@ pub fn validate(kind: &KindInfo, obj: &Object) -> Result<(), Status> {
         }
         "RoleBinding" | "ClusterRoleBinding" => role_binding(&mut errs, kind, obj),
         "Secret" => secret(&mut errs, obj),
+        "ConfigMap" => config_map(&mut errs, obj),
         "Template" => template(&mut errs, obj),
         _ => {}
     }
@@ -479,6 +480,7 @@ fn build_spec(errs: &mut Errors, spec: &model::BuildSpec) {
         if dir.split('/').any(|p| p == "..") {
             errs.field("spec.source.contextDir", "must not contain '..'");
         }
+        build_inputs(errs, spec, source);
     }
     object_ref(
         errs,
@@ -492,6 +494,53 @@ fn build_spec(errs: &mut Errors, spec: &model::BuildSpec) {
             "spec.completionDeadlineSeconds",
             "must be a positive integer",
         );
+    }
+}
+
+/// `source.secrets` and `source.configMaps`: a name each; a destination
+/// without `..`, relative for a Docker build (the files go into its
+/// context).
+fn build_inputs(errs: &mut Errors, spec: &model::BuildSpec, source: &model::BuildSource) {
+    let docker = spec.strategy.kind == "Docker" || spec.strategy.docker_strategy.is_some();
+    let secrets = source.secrets.iter().flatten();
+    let maps = source.config_maps.iter().flatten();
+    let items = secrets
+        .map(|s| ("secrets", "secret", &s.secret.name, &s.destination_dir))
+        .chain(maps.map(|m| {
+            (
+                "configMaps",
+                "configMap",
+                &m.config_map.name,
+                &m.destination_dir,
+            )
+        }));
+    let mut counts = std::collections::HashMap::new();
+    for (list, field, name, dest) in items {
+        let i = counts.entry(list).or_insert(0usize);
+        let at = format!("spec.source.{list}[{i}]");
+        *i += 1;
+        if dns1123_subdomain(name).is_err() {
+            errs.field(
+                &format!("{at}.{field}.name"),
+                "Required value: a DNS-1123 subdomain",
+            );
+        }
+        let dest = dest.as_deref().unwrap_or_default();
+        if dest.split('/').any(|p| p == "..") {
+            errs.field(&format!("{at}.destinationDir"), "must not contain '..'");
+        }
+        if dest.chars().any(char::is_control) {
+            errs.field(
+                &format!("{at}.destinationDir"),
+                "must not contain control characters",
+            );
+        }
+        if docker && dest.starts_with('/') {
+            errs.field(
+                &format!("{at}.destinationDir"),
+                "for the Docker strategy, destinationDir must be a relative path",
+            );
+        }
     }
 }
 
@@ -617,8 +666,58 @@ fn role_binding(errs: &mut Errors, kind: &KindInfo, obj: &Object) {
     }
 }
 
+/// A Secret or ConfigMap key, which a build writes as a file name:
+/// Kubernetes' rule (alphanumerics, `-`, `_`, `.`; not `.` or `..`).
+pub fn config_key(key: &str) -> Result<(), String> {
+    let chars = key
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if key.is_empty() || key.len() > 253 || !chars || key == "." || key == ".." {
+        return Err(format!(
+            "Invalid value: {key:?}: a valid config key must consist of alphanumeric characters, '-', '_' or '.'"
+        ));
+    }
+    Ok(())
+}
+
+fn keys(errs: &mut Errors, obj: &Object, fields: &[&str]) {
+    for field in fields {
+        let Some(map) = obj.body.get(*field).and_then(Value::as_object) else {
+            continue;
+        };
+        for k in map.keys() {
+            if let Err(e) = config_key(k) {
+                errs.field(&format!("{field}[{k}]"), e);
+            }
+        }
+    }
+}
+
+fn config_map(errs: &mut Errors, obj: &Object) {
+    use base64::Engine;
+    keys(errs, obj, &["data", "binaryData"]);
+    if let Some(data) = obj.body.get("data").and_then(Value::as_object) {
+        for (k, v) in data {
+            if !v.is_string() {
+                errs.field(&format!("data[{k}]"), "Invalid value: must be a string");
+            }
+        }
+    }
+    if let Some(data) = obj.body.get("binaryData").and_then(Value::as_object) {
+        for (k, v) in data {
+            let ok = v
+                .as_str()
+                .is_some_and(|s| base64::engine::general_purpose::STANDARD.decode(s).is_ok());
+            if !ok {
+                errs.field(&format!("binaryData[{k}]"), "must be base64 encoded");
+            }
+        }
+    }
+}
+
 fn secret(errs: &mut Errors, obj: &Object) {
     use base64::Engine;
+    keys(errs, obj, &["data", "stringData"]);
     if let Some(plain) = obj.body.get("stringData") {
         let strings = plain
             .as_object()
@@ -792,5 +891,64 @@ mod tests {
         let causes = err.details.unwrap().causes;
         let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(fields, ["spec.template.spec.containers[0].imagePullPolice"]);
+    }
+
+    #[test]
+    fn build_inputs_and_their_keys() {
+        let causes = |kind: &KindInfo, obj: &Object| -> Vec<String> {
+            validate(kind, obj)
+                .err()
+                .and_then(|e| e.details)
+                .map(|d| d.causes.into_iter().map(|c| c.field).collect())
+                .unwrap_or_default()
+        };
+        let mut bc = Object::new("BuildConfig", "p", "app");
+        bc.body.insert(
+            "spec".into(),
+            serde_json::json!({
+                "source": {"git": {"uri": "https://example.invalid/a.git"},
+                           "secrets": [{"secret": {"name": "ok"}, "destinationDir": "keys"},
+                                       {"secret": {"name": "Bad_Name"}},
+                                       {"secret": {"name": "abs"}, "destinationDir": "/etc/x"}],
+                           "configMaps": [{"configMap": {"name": "c"}, "destinationDir": "a/../../b"}]},
+                "strategy": {"type": "Docker", "dockerStrategy": {}}
+            }),
+        );
+        assert_eq!(
+            causes(&crate::kinds::BUILD_CONFIG, &bc),
+            [
+                "spec.source.secrets[1].secret.name",
+                "spec.source.secrets[2].destinationDir",
+                "spec.source.configMaps[0].destinationDir"
+            ]
+        );
+        // A Source build may name an absolute directory of its image.
+        bc.body["spec"]["strategy"] = serde_json::json!({"type": "Source", "sourceStrategy": {"from": {"kind": "DockerImage", "name": "b"}}});
+        bc.body["spec"]["source"]["configMaps"] = serde_json::json!([]);
+        assert_eq!(
+            causes(&crate::kinds::BUILD_CONFIG, &bc),
+            ["spec.source.secrets[1].secret.name"]
+        );
+
+        let mut secret = Object::new("Secret", "p", "s");
+        secret.body.insert(
+            "stringData".into(),
+            serde_json::json!({"token": "x", ".npmrc": "y", "../up": "z", "a/b": "w"}),
+        );
+        assert_eq!(
+            causes(&crate::kinds::SECRET, &secret),
+            ["stringData[../up]", "stringData[a/b]"]
+        );
+        let mut map = Object::new("ConfigMap", "p", "c");
+        map.body
+            .insert("data".into(), serde_json::json!({"app.ini": "x", "n": 1}));
+        map.body.insert(
+            "binaryData".into(),
+            serde_json::json!({"blob": "not base64!"}),
+        );
+        assert_eq!(
+            causes(&crate::kinds::CONFIG_MAP, &map),
+            ["data[n]", "binaryData[blob]"]
+        );
     }
 }

@@ -6,8 +6,11 @@
 //! with group 0 (as OpenShift runs containers; an explicit group also
 //! spares the engine a group lookup in the image), the `run` script as the
 //! command. The context it expects:
-//! `upload/src/` and, when some script is shipped, `upload/scripts/`.
+//! `upload/src/`, when some script is shipped `upload/scripts/`, and the
+//! build-time inputs' `upload/configmaps/<i>/` and `upload/secrets/<i>/`
+//! ([`crate::injection`]).
 
+use crate::injection::{Injection, CONFIG_MAPS_DIR, SECRETS_DIR, SECRETS_MOUNT};
 use crate::scripts::{Script, ScriptSource};
 
 pub struct Plan<'a> {
@@ -18,8 +21,9 @@ pub struct Plan<'a> {
     /// Whether the engine is BuildKit: the artifacts are then read through a
     /// `RUN --mount` in assemble's own step, so the output image carries
     /// neither the artifacts' tar nor a copy of them; the classic builder
-    /// needs a `COPY` (and keeps that layer).
-    pub mount_artifacts: bool,
+    /// needs a `COPY` (and keeps that layer). Secrets are always mounted,
+    /// so a plan with secrets needs BuildKit.
+    pub buildkit: bool,
     /// Where the input goes (`io.openshift.s2i.destination`).
     pub destination: &'a str,
     /// The checked assemble user.
@@ -29,6 +33,15 @@ pub struct Plan<'a> {
     pub scripts: &'a [(Script, ScriptSource)],
     pub labels: &'a [(String, String)],
     pub env: &'a [(String, String)],
+    /// ConfigMaps, copied into the image before assemble.
+    pub config_maps: &'a [Injection],
+    /// Secrets, present only while assemble runs.
+    pub secrets: &'a [Injection],
+}
+
+/// A single-quoted shell word.
+fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', "'\\''"))
 }
 
 /// A double-quoted Dockerfile word: no variable expansion, one line.
@@ -110,7 +123,7 @@ pub fn render(plan: &Plan<'_>) -> String {
     lines.push(format!("FROM {}", plan.builder));
     lines.extend(pairs("LABEL", plan.labels));
     lines.extend(pairs("ENV", plan.env));
-    let mounted = incremental && plan.mount_artifacts;
+    let mounted = incremental && plan.buildkit;
     if incremental && !mounted {
         lines.push(format!(
             "COPY --from=cached --chown={u}:0 /tmp/artifacts.tar {d}/artifacts.tar"
@@ -120,26 +133,67 @@ pub fn render(plan: &Plan<'_>) -> String {
         lines.push(format!("COPY --chown={u}:0 upload/scripts {d}/scripts"));
     }
     lines.push(format!("COPY --chown={u}:0 upload/src {d}/src"));
+    for (i, map) in plan.config_maps.iter().enumerate() {
+        // The JSON form: a target may hold spaces.
+        let args = serde_json::json!([format!("{CONFIG_MAPS_DIR}/{i}"), map.target]);
+        lines.push(format!("COPY --chown={u}:0 {args}"));
+    }
     lines.push(format!("USER {u}:0"));
     let assemble = script_path(plan, Script::Assemble);
+    // assemble's step: what it mounts, what runs before it, what after.
+    let mut mounts = Vec::new();
+    let mut before = Vec::new();
+    let mut after = Vec::new();
     if mounted {
-        let unpack = format!(
-            "RUN --mount=type=bind,from=cached,source=/tmp/artifacts.tar,target=/tmp/.s2i-artifacts.tar \\\n    \
-             mkdir -p {d}/artifacts && tar -C {d}/artifacts -xf /tmp/.s2i-artifacts.tar"
+        mounts.push(
+            "--mount=type=bind,from=cached,source=/tmp/artifacts.tar,target=/tmp/.s2i-artifacts.tar"
+                .to_string(),
         );
-        lines.push(match &assemble {
-            Some(a) => format!("{unpack} && {a}"),
-            None => unpack,
+        before.push(format!(
+            "mkdir -p {d}/artifacts && tar -C {d}/artifacts -xf /tmp/.s2i-artifacts.tar"
+        ));
+    } else if incremental {
+        lines.push(format!(
+            "RUN mkdir -p {d}/artifacts && tar -C {d}/artifacts -xf {d}/artifacts.tar && rm -f {d}/artifacts.tar"
+        ));
+    }
+    if !plan.secrets.is_empty() {
+        mounts.push(format!(
+            "--mount=type=bind,source={SECRETS_DIR},target={SECRETS_MOUNT}"
+        ));
+    }
+    for (i, secret) in plan.secrets.iter().enumerate() {
+        let target = shell_quote(&secret.target);
+        before.push(format!("mkdir -p {target}"));
+        if !secret.files.is_empty() {
+            let from: Vec<String> = secret
+                .files
+                .iter()
+                .map(|f| shell_quote(&format!("{SECRETS_MOUNT}/{i}/{f}")))
+                .collect();
+            before.push(format!("cp {} {target}/", from.join(" ")));
+            after.extend(
+                secret
+                    .files
+                    .iter()
+                    .map(|f| shell_quote(&format!("{}/{f}", secret.target))),
+            );
+        }
+    }
+    let mut command = before;
+    if let Some(a) = &assemble {
+        command.push(match after.is_empty() {
+            true => a.clone(),
+            // The secrets go whatever assemble's end; its status is the step's.
+            false => format!("{{ {a}; s=$?; rm -f {}; exit $s; }}", after.join(" ")),
         });
-    } else {
-        if incremental {
-            lines.push(format!(
-                "RUN mkdir -p {d}/artifacts && tar -C {d}/artifacts -xf {d}/artifacts.tar && rm -f {d}/artifacts.tar"
-            ));
-        }
-        if let Some(assemble) = &assemble {
-            lines.push(format!("RUN {assemble}"));
-        }
+    }
+    if !command.is_empty() {
+        let command = command.join(" && ");
+        lines.push(match mounts.is_empty() {
+            true => format!("RUN {command}"),
+            false => format!("RUN {} \\\n    {command}", mounts.join(" ")),
+        });
     }
     if let Some(user) = plan.image_user {
         lines.push(format!("USER {user}"));
@@ -183,13 +237,15 @@ mod tests {
         let text = render(&Plan {
             builder: "reg/openshift/python@sha256:5e1f",
             previous: Some("reg/team/shop@sha256:aa"),
-            mount_artifacts: true,
+            buildkit: true,
             destination: "/tmp",
             assemble_uid: 1001,
             image_user: Some("1001"),
             scripts: &scripts,
             labels: &labels,
             env: &env,
+            config_maps: &[],
+            secrets: &[],
         });
         assert_eq!(
             text,
@@ -221,13 +277,15 @@ mod tests {
         let text = render(&Plan {
             builder: "b@sha256:1",
             previous: Some("p@sha256:2"),
-            mount_artifacts: false,
+            buildkit: false,
             destination: "/opt/app/",
             assemble_uid: 1001,
             image_user: None,
             scripts: &scripts,
             labels: &[],
             env: &[],
+            config_maps: &[],
+            secrets: &[],
         });
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "FROM p@sha256:2 AS cached");
@@ -252,18 +310,75 @@ mod tests {
         let text = render(&Plan {
             builder: "b@sha256:1",
             previous: Some("p@sha256:2"),
-            mount_artifacts: true,
+            buildkit: true,
             destination: "/opt/app/",
             assemble_uid: 1001,
             image_user: None,
             scripts: &scripts,
             labels: &[],
             env: &[],
+            config_maps: &[],
+            secrets: &[],
         });
         assert!(!text.contains("COPY --from=cached"), "{text}");
         assert!(text.contains(
             "RUN --mount=type=bind,from=cached,source=/tmp/artifacts.tar,target=/tmp/.s2i-artifacts.tar \\\n    \
              mkdir -p /opt/app/artifacts && tar -C /opt/app/artifacts -xf /tmp/.s2i-artifacts.tar && /opt/app/scripts/assemble\n"
         ), "{text}");
+    }
+
+    #[test]
+    fn secrets_live_only_in_assembles_step_config_maps_stay() {
+        let scripts = vec![(
+            Script::Assemble,
+            ScriptSource::Image("/s2i/assemble".into()),
+        )];
+        let maps = vec![Injection {
+            target: "/opt/app root/conf".into(),
+            files: vec!["app.ini".into()],
+        }];
+        let secrets = vec![
+            Injection {
+                target: "/opt/app-root/src".into(),
+                files: vec!["token".into(), ".npmrc".into()],
+            },
+            Injection {
+                target: "/etc/it's".into(),
+                files: vec![],
+            },
+        ];
+        let text = render(&Plan {
+            builder: "b@sha256:1",
+            previous: None,
+            buildkit: true,
+            destination: "/tmp",
+            assemble_uid: 1001,
+            image_user: None,
+            scripts: &scripts,
+            labels: &[],
+            env: &[],
+            config_maps: &maps,
+            secrets: &secrets,
+        });
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[2],
+            "COPY --chown=1001:0 [\"upload/configmaps/0\",\"/opt/app root/conf\"]"
+        );
+        assert_eq!(lines[3], "USER 1001:0");
+        assert_eq!(
+            lines[4],
+            "RUN --mount=type=bind,source=upload/secrets,target=/tmp/.s2i-secrets \\"
+        );
+        assert_eq!(
+            lines[5],
+            "    mkdir -p '/opt/app-root/src' && cp '/tmp/.s2i-secrets/0/token' '/tmp/.s2i-secrets/0/.npmrc' '/opt/app-root/src'/ \
+             && mkdir -p '/etc/it'\\''s' \
+             && { /s2i/assemble; s=$?; rm -f '/opt/app-root/src/token' '/opt/app-root/src/.npmrc'; exit $s; }"
+        );
+        assert!(
+            !text.contains("COPY --chown=1001:0 upload/secrets"),
+            "{text}"
+        );
     }
 }

@@ -9,12 +9,14 @@
 //! [`layout`], which writes the `upload/` tree a build context holds (local
 //! files only: the node and `psc start-build --as-dockerfile` share it), and
 //! [`ignore`], docker's ignore-file rules (`.s2iignore`, and the node's
-//! `.dockerignore` for Docker builds).
+//! `.dockerignore` for Docker builds), and [`injection`], which places
+//! build-time Secrets and ConfigMaps and writes their `upload/` files.
 
 pub mod detect;
 pub mod dockerfile;
 pub mod environment;
 pub mod ignore;
+pub mod injection;
 pub mod layout;
 pub mod metadata;
 pub mod output;

@@ -16,12 +16,13 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use podspace_api::auth::{Principal, BUILD_NODE_ROLE};
 use podspace_api::model::build::{BuildStatusOutput, BuildStatusOutputTo};
-use podspace_api::model::{Build, Secret};
+use podspace_api::model::{Build, ConfigMap, Secret};
 use podspace_api::selector::LabelSelector;
 use podspace_api::store::{BuildLease, UpdateScope};
 use podspace_api::{Reason, Status};
 use podspace_builder::node::protocol::{
-    BuildReport, GitAuth, Heartbeat, HeartbeatReply, LeaseGrant, LeaseRequest, RegistryAuth,
+    BuildReport, GitAuth, Heartbeat, HeartbeatReply, InputFiles, InputKind, LeaseGrant,
+    LeaseRequest, RegistryAuth,
 };
 use podspace_builder::phase;
 
@@ -229,6 +230,21 @@ async fn try_lease(state: &AppState, node: &str) -> ApiResult<Option<LeaseGrant>
             state.store.release_build(&lease.uid, None).await?;
             continue;
         };
+        let input_files = match input_files(state, &build).await {
+            Ok(Ok(files)) => files,
+            Ok(Err(missing)) => {
+                state.store.release_build(&lease.uid, None).await?;
+                podspace_builder::controller::transition(&state.store, &build, |b| {
+                    phase::set(b, phase::FAILED, "MissingBuildInput", &missing);
+                })
+                .await?;
+                continue;
+            }
+            Err(e) => {
+                state.store.release_build(&lease.uid, None).await?;
+                return Err(e);
+            }
+        };
         let ns = build.metadata.namespace.clone();
         let token = state
             .authn
@@ -252,6 +268,7 @@ async fn try_lease(state: &AppState, node: &str) -> ApiResult<Option<LeaseGrant>
             max_context_bytes: state.config.limits.max_binary_context,
             max_context_entries: state.config.limits.max_binary_entries,
             allow_root_assemble: state.config.s2i_allow_root,
+            input_files,
         }));
     }
     Ok(None)
@@ -288,6 +305,55 @@ async fn build_secret(
         .store
         .find_as::<Secret>(&build.metadata.namespace, name)
         .await?)
+}
+
+/// `spec.source.secrets` and `configMaps`, read in the build's project; a
+/// missing one is the message the build fails with.
+async fn input_files(
+    state: &AppState,
+    build: &Build,
+) -> ApiResult<Result<Vec<InputFiles>, String>> {
+    use base64::Engine;
+    let b64 = |files: BTreeMap<String, Vec<u8>>| -> BTreeMap<String, String> {
+        files
+            .into_iter()
+            .map(|(k, v)| (k, base64::engine::general_purpose::STANDARD.encode(v)))
+            .collect()
+    };
+    let ns = &build.metadata.namespace;
+    let Some(source) = build.spec.source.as_ref() else {
+        return Ok(Ok(Vec::new()));
+    };
+    let mut out = Vec::new();
+    for (i, s) in source.secrets.iter().flatten().enumerate() {
+        let name = &s.secret.name;
+        let Some(secret) = state.store.find_as::<Secret>(ns, name).await? else {
+            return Ok(Err(format!(
+                "secret {name:?} (spec.source.secrets[{i}]) not found in project {ns:?}"
+            )));
+        };
+        out.push(InputFiles {
+            kind: InputKind::Secret,
+            name: name.clone(),
+            destination_dir: s.destination_dir.clone().unwrap_or_default(),
+            files: b64(secret.files()),
+        });
+    }
+    for (i, m) in source.config_maps.iter().flatten().enumerate() {
+        let name = &m.config_map.name;
+        let Some(map) = state.store.find_as::<ConfigMap>(ns, name).await? else {
+            return Ok(Err(format!(
+                "configMap {name:?} (spec.source.configMaps[{i}]) not found in project {ns:?}"
+            )));
+        };
+        out.push(InputFiles {
+            kind: InputKind::ConfigMap,
+            name: name.clone(),
+            destination_dir: m.destination_dir.clone().unwrap_or_default(),
+            files: b64(map.files()),
+        });
+    }
+    Ok(Ok(out))
 }
 
 /// `spec.source.sourceSecret`: a basic-auth Secret (`username` and

@@ -518,3 +518,222 @@ async fn root_assemble_only_when_the_admin_allows_it() -> anyhow::Result<()> {
     assert!(log.contains("assembled by image script as 0"), "{log}");
     Ok(())
 }
+
+/// `source.secrets` and `source.configMaps`: assemble reads both where the
+/// build placed them (a relative destination under the builder's
+/// WorkingDir, an absolute one as given); the output image keeps the
+/// ConfigMap's file and holds the Secret in no layer; the log never shows
+/// its value. A Docker build finds them in its context. A missing Secret
+/// fails the build before any node runs it.
+#[tokio::test(flavor = "multi_thread")]
+async fn build_time_secrets_and_config_maps() -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::start().await?;
+    let value = format!("tok-{}", unique("v"));
+    e.builder_with("injector", true, Some("1001"), "WORKDIR /opt/app\n")
+        .await?;
+    let secrets = format!("/api/v1/namespaces/{}/secrets", e.ns);
+    let maps = format!("/api/v1/namespaces/{}/configmaps", e.ns);
+    for (path, body) in [
+        (
+            &secrets,
+            json!({"metadata": {"name": "app-creds"},
+                   "stringData": {"token": value, ".npmrc": "always-auth=true\n"}}),
+        ),
+        (
+            &maps,
+            json!({"metadata": {"name": "app-conf"}, "data": {"app.ini": "[app]\nmode=prod\n"}}),
+        ),
+    ] {
+        let made = e.admin.post(path, &body).await?;
+        assert_eq!(made.status, 201, "{}", made.text);
+    }
+    let bad = e
+        .admin
+        .post(
+            &secrets,
+            &json!({"metadata": {"name": "bad"}, "stringData": {"../x": "y"}}),
+        )
+        .await?;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+
+    let inputs = json!({
+        "secrets": [{"secret": {"name": "app-creds"}, "destinationDir": "creds"}],
+        "configMaps": [{"configMap": {"name": "app-conf"}, "destinationDir": "/opt/app/conf"}]
+    });
+    let mut spec = json!({"source": {"binary": {}},
+        "strategy": {"type": "Source", "sourceStrategy": {
+            "from": {"kind": "ImageStreamTag", "name": "injector:latest"}}},
+        "output": {"to": {"kind": "ImageStreamTag", "name": "injected:latest"}}});
+    spec["source"]["secrets"] = inputs["secrets"].clone();
+    spec["source"]["configMaps"] = inputs["configMaps"].clone();
+    e.create_bc("injected", spec).await?;
+    // The source (which the image keeps) knows the secret by its digest.
+    let digest = {
+        use sha2::Digest;
+        format!("{:x}", sha2::Sha256::digest(value.as_bytes()))
+    };
+    let dir = app_dir(false)?;
+    let assemble = dir.path().join(".s2i/bin/assemble");
+    std::fs::write(
+        &assemble,
+        format!(
+            "#!/bin/sh\nset -e\n\
+             busybox sha256sum /opt/app/creds/token | busybox grep -q '^{digest} '\n\
+             busybox test -s /opt/app/creds/.npmrc\n\
+             echo \"assemble read $(busybox wc -c < /opt/app/creds/token) secret bytes\"\n\
+             busybox cp /opt/app/conf/app.ini /opt/app/copied.ini\n\
+             busybox cp -R /tmp/src/. /opt/app/\n"
+        ),
+    )?;
+    std::fs::set_permissions(&assemble, std::fs::Permissions::from_mode(0o755))?;
+    let run = dir.path().join(".s2i/bin/run");
+    std::fs::write(
+        &run,
+        "#!/bin/sh\nbusybox cat /opt/app/conf/app.ini /opt/app/copied.ini\necho \"creds: $(busybox ls -A /opt/app/creds)\"\n",
+    )?;
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755))?;
+    let out = e.start_from("injected", dir.path());
+    let log = e.log("injected-1").await?;
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("Injecting secret \"app-creds\" into /opt/app/creds (2 files"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Injecting configMap \"app-conf\" into /opt/app/conf (1 files"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("assemble read {} secret bytes", value.len())),
+        "{log}"
+    );
+    assert!(!log.contains(&value), "the log shows the secret: {log}");
+
+    let docker = DockerCli::new()?;
+    let token = e.admin.token.clone().unwrap_or_default();
+    assert!(docker
+        .login(&e.server.registry, "admin", &token)
+        .status
+        .success());
+    let image = format!("{}/{}/injected:latest", e.server.registry, e.ns);
+    docker.ok(&["pull", &image]);
+    let out = docker.ok(&["run", "--rm", "--network", "none", &image]);
+    assert_eq!(out, "[app]\nmode=prod\n[app]\nmode=prod\ncreds: \n");
+    // No layer holds the secret: the saved image's tars are searched.
+    let saved = tempfile::tempdir()?;
+    let tar = saved.path().join("image.tar");
+    docker.ok(&["save", "-o", &tar.display().to_string(), &image]);
+    let bytes = std::fs::read(&tar)?;
+    assert!(bytes.len() > 1000);
+    assert!(
+        !bytes.windows(value.len()).any(|w| w == value.as_bytes()),
+        "the output image holds the secret"
+    );
+    let _ = docker.run(&["rmi", &image]);
+
+    // --as-dockerfile writes the same inputs, the secrets in a private
+    // directory, and mounts them as the node does.
+    let out_dir = tempfile::tempdir()?;
+    let printed = e.psc.ok(&[
+        "start-build",
+        "injected",
+        "--from-dir",
+        &dir.path().display().to_string(),
+        "--as-dockerfile",
+        &out_dir.path().display().to_string(),
+    ]);
+    assert!(printed.contains("docker buildx build"), "{printed}");
+    let text = std::fs::read_to_string(out_dir.path().join("Dockerfile"))?;
+    assert!(
+        text.contains("COPY --chown=1001:0 [\"upload/configmaps/0\",\"/opt/app/conf\"]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("--mount=type=bind,source=upload/secrets,target=/tmp/.s2i-secrets"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rm -f '/opt/app/creds/.npmrc' '/opt/app/creds/token'"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_dir.path().join("upload/secrets/0/token"))?,
+        value
+    );
+    let mode = std::fs::metadata(out_dir.path())?.permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+
+    // A Docker build: the files are in its context at destinationDir.
+    let base = format!("{}/{}/base:1", e.server.registry, e.ns);
+    let mut docker_spec = json!({"source": {"dockerfile": format!(
+            "FROM {base}\nCOPY creds/token conf/app.ini /in/\n\
+             RUN busybox sha256sum /in/token | busybox grep -q '^{digest} ' && busybox grep -q mode=prod /in/app.ini && busybox rm /in/token\n")},
+        "strategy": {"type": "Docker", "dockerStrategy": {}},
+        "output": {"to": {"kind": "ImageStreamTag", "name": "dockered:latest"}}});
+    docker_spec["source"]["secrets"] = inputs["secrets"].clone();
+    docker_spec["source"]["configMaps"] =
+        json!([{"configMap": {"name": "app-conf"}, "destinationDir": "conf"}]);
+    e.create_bc("dockered", docker_spec).await?;
+    let out = e.psc.run(&["start-build", "dockered", "--wait"]);
+    let log = e.log("dockered-1").await?;
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("Copying secret \"app-creds\" to \"creds\" in the build context (2 files)"),
+        "{log}"
+    );
+    assert!(!log.contains(&value), "the log shows the secret: {log}");
+
+    // An absolute destination is refused for a Docker build.
+    let refused = e
+        .admin
+        .post(
+            &format!(
+                "/apis/build.openshift.io/v1/namespaces/{}/buildconfigs",
+                e.ns
+            ),
+            &json!({"metadata": {"name": "abs"}, "spec": {"source": {"dockerfile": "FROM x\n",
+                "secrets": [{"secret": {"name": "app-creds"}, "destinationDir": "/etc"}]},
+                "strategy": {"type": "Docker", "dockerStrategy": {}}}}),
+        )
+        .await?;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .to_string()
+            .contains("spec.source.secrets[0].destinationDir"),
+        "{}",
+        refused.body
+    );
+
+    // A missing Secret: the build fails with what is missing.
+    e.create_bc(
+        "missing",
+        json!({"source": {"dockerfile": format!("FROM {base}\n"),
+               "secrets": [{"secret": {"name": "nope"}}]},
+               "strategy": {"type": "Docker", "dockerStrategy": {}}}),
+    )
+    .await?;
+    assert!(!e
+        .psc
+        .run(&["start-build", "missing", "--wait"])
+        .status
+        .success());
+    let b = e.wait_done("missing-1").await?;
+    assert_eq!(b["status"]["phase"], "Failed", "{}", b["status"]);
+    assert_eq!(
+        b["status"]["reason"], "MissingBuildInput",
+        "{}",
+        b["status"]
+    );
+    assert!(
+        b["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("secret \"nope\" (spec.source.secrets[0]) not found"),
+        "{}",
+        b["status"]
+    );
+    Ok(())
+}

@@ -48,6 +48,36 @@ pub struct BuildSource {
     pub context_dir: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_secret: Option<LocalObjectReference>,
+    /// Secrets whose files the build sees at build time only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<Vec<SecretBuildSource>>,
+    /// ConfigMaps whose files the build sees (and an S2I image keeps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_maps: Option<Vec<ConfigMapBuildSource>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `source.secrets[]`: a Secret's keys as files under `destinationDir`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretBuildSource {
+    #[serde(default)]
+    pub secret: LocalObjectReference,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_dir: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `source.configMaps[]`: a ConfigMap's keys as files under `destinationDir`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapBuildSource {
+    #[serde(default)]
+    pub config_map: LocalObjectReference,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_dir: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

@@ -5,6 +5,7 @@
 
 pub mod build;
 pub mod buildconfig;
+pub mod configmap;
 pub mod deploymentconfig;
 pub mod image;
 pub mod imagestream;
@@ -16,11 +17,13 @@ pub mod secret;
 
 pub use build::{
     Build, BuildOutput, BuildRequest, BuildSource, BuildSpec, BuildStatus, BuildStrategy,
-    BuildTriggerCause, DockerBuildStrategy, SourceBuildStrategy,
+    BuildTriggerCause, ConfigMapBuildSource, DockerBuildStrategy, SecretBuildSource,
+    SourceBuildStrategy,
 };
 pub use buildconfig::{
     BuildConfig, BuildConfigSpec, BuildConfigStatus, BuildTriggerPolicy, ImageChangeTrigger,
 };
+pub use configmap::ConfigMap;
 pub use deploymentconfig::{
     DeploymentCause, DeploymentConfig, DeploymentConfigSpec, DeploymentConfigStatus,
     DeploymentTriggerPolicy, ImageChangeParams, ReplicationController,

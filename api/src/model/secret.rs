@@ -70,6 +70,23 @@ impl Secret {
             .ok()
     }
 
+    /// Every key with its bytes (a `data` value that is not base64 is left
+    /// out; validation refuses those on the way in).
+    pub fn files(&self) -> BTreeMap<String, Vec<u8>> {
+        let mut out: BTreeMap<String, Vec<u8>> = self
+            .data
+            .iter()
+            .filter_map(|(k, v)| {
+                let bytes = base64::engine::general_purpose::STANDARD.decode(v).ok()?;
+                Some((k.clone(), bytes))
+            })
+            .collect();
+        for (k, v) in &self.string_data {
+            out.insert(k.clone(), v.clone().into_bytes());
+        }
+        out
+    }
+
     /// The registry credentials of a Docker config Secret
     /// (`.dockerconfigjson` with `auths`, or the older `.dockercfg`), by
     /// registry host.

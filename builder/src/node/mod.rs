@@ -3,6 +3,7 @@
 //! `podspace serve` and a `podspace node` on another machine are the same
 //! code, talking to the API over HTTP.
 
+mod build_inputs;
 pub mod client;
 pub mod dockerfile;
 pub mod engine;

@@ -67,6 +67,61 @@ pub struct LeaseGrant {
     /// The cluster admin lets S2I's assemble run as root (`--s2i-allow-root`).
     #[serde(default)]
     pub allow_root_assemble: bool,
+    /// `source.secrets` and `source.configMaps`, resolved in the build's
+    /// project, in the order the spec lists them (secrets first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub input_files: Vec<InputFiles>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InputKind {
+    Secret,
+    ConfigMap,
+}
+
+/// The files of one Secret or ConfigMap a build reads at build time.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InputFiles {
+    pub kind: InputKind,
+    pub name: String,
+    /// As the spec gives it: relative to the context (Docker) or to the
+    /// builder's working directory (Source), or absolute (Source).
+    #[serde(default)]
+    pub destination_dir: String,
+    /// Key (a file name) → the value, base64.
+    pub files: BTreeMap<String, String>,
+}
+
+// A Secret's values never appear in debug output.
+impl std::fmt::Debug for InputFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InputFiles")
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("destination_dir", &self.destination_dir)
+            .field("keys", &self.files.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl InputFiles {
+    /// Key → bytes; a key that is no plain file name, or a value that is
+    /// not base64, is an error (the API validates both on the way in).
+    pub fn decoded(&self) -> Result<Vec<(String, Vec<u8>)>, String> {
+        use base64::Engine;
+        self.files
+            .iter()
+            .map(|(k, v)| {
+                podspace_api::validation::config_key(k)
+                    .map_err(|e| format!("{:?} {}: {e}", self.kind, self.name))?;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(v)
+                    .map_err(|e| format!("{:?} {} key {k}: {e}", self.kind, self.name))?;
+                Ok((k.clone(), bytes))
+            })
+            .collect()
+    }
 }
 
 fn default_context_bytes() -> u64 {
@@ -111,6 +166,7 @@ impl std::fmt::Debug for LeaseGrant {
             .field("has_input", &self.has_input)
             .field("push_auths", &self.push_auths)
             .field("pull_auths", &self.pull_auths)
+            .field("input_files", &self.input_files)
             .finish_non_exhaustive()
     }
 }

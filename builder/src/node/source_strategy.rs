@@ -3,7 +3,7 @@
 //! source's `.s2i/bin/`, the image), the assemble user checked (never root),
 //! `.s2i/environment` under the build env, the previous output's artifacts
 //! for an incremental build; then a build context (`upload/src`,
-//! `upload/scripts`) and the Dockerfile `podspace-s2i` writes for it.
+//! `upload/scripts`, the build-time Secrets and ConfigMaps) and the Dockerfile `podspace-s2i` writes for it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,6 +15,7 @@ use podspace_s2i::users::{self, assemble_uid, AllowedUids, UserError};
 use podspace_s2i::{environment, layout, output};
 use serde_json::Value;
 
+use super::build_inputs;
 use super::dockerfile;
 use super::engine::DockerEngine;
 use super::inputs::Inputs;
@@ -285,16 +286,35 @@ pub async fn plan(
     // unpacking, in an incremental build's step).
     let assemble_step =
         s2i_dockerfile::script_path_of(&image.destination, &located, Script::Assemble);
+    let context = c.work.join("s2i");
+    let working_dir = builder
+        .config
+        .pointer("/config/WorkingDir")
+        .and_then(Value::as_str)
+        .filter(|w| !w.is_empty());
+    let (config_maps, secrets) =
+        build_inputs::write_for_s2i(&context, c.grant, working_dir, &image.destination, c.log)
+            .await?;
+    if !secrets.is_empty() && !c.engine.buildkit() {
+        // The classic builder has no step-scoped mounts: a secret copied in
+        // would stay in a layer of the output image.
+        return Err(failed(
+            "CannotInjectBuildInputs",
+            "source.secrets needs a build node whose engine runs BuildKit: the classic builder would leave the secrets in the image's layers",
+        ));
+    }
     let mut text = s2i_dockerfile::render(&Plan {
         builder: &builder.reference,
         previous: previous.as_deref(),
-        mount_artifacts: c.engine.buildkit(),
+        buildkit: c.engine.buildkit(),
         destination: &image.destination,
         assemble_uid: uid,
         image_user: image.image_user.as_deref(),
         scripts: &located,
         labels: &image_labels,
         env: &env,
+        config_maps: &config_maps,
+        secrets: &secrets,
     });
     let hook = match spec.post_commit.as_ref().map(dockerfile::post_commit) {
         Some(Ok(h)) => h,
@@ -305,7 +325,6 @@ pub async fn plan(
         text.push_str(line);
         text.push('\n');
     }
-    let context = c.work.join("s2i");
     tokio::fs::write(context.join("Dockerfile"), text)
         .await
         .map_err(|e| Outcome::Error("CannotCreateBuildPod", e.to_string()))?;

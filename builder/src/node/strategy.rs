@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
+use super::build_inputs;
 use super::dockerfile;
 use super::inputs::Inputs;
 use super::run::{build_env, pairs, BuildMeta, Outcome};
@@ -41,8 +42,8 @@ pub async fn plan(
     let docker_strategy = strategy.docker_strategy.is_some();
     let source_strategy = strategy.source_strategy.is_some();
     match strategy.kind.as_str() {
-        "Docker" => docker(meta, inputs).await,
-        "" if docker_strategy => docker(meta, inputs).await,
+        "Docker" => docker(meta, inputs, source).await,
+        "" if docker_strategy => docker(meta, inputs, source).await,
         "Source" => source_strategy::plan(meta, inputs, source).await,
         "" if source_strategy => source_strategy::plan(meta, inputs, source).await,
         other => Err(Outcome::Failed(
@@ -55,8 +56,13 @@ pub async fn plan(
 /// The Docker strategy (builds.md §11): the context directory, the
 /// Dockerfile (inline or at `dockerfilePath`) with its last `FROM`
 /// replaced, the strategy env after it, the build env appended and the
-/// postCommit hook last.
-async fn docker(meta: &BuildMeta<'_>, inputs: &Inputs) -> Result<BuildPlan, Outcome> {
+/// postCommit hook last; the build-time Secrets and ConfigMaps in the
+/// context at their `destinationDir`.
+async fn docker(
+    meta: &BuildMeta<'_>,
+    inputs: &Inputs,
+    c: &SourceContext<'_>,
+) -> Result<BuildPlan, Outcome> {
     let spec = meta.spec;
     let ctx = source::context_path(&inputs.src, spec.context_dir())
         .map_err(|e| Outcome::Failed("InvalidContextDirectory", e.to_string()))?;
@@ -117,6 +123,7 @@ async fn docker(meta: &BuildMeta<'_>, inputs: &Inputs) -> Result<BuildPlan, Outc
     tokio::fs::write(&file, text)
         .await
         .map_err(|e| Outcome::Error("CannotCreateBuildPod", e.to_string()))?;
+    build_inputs::write_into_context(&ctx, c.grant, c.log).await?;
     Ok(BuildPlan {
         context: ctx,
         dockerfile: path,

@@ -1,7 +1,8 @@
 //! `psc start-build NAME [--from-dir SRC | --commit C] [--incremental]
 //! --as-dockerfile OUT`: instead of starting a Source build, writes the
 //! Dockerfile and context (`OUT/Dockerfile`, `OUT/upload/src`,
-//! `OUT/upload/scripts`) that reproduce it by hand with `docker build OUT` —
+//! `OUT/upload/scripts`, the build-time inputs' `OUT/upload/configmaps/` and
+//! `OUT/upload/secrets/`) that reproduce it by hand with `docker build OUT` —
 //! the same text the build node generates, from the builder's labels as the
 //! image stream records them. The source is the directory given, else a
 //! clone of the config's repository here; an incremental build starts from
@@ -11,7 +12,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use podspace_api::model::{BuildConfig, ConfigMap, Secret};
 use podspace_s2i::dockerfile::{render, Plan};
+use podspace_s2i::injection::{self, Injection, CONFIG_MAPS_DIR, SECRETS_DIR};
 use podspace_s2i::metadata::{BuilderMetadata, SCRIPTS_URL};
 use podspace_s2i::scripts::{locate, Candidates, Script, ScriptSource, ScriptsUrl};
 use podspace_s2i::users::{assemble_uid, AllowedUids};
@@ -237,9 +240,13 @@ pub async fn write(client: &Client, ns: &str, req: &Request<'_>) -> Result<()> {
     };
     let mut image_labels = vec![("io.openshift.build.image".to_string(), reference.clone())];
     image_labels.append(&mut labels_from_source);
+    let working_dir = config["WorkingDir"].as_str().filter(|w| !w.is_empty());
+    let (config_maps, secrets) =
+        build_inputs(client, ns, &bc, out, working_dir, &image.destination).await?;
     let text = render(&Plan {
-        // `docker build` with or without BuildKit reads it.
-        mount_artifacts: false,
+        // `docker build` with or without BuildKit reads it, unless secrets
+        // need its step-scoped mounts.
+        buildkit: !secrets.is_empty(),
         builder: &reference,
         previous: previous.as_deref(),
         destination: &image.destination,
@@ -248,15 +255,110 @@ pub async fn write(client: &Client, ns: &str, req: &Request<'_>) -> Result<()> {
         scripts: &located,
         labels: &image_labels,
         env: &environment::merge(&file_env, &build_env),
+        config_maps: &config_maps,
+        secrets: &secrets,
     });
     let dockerfile = out.join("Dockerfile");
     std::fs::write(&dockerfile, text)
         .with_context(|| format!("writing {}", dockerfile.display()))?;
+    // The secrets' step mounts need BuildKit (`docker buildx build`).
+    let how = if secrets.is_empty() {
+        "docker build"
+    } else {
+        "docker buildx build"
+    };
     println!(
-        "Wrote {} and its context in {}: build it with 'docker build {}'",
+        "Wrote {} and its context in {}: build it with '{how} {}'",
         dockerfile.display(),
         out.display(),
         out.display()
     );
+    if !secrets.is_empty() {
+        println!(
+            "{} holds the secrets' values: remove it once the image is built",
+            out.join(SECRETS_DIR).display()
+        );
+    }
     Ok(())
+}
+
+/// `source.configMaps` and `source.secrets`, read from the project and
+/// written under `out/upload/` as the build node writes them. `out` is
+/// made private to its owner when it holds secrets.
+async fn build_inputs(
+    client: &Client,
+    ns: &str,
+    bc: &Value,
+    out: &Path,
+    working_dir: Option<&str>,
+    destination: &str,
+) -> Result<(Vec<Injection>, Vec<Injection>)> {
+    use std::os::unix::fs::PermissionsExt;
+    let bc: BuildConfig = serde_json::from_value(bc.clone()).context("decoding the BuildConfig")?;
+    let source = bc.spec.source.unwrap_or_default();
+    let (mut maps, mut secrets) = (Vec::new(), Vec::new());
+    for (i, m) in source.config_maps.iter().flatten().enumerate() {
+        let name = &m.config_map.name;
+        let map: ConfigMap = serde_json::from_value(
+            client
+                .get(&format!("/api/v1/namespaces/{ns}/configmaps/{name}"))
+                .await
+                .with_context(|| format!("configMap {name:?} (spec.source.configMaps[{i}])"))?,
+        )?;
+        let dest = m.destination_dir.as_deref().unwrap_or_default();
+        maps.push(inject(
+            out,
+            CONFIG_MAPS_DIR,
+            i,
+            map.files(),
+            dest,
+            working_dir,
+            destination,
+        )?);
+    }
+    let with_secrets = source.secrets.as_ref().is_some_and(|s| !s.is_empty());
+    if with_secrets {
+        std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} private", out.display()))?;
+    }
+    for (i, s) in source.secrets.iter().flatten().enumerate() {
+        let name = &s.secret.name;
+        let secret: Secret = serde_json::from_value(
+            client
+                .get(&format!("/api/v1/namespaces/{ns}/secrets/{name}"))
+                .await
+                .with_context(|| format!("secret {name:?} (spec.source.secrets[{i}])"))?,
+        )?;
+        let dest = s.destination_dir.as_deref().unwrap_or_default();
+        secrets.push(inject(
+            out,
+            SECRETS_DIR,
+            i,
+            secret.files(),
+            dest,
+            working_dir,
+            destination,
+        )?);
+    }
+    Ok((maps, secrets))
+}
+
+fn inject(
+    out: &Path,
+    base: &str,
+    i: usize,
+    files: BTreeMap<String, Vec<u8>>,
+    dest: &str,
+    working_dir: Option<&str>,
+    destination: &str,
+) -> Result<Injection> {
+    let target = injection::target(dest, working_dir, destination)?;
+    let files: Vec<(String, Vec<u8>)> = files.into_iter().collect();
+    let dir = out.join(base).join(i.to_string());
+    injection::write_files(&dir, &files).with_context(|| format!("writing {}", dir.display()))?;
+    println!("{} -> {target} ({} files)", dir.display(), files.len());
+    Ok(Injection {
+        target,
+        files: files.into_iter().map(|(k, _)| k).collect(),
+    })
 }

@@ -48,9 +48,34 @@ pub struct NewBuildArgs {
     /// Base image stream tag: replaces the Dockerfile's FROM and triggers builds when it changes
     #[arg(short = 'i', long = "image-stream", value_name = "[PROJECT/]IS[:TAG]")]
     image_stream: Option<String>,
+    /// A Secret the build reads at build time only, as files in DIR
+    /// (relative to the context for Docker, to the builder's working
+    /// directory for Source, or absolute for Source)
+    #[arg(long = "build-secret", value_name = "SECRET[:DIR]")]
+    build_secrets: Vec<String>,
+    /// A ConfigMap whose files the build reads in DIR
+    #[arg(long = "build-config-map", value_name = "CONFIGMAP[:DIR]")]
+    build_config_maps: Vec<String>,
     /// Print the objects instead of creating them
     #[arg(short = 'o', long = "output", value_parser = ["yaml", "json"])]
     output: Option<String>,
+}
+
+/// `--build-secret`/`--build-config-map` values: `NAME[:DIR]` → the
+/// source entry (`{field: {name}, destinationDir}`), as `oc new-build`.
+fn build_inputs(values: &[String], field: &str) -> Value {
+    let items: Vec<Value> = values
+        .iter()
+        .map(|v| {
+            let (name, dir) = v.split_once(':').unwrap_or((v, ""));
+            let mut item = json!({field: {"name": name}});
+            if !dir.is_empty() {
+                item["destinationDir"] = json!(dir);
+            }
+            item
+        })
+        .collect();
+    Value::Array(items)
 }
 
 /// `https://host/team/shop.git#release` → (`https://host/team/shop.git`, `release`).
@@ -196,6 +221,12 @@ fn build_config(
     };
     if let Some(dir) = &args.context_dir {
         source["contextDir"] = json!(dir);
+    }
+    if !args.build_secrets.is_empty() {
+        source["secrets"] = build_inputs(&args.build_secrets, "secret");
+    }
+    if !args.build_config_maps.is_empty() {
+        source["configMaps"] = build_inputs(&args.build_config_maps, "configMap");
     }
     let mut docker = json!({});
     if !args.env.is_empty() {
@@ -348,12 +379,20 @@ mod tests {
             "app",
             "-e",
             "A=1",
+            "--build-secret",
+            "npm-creds:creds",
+            "--build-secret",
+            "ca",
+            "--build-config-map",
+            "settings:conf",
         ])
         .unwrap();
         assert_eq!((name.as_str(), stream.as_str()), ("shop", "shop"));
         assert_eq!(
             bc["spec"]["source"],
-            json!({"type": "Git", "git": {"uri": "https://x/team/shop.git", "ref": "v2"}, "contextDir": "app"})
+            json!({"type": "Git", "git": {"uri": "https://x/team/shop.git", "ref": "v2"}, "contextDir": "app",
+                   "secrets": [{"secret": {"name": "npm-creds"}, "destinationDir": "creds"}, {"secret": {"name": "ca"}}],
+                   "configMaps": [{"configMap": {"name": "settings"}, "destinationDir": "conf"}]})
         );
         assert_eq!(
             bc["spec"]["strategy"]["dockerStrategy"]["env"],
