@@ -115,7 +115,139 @@ suite!(
     indexes_follow_every_write,
     controller_leases_have_one_holder,
     many_objects_change_in_one_transaction,
+    upload_sessions_are_claimed_and_fenced,
+    older_databases_gain_new_columns,
 );
+
+/// A database made before upload claims existed is brought up to date
+/// and keeps its sessions.
+async fn older_databases_gain_new_columns(db: Db) {
+    sqlx::any::install_default_drivers();
+    let url = if db.url.starts_with("sqlite:") {
+        format!("{}?mode=rwc", db.url)
+    } else {
+        db.url.clone()
+    };
+    let old = sqlx::AnyPool::connect(&url).await.unwrap();
+    sqlx::query(
+        "CREATE TABLE registry_uploads (
+            id TEXT PRIMARY KEY, repo TEXT NOT NULL, size BIGINT NOT NULL, hash_state BYTEA NOT NULL,
+            driver_state TEXT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)"
+            .replace("BYTEA", if db.url.starts_with("sqlite:") { "BLOB" } else { "BYTEA" })
+            .as_str(),
+    )
+    .execute(&old)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO registry_uploads VALUES ('old', 'p/app', 3, $1, '{}', 10, 10)")
+        .bind(vec![7u8])
+        .execute(&old)
+        .await
+        .unwrap();
+    old.close().await;
+    let store = db.open().await;
+    let kept = store.upload("old").await.unwrap().expect("kept");
+    assert_eq!((kept.size, kept.owner.as_str()), (3, ""));
+    assert!(matches!(
+        store.claim_upload("old", "w", 100, 50).await.unwrap(),
+        podspace_api::store::UploadClaim::Claimed(_)
+    ));
+}
+
+/// One writer at a time per upload session; a save only lands under the
+/// claim it was made with; caps count rows per owner.
+async fn upload_sessions_are_claimed_and_fenced(db: Db) {
+    use podspace_api::store::{UploadClaim, UploadRecord};
+    let store = db.open().await;
+    let record = UploadRecord {
+        id: "u1".into(),
+        repo: "p/app".into(),
+        owner: "alice".into(),
+        size: 0,
+        hash_state: vec![1, 2, 3],
+        driver_state: "{}".into(),
+        created_at: 100,
+        updated_at: 100,
+    };
+    store
+        .insert_upload(&record, "replica-a", 160)
+        .await
+        .unwrap();
+    assert_eq!(store.count_uploads("alice").await.unwrap(), (1, 1));
+    assert_eq!(store.count_uploads("bob").await.unwrap(), (0, 1));
+    // Held by A: B is refused until the claim lapses.
+    assert_eq!(
+        store
+            .claim_upload("u1", "replica-b", 170, 110)
+            .await
+            .unwrap(),
+        UploadClaim::Busy
+    );
+    let moved = UploadRecord {
+        size: 5,
+        hash_state: vec![4],
+        driver_state: "{\"tail\":5}".into(),
+        updated_at: 120,
+        ..record.clone()
+    };
+    assert!(store.save_upload(&moved, "replica-a").await.unwrap());
+    assert!(
+        !store.save_upload(&moved, "replica-a").await.unwrap(),
+        "saving released the claim"
+    );
+    // B continues from exactly what A saved.
+    assert_eq!(
+        store
+            .claim_upload("u1", "replica-b", 200, 130)
+            .await
+            .unwrap(),
+        UploadClaim::Claimed(moved.clone())
+    );
+    assert!(store
+        .renew_upload_claim("u1", "replica-b", 260)
+        .await
+        .unwrap());
+    assert!(!store
+        .renew_upload_claim("u1", "replica-a", 260)
+        .await
+        .unwrap());
+    // B stalls past its claim; A takes over; B's late save lands nowhere.
+    assert!(matches!(
+        store
+            .claim_upload("u1", "replica-a", 400, 300)
+            .await
+            .unwrap(),
+        UploadClaim::Claimed(_)
+    ));
+    let late = UploadRecord {
+        size: 9,
+        ..moved.clone()
+    };
+    assert!(!store.save_upload(&late, "replica-b").await.unwrap());
+    assert!(!store.delete_upload("u1", "replica-b").await.unwrap());
+    assert_eq!(store.upload("u1").await.unwrap().unwrap().size, 5);
+    // Stale only when untouched and unheld.
+    assert!(store.stale_uploads(1000, 350).await.unwrap().is_empty());
+    store.release_upload("u1", "replica-a").await.unwrap();
+    assert_eq!(store.stale_uploads(1000, 350).await.unwrap(), vec![moved]);
+    assert!(store.stale_uploads(110, 350).await.unwrap().is_empty());
+    assert!(matches!(
+        store
+            .claim_upload("u1", "replica-a", 400, 300)
+            .await
+            .unwrap(),
+        UploadClaim::Claimed(_)
+    ));
+    assert!(store.delete_upload("u1", "replica-a").await.unwrap());
+    assert_eq!(
+        store
+            .claim_upload("u1", "replica-b", 400, 300)
+            .await
+            .unwrap(),
+        UploadClaim::Gone
+    );
+    assert_eq!(store.count_uploads("alice").await.unwrap(), (0, 0));
+}
 
 async fn create_get_list_delete(db: Db) {
     let store = db.open().await;

@@ -391,18 +391,21 @@ async fn upload_start(
             }
         }
     }
-    let id = r.uploads.start(&name, &caller.subject().name).await?;
-    if let Some(d) = param(&q, "digest") {
-        let digest = parse_digest(d, Code::DigestInvalid)?;
+    let digest = param(&q, "digest")
+        .map(|d| parse_digest(d, Code::DigestInvalid))
+        .transpose()?;
+    let mut session = r.uploads.start(&name, &caller.subject().name).await?;
+    let id = session.id.clone();
+    if let Some(digest) = digest {
         let body = req.into_body().into_data_stream();
-        if let Err(e) = r.uploads.append(&name, &id, None, body, false).await {
-            let _ = r.uploads.cancel(&name, &id).await;
+        if let Err(e) = r.uploads.append(&mut session, None, body).await {
+            let _ = r.uploads.discard(session).await;
             return Err(e);
         }
-        let blob = r.uploads.finish(&name, &id, &digest).await?;
+        let blob = r.uploads.finish(session, &digest).await?;
         return Ok(blob_created(&name, &blob.digest));
     }
-    r.uploads.park(&id).await?;
+    r.uploads.save(session).await?;
     Ok(empty(StatusCode::ACCEPTED, &upload_headers(&name, &id, 0)))
 }
 
@@ -445,10 +448,15 @@ async fn upload(
         }
         Method::PATCH => {
             let start = content_range(req.headers())?;
-            let size = r
+            let mut session = r.uploads.open(repo, id).await?;
+            let appended = r
                 .uploads
-                .append(repo, id, start, req.into_body().into_data_stream(), true)
-                .await?;
+                .append(&mut session, start, req.into_body().into_data_stream())
+                .await;
+            // What arrived before a failure is kept: the client may resume
+            // from the size a GET reports.
+            let size = r.uploads.save(session).await?;
+            appended?;
             Ok(empty(StatusCode::ACCEPTED, &upload_headers(repo, id, size)))
         }
         Method::PUT => {
@@ -457,10 +465,17 @@ async fn upload(
                 .ok_or_else(|| RegistryError::new(Code::DigestInvalid, "PUT needs ?digest="))?;
             let digest = parse_digest(d, Code::DigestInvalid)?;
             let start = content_range(req.headers())?;
-            r.uploads
-                .append(repo, id, start, req.into_body().into_data_stream(), false)
-                .await?;
-            let blob = r.uploads.finish(repo, id, &digest).await?;
+            let mut session = r.uploads.open(repo, id).await?;
+            if let Err(e) = r
+                .uploads
+                .append(&mut session, start, req.into_body().into_data_stream())
+                .await
+            {
+                // The session stays as it was before this request.
+                r.uploads.release(session).await;
+                return Err(e);
+            }
+            let blob = r.uploads.finish(session, &digest).await?;
             Ok(blob_created(repo, &blob.digest))
         }
         _ => Err(unsupported()),

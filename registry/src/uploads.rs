@@ -1,49 +1,33 @@
-//! Upload sessions. Each session lives in memory while this process serves
-//! it, and its durable part (bytes stored, digest state, driver state) is
-//! saved in the store after every chunk, so another start of the process
-//! (or another replica) can continue it.
+//! Upload sessions. A session lives in the store, not in this process:
+//! its owner, the bytes stored, the digest state at that size and the
+//! storage driver's state. A request that writes to a session first
+//! *claims* its row (for `CLAIM_SECS`, renewed while the body streams),
+//! continues from the state it read, and saves the new state only under
+//! that claim. So a session opened on one replica can be continued on
+//! another, two requests never write one session's bytes at once (the
+//! second gets `BLOB_UPLOAD_INVALID`), and a request whose claim was lost
+//! (it stalled past the claim while another took over) saves nothing.
 //!
-//! Between requests a session is *parked*: when every byte it holds is
-//! durable its driver handle (an open file on fs) is dropped and only the
-//! digest state and the driver's saved state stay, so an idle session holds
-//! no descriptor and a few hundred bytes. Open sessions are capped per
-//! principal and in total (`TOOMANYREQUESTS`).
+//! Between requests a session holds nothing here: every accepted byte is
+//! made durable before its state is saved, and the driver handle is
+//! dropped. Open sessions are capped per user and in total, counted in the
+//! store so that the caps hold across replicas (`TOOMANYREQUESTS`).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use podspace_api::store::{BlobRecord, Store, UploadRecord};
+use podspace_api::store::{BlobRecord, Store, UploadClaim, UploadRecord};
 
 use crate::digest::{Algorithm, Digest, ResumableSha256};
 use crate::error::{Code, RegistryError, Result};
 use crate::storage::{BlobStorage, DriverUpload};
 
-pub struct Session {
-    pub repo: String,
-    hasher: ResumableSha256,
-    upload: Option<DriverUpload>,
-    /// A parked session's size and driver state (`upload` is then None).
-    parked: Option<(u64, String)>,
-    created_at: i64,
-    /// Whether the store has a record of this session. A session is saved
-    /// only once a PATCH leaves bytes in it: a blob sent whole (POST, then
-    /// PUT with the body) never needs one, and a session that was never
-    /// saved answers BLOB_UPLOAD_UNKNOWN after a restart, as the spec allows.
-    persisted: bool,
-    touched: std::time::Instant,
-}
-
-impl Session {
-    pub fn size(&self) -> u64 {
-        match (&self.upload, &self.parked) {
-            (Some(u), _) => u.written,
-            (None, Some((size, _))) => *size,
-            (None, None) => 0,
-        }
-    }
-}
+/// How long a claim lasts without renewal.
+const CLAIM_SECS: i64 = 60;
+/// How often a request that is still streaming renews its claim.
+const RENEW_EVERY: Duration = Duration::from_secs(15);
 
 /// How many sessions may be open at once.
 #[derive(Debug, Clone, Copy)]
@@ -61,14 +45,29 @@ impl Default for UploadLimits {
     }
 }
 
-type Shared = Arc<tokio::sync::Mutex<Session>>;
+/// A session claimed by one request: the state it continues from and the
+/// driver handle it writes through.
+pub struct Claimed {
+    pub id: String,
+    record: UploadRecord,
+    hasher: ResumableSha256,
+    upload: DriverUpload,
+    renewed: Instant,
+}
+
+impl Claimed {
+    /// Bytes the session holds, those of this request included.
+    pub fn size(&self) -> u64 {
+        self.upload.written
+    }
+}
 
 pub struct Uploads {
     store: Store,
     storage: Arc<dyn BlobStorage>,
-    /// id → (the principal that opened it, the session).
-    live: Mutex<HashMap<String, (String, Shared)>>,
     limits: UploadLimits,
+    /// This process's name on the claims it takes.
+    writer: String,
 }
 
 fn now() -> i64 {
@@ -79,13 +78,27 @@ fn unknown() -> RegistryError {
     RegistryError::new(Code::BlobUploadUnknown, "blob upload unknown to registry")
 }
 
+fn busy() -> RegistryError {
+    RegistryError::new(
+        Code::BlobUploadInvalid,
+        "another request is writing to this upload; send its chunks one after another",
+    )
+}
+
+fn claim_lost() -> RegistryError {
+    RegistryError::new(
+        Code::BlobUploadInvalid,
+        "this request stalled and the upload was continued by another; ask for its status (GET) and resume from there",
+    )
+}
+
 impl Uploads {
     pub fn new(store: Store, storage: Arc<dyn BlobStorage>, limits: UploadLimits) -> Self {
         Uploads {
             store,
             storage,
-            live: Mutex::new(HashMap::new()),
             limits,
+            writer: uuid::Uuid::new_v4().to_string(),
         }
     }
 
@@ -93,200 +106,121 @@ impl Uploads {
         &self.storage
     }
 
-    /// Starts a session for `repo` opened by `owner`; returns its id. Over
-    /// a cap: `TOOMANYREQUESTS` and nothing is started.
-    pub async fn start(&self, repo: &str, owner: &str) -> Result<String> {
-        {
-            let live = self.live.lock().map_err(RegistryError::internal)?;
-            let mine = live.values().filter(|(o, _)| o == owner).count();
-            if mine >= self.limits.per_principal {
-                return Err(RegistryError::too_many(format!(
-                    "{mine} blob uploads are open for this user: finish or cancel some first"
-                )));
-            }
-            if live.len() >= self.limits.total {
-                return Err(RegistryError::too_many(
-                    "the registry has too many open blob uploads",
-                ));
-            }
+    /// Starts a session for `repo` opened by `owner`, claimed by the
+    /// calling request. Over a cap: `TOOMANYREQUESTS` and nothing is
+    /// started.
+    pub async fn start(&self, repo: &str, owner: &str) -> Result<Claimed> {
+        let (mine, total) = self.store.count_uploads(owner).await?;
+        if mine as usize >= self.limits.per_principal {
+            return Err(RegistryError::too_many(format!(
+                "{mine} blob uploads are open for this user: finish or cancel some first"
+            )));
+        }
+        if total as usize >= self.limits.total {
+            return Err(RegistryError::too_many(
+                "the registry has too many open blob uploads",
+            ));
         }
         let id = uuid::Uuid::new_v4().to_string();
         let upload = self.storage.start_upload(&id).await?;
-        let session = Session {
+        let hasher = ResumableSha256::new();
+        let at = now();
+        let record = UploadRecord {
+            id: id.clone(),
             repo: repo.to_string(),
-            hasher: ResumableSha256::new(),
-            upload: Some(upload),
-            parked: None,
-            created_at: now(),
-            persisted: false,
-            touched: std::time::Instant::now(),
+            owner: owner.to_string(),
+            size: 0,
+            hash_state: hasher.save(),
+            driver_state: self.storage.saved_state(&upload),
+            created_at: at,
+            updated_at: at,
         };
-        self.live.lock().map_err(RegistryError::internal)?.insert(
-            id.clone(),
-            (
-                owner.to_string(),
-                Arc::new(tokio::sync::Mutex::new(session)),
-            ),
-        );
-        Ok(id)
-    }
-
-    /// Parks session `id` until its next request (see the module doc).
-    pub async fn park(&self, id: &str) -> Result<()> {
-        let Some(shared) = self.live_session(id)? else {
-            return Ok(());
-        };
-        let mut s = shared.lock().await;
-        self.park_locked(&mut s).await
-    }
-
-    async fn park_locked(&self, s: &mut Session) -> Result<()> {
-        let Some(up) = s.upload.as_mut() else {
-            return Ok(());
-        };
-        self.storage.flush(up).await?;
-        // A driver that still buffers bytes (an S3 part not yet full) keeps
-        // its handle: dropping it would lose them.
-        if up.durable == up.written {
-            let state = self.storage.saved_state(up);
-            s.parked = Some((up.written, state));
-            s.upload = None;
+        if let Err(e) = self
+            .store
+            .insert_upload(&record, &self.writer, at + CLAIM_SECS)
+            .await
+        {
+            let _ = self.storage.abort(upload).await;
+            return Err(e.into());
         }
-        Ok(())
+        Ok(Claimed {
+            id,
+            record,
+            hasher,
+            upload,
+            renewed: Instant::now(),
+        })
     }
 
-    /// The driver handle of a session, reopened if it was parked.
-    async fn unpark(&self, id: &str, s: &mut Session) -> Result<()> {
-        if s.upload.is_none() {
-            if let Some((size, state)) = s.parked.take() {
-                match self.storage.resume_upload(id, &state, size).await {
-                    Ok(up) => s.upload = Some(up),
-                    Err(e) => {
-                        s.parked = Some((size, state));
-                        return Err(e.into());
-                    }
-                }
+    /// Claims session `id` of `repo` for a request that writes to it,
+    /// continuing from its saved state.
+    pub async fn open(&self, repo: &str, id: &str) -> Result<Claimed> {
+        let record = self.claim_row(repo, id).await?;
+        match self.restore(record).await {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                let _ = self.store.release_upload(id, &self.writer).await;
+                Err(e)
             }
         }
-        Ok(())
     }
 
-    fn live_session(&self, id: &str) -> Result<Option<Shared>> {
-        Ok(self
-            .live
-            .lock()
-            .map_err(RegistryError::internal)?
-            .get(id)
-            .map(|(_, s)| s.clone()))
-    }
-
-    async fn save(&self, id: &str, s: &mut Session) -> Result<()> {
-        let Some(up) = &s.upload else { return Ok(()) };
-        // Only a state where every accepted byte is durable is worth saving:
-        // the digest state must describe exactly the stored bytes.
-        if up.durable != up.written {
-            return Ok(());
-        }
-        self.store
-            .save_upload(&UploadRecord {
-                id: id.to_string(),
-                repo: s.repo.clone(),
-                size: up.durable as i64,
-                hash_state: s.hasher.save(),
-                driver_state: self.storage.saved_state(up),
-                created_at: s.created_at,
-                updated_at: now(),
-            })
-            .await?;
-        s.persisted = true;
-        Ok(())
-    }
-
-    /// The session `id` of `repo`, from memory or (parked) from the store.
-    pub async fn get(&self, repo: &str, id: &str) -> Result<Shared> {
-        if let Some(s) = self.live_session(id)? {
-            return Ok(s);
-        }
+    async fn claim_row(&self, repo: &str, id: &str) -> Result<UploadRecord> {
         if uuid::Uuid::parse_str(id).is_err() {
             return Err(unknown());
         }
-        let record = self.store.upload(id).await?.ok_or_else(unknown)?;
+        let at = now();
+        let record = match self
+            .store
+            .claim_upload(id, &self.writer, at + CLAIM_SECS, at)
+            .await?
+        {
+            UploadClaim::Claimed(r) => r,
+            UploadClaim::Busy => return Err(busy()),
+            UploadClaim::Gone => return Err(unknown()),
+        };
         if record.repo != repo {
+            let _ = self.store.release_upload(id, &self.writer).await;
             return Err(unknown());
         }
-        let hasher = ResumableSha256::restore(&record.hash_state).ok_or_else(unknown)?;
-        if hasher.bytes_hashed() != record.size as u64 {
-            return Err(unknown());
-        }
-        let session = Arc::new(tokio::sync::Mutex::new(Session {
-            repo: record.repo,
-            hasher,
-            upload: None,
-            parked: Some((record.size as u64, record.driver_state)),
-            created_at: record.created_at,
-            persisted: true,
-            touched: std::time::Instant::now(),
-        }));
-        let mut live = self.live.lock().map_err(RegistryError::internal)?;
-        Ok(live
-            .entry(id.to_string())
-            // Saved before a restart: counted in the total only.
-            .or_insert((String::new(), session))
-            .1
-            .clone())
+        Ok(record)
     }
 
-    /// Appends a request body. `start`, when the client sent a
-    /// Content-Range, must be where the session stands (else 416). `keep`
-    /// saves the session for a later request (a PATCH); a body that is
-    /// finished right away (PUT) needs no saving.
-    pub async fn append<S>(
-        &self,
-        repo: &str,
-        id: &str,
-        start: Option<u64>,
-        body: S,
-        keep: bool,
-    ) -> Result<u64>
+    async fn restore(&self, record: UploadRecord) -> Result<Claimed> {
+        let hasher = ResumableSha256::restore(&record.hash_state)
+            .filter(|h| h.bytes_hashed() == record.size as u64)
+            .ok_or_else(unknown)?;
+        let upload = self
+            .storage
+            .resume_upload(&record.id, &record.driver_state, record.size as u64)
+            .await?;
+        Ok(Claimed {
+            id: record.id.clone(),
+            record,
+            hasher,
+            upload,
+            renewed: Instant::now(),
+        })
+    }
+
+    /// Appends a request body to a claimed session. `start`, when the
+    /// client sent a Content-Range, must be where the session stands (else
+    /// 416).
+    pub async fn append<S>(&self, c: &mut Claimed, start: Option<u64>, mut body: S) -> Result<()>
     where
         S: Stream<Item = std::result::Result<Bytes, axum::Error>> + Unpin,
     {
-        let shared = self.get(repo, id).await?;
-        let mut s = shared.lock().await;
-        if s.repo != repo {
-            return Err(unknown());
-        }
         if let Some(start) = start {
-            if start != s.size() {
+            if start != c.size() {
                 return Err(RegistryError::new(
                     Code::RangeInvalid,
                     format!(
                         "the chunk starts at {start} but the upload holds {} bytes",
-                        s.size()
+                        c.size()
                     ),
                 ));
             }
         }
-        self.unpark(id, &mut s).await?;
-        let result = self.pump(&mut s, body).await;
-        s.touched = std::time::Instant::now();
-        if keep {
-            if let Some(up) = s.upload.as_mut() {
-                self.storage.flush(up).await?;
-            }
-            self.save(id, &mut s).await?;
-            self.park_locked(&mut s).await?;
-        }
-        result?;
-        Ok(s.size())
-    }
-
-    async fn pump<S>(&self, s: &mut Session, mut body: S) -> Result<()>
-    where
-        S: Stream<Item = std::result::Result<Bytes, axum::Error>> + Unpin,
-    {
-        let Session { hasher, upload, .. } = s;
-        let up = upload.as_mut().ok_or_else(unknown)?;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| {
                 RegistryError::new(
@@ -294,34 +228,82 @@ impl Uploads {
                     format!("reading the request body failed: {e}"),
                 )
             })?;
-            hasher.update(&chunk);
-            self.storage.write(up, chunk).await?;
+            // Renewed before a write, never after: a claim that lapsed
+            // while the body stalled may be another request's by now.
+            if c.renewed.elapsed() >= RENEW_EVERY {
+                if !self
+                    .store
+                    .renew_upload_claim(&c.id, &self.writer, now() + CLAIM_SECS)
+                    .await?
+                {
+                    return Err(claim_lost());
+                }
+                c.renewed = Instant::now();
+            }
+            c.hasher.update(&chunk);
+            self.storage.write(&mut c.upload, chunk).await?;
         }
         Ok(())
     }
 
-    /// Current size of a session.
+    /// Makes what `c` holds durable, saves it under the claim and lets the
+    /// session go until its next request; returns its size.
+    pub async fn save(&self, mut c: Claimed) -> Result<u64> {
+        if let Err(e) = self.storage.flush(&mut c.upload).await {
+            self.release(c).await;
+            return Err(e.into());
+        }
+        // The saved digest state must describe exactly the stored bytes.
+        if c.upload.durable != c.upload.written {
+            self.release(c).await;
+            return Err(RegistryError::internal(
+                "the storage driver kept bytes it could not make durable",
+            ));
+        }
+        let record = UploadRecord {
+            size: c.upload.durable as i64,
+            hash_state: c.hasher.save(),
+            driver_state: self.storage.saved_state(&c.upload),
+            updated_at: now(),
+            ..c.record.clone()
+        };
+        if !self.store.save_upload(&record, &self.writer).await? {
+            return Err(claim_lost());
+        }
+        Ok(record.size as u64)
+    }
+
+    /// Lets a claimed session go without saving what this request wrote:
+    /// the next request continues from the last saved state.
+    pub async fn release(&self, c: Claimed) {
+        if let Err(e) = self.store.release_upload(&c.id, &self.writer).await {
+            tracing::warn!(error = %e, "releasing an upload claim failed");
+        }
+    }
+
+    /// Current size of a session, as last saved.
     pub async fn size(&self, repo: &str, id: &str) -> Result<u64> {
-        let shared = self.get(repo, id).await?;
-        let s = shared.lock().await;
-        if s.repo != repo {
+        if uuid::Uuid::parse_str(id).is_err() {
             return Err(unknown());
         }
-        Ok(s.size())
+        match self.store.upload(id).await? {
+            Some(r) if r.repo == repo => Ok(r.size as u64),
+            _ => Err(unknown()),
+        }
     }
 
     /// Verifies `digest` over everything uploaded and makes the blob
     /// visible in `repo`. On a mismatch the upload is discarded.
-    pub async fn finish(&self, repo: &str, id: &str, digest: &Digest) -> Result<BlobRecord> {
-        let shared = self.get(repo, id).await?;
-        let mut s = shared.lock().await;
-        if s.repo != repo {
-            return Err(unknown());
-        }
-        self.unpark(id, &mut s).await?;
-        let mut upload = s.upload.take().ok_or_else(unknown)?;
+    pub async fn finish(&self, c: Claimed, digest: &Digest) -> Result<BlobRecord> {
+        let Claimed {
+            id,
+            record,
+            hasher,
+            mut upload,
+            ..
+        } = c;
         let actual = match digest.algorithm {
-            Algorithm::Sha256 => s.hasher.finish(),
+            Algorithm::Sha256 => hasher.finish(),
             Algorithm::Sha512 => {
                 let mut stream = self.storage.read_upload(&mut upload).await?;
                 let mut h = <sha2::Sha512 as sha2::Digest>::new();
@@ -335,7 +317,11 @@ impl Uploads {
             }
         };
         let size = upload.written;
-        self.forget(id, s.persisted).await;
+        // Deleting the row under the claim is what ends the session: if
+        // another request took it over meanwhile, this one stops here.
+        if !self.store.delete_upload(&id, &self.writer).await? {
+            return Err(claim_lost());
+        }
         if &actual != digest {
             self.storage.abort(upload).await?;
             return Err(RegistryError::new(
@@ -344,12 +330,12 @@ impl Uploads {
             ));
         }
         let location = self.storage.finish(upload, digest).await?;
-        let record = BlobRecord {
+        let blob = BlobRecord {
             digest: digest.to_string(),
             size: size as i64,
             location: location.clone(),
         };
-        let stored = self.store.add_blob(repo, &record).await?;
+        let stored = self.store.add_blob(&record.repo, &blob).await?;
         if stored.location != location {
             // The blob was already stored elsewhere (another upload won);
             // ours is redundant.
@@ -360,86 +346,62 @@ impl Uploads {
         Ok(stored)
     }
 
+    /// Ends a session and what it stored.
     pub async fn cancel(&self, repo: &str, id: &str) -> Result<()> {
-        let shared = self.get(repo, id).await?;
-        let mut s = shared.lock().await;
-        if s.repo != repo {
-            return Err(unknown());
-        }
-        // A parked upload is reopened to be aborted (S3: its multipart
-        // upload is ended); one that cannot be is gone already.
-        let _ = self.unpark(id, &mut s).await;
-        let upload = s.upload.take();
-        self.forget(id, s.persisted).await;
-        if let Some(u) = upload {
-            self.storage.abort(u).await?;
+        let record = self.claim_row(repo, id).await?;
+        self.end(&record).await?;
+        Ok(())
+    }
+
+    /// Ends a claimed session and what it stored.
+    pub async fn discard(&self, c: Claimed) -> Result<()> {
+        if self.store.delete_upload(&c.id, &self.writer).await? {
+            self.storage.abort(c.upload).await?;
         }
         Ok(())
     }
 
-    async fn forget(&self, id: &str, persisted: bool) {
-        if let Ok(mut live) = self.live.lock() {
-            live.remove(id);
+    /// Ends the session of a claimed row; false if the claim was lost.
+    async fn end(&self, record: &UploadRecord) -> Result<bool> {
+        // Its driver state may be unusable (the data is gone already); the
+        // row goes either way.
+        let upload = self
+            .storage
+            .resume_upload(&record.id, &record.driver_state, record.size as u64)
+            .await
+            .ok();
+        if !self.store.delete_upload(&record.id, &self.writer).await? {
+            return Ok(false);
         }
-        if persisted {
-            if let Err(e) = self.store.delete_upload(id).await {
-                tracing::warn!(error = %e, "forgetting an upload failed");
+        if let Some(u) = upload {
+            if let Err(e) = self.storage.abort(u).await {
+                tracing::warn!(error = %e, "aborting an upload's data failed");
             }
         }
+        Ok(true)
     }
 
-    /// Aborts sessions untouched for `ttl_secs`: saved ones, and ones only
-    /// this process knows.
+    /// Aborts sessions nobody has saved for `ttl_secs` and nobody holds.
     pub async fn expire(&self, ttl_secs: i64) -> Result<usize> {
-        let ttl = std::time::Duration::from_secs(ttl_secs.max(0) as u64);
-        let live: Vec<(String, Shared)> = self
-            .live
-            .lock()
-            .map_err(RegistryError::internal)?
-            .iter()
-            .map(|(k, (_, v))| (k.clone(), v.clone()))
-            .collect();
-        let mut idle = 0;
-        for (id, shared) in live {
-            let Ok(mut s) = shared.try_lock() else {
-                continue;
-            };
-            if s.persisted || s.touched.elapsed() < ttl {
-                continue;
-            }
-            let _ = self.unpark(&id, &mut s).await;
-            if let Some(u) = s.upload.take() {
-                let _ = self.storage.abort(u).await;
-            }
-            if let Ok(mut map) = self.live.lock() {
-                map.remove(&id);
-            }
-            idle += 1;
-        }
-        let stale = self.store.stale_uploads(now() - ttl_secs).await?;
-        let n = stale.len() + idle;
+        let at = now();
+        let stale = self.store.stale_uploads(at - ttl_secs, at).await?;
+        let mut n = 0;
         for record in stale {
-            let live = self
-                .live
-                .lock()
-                .map_err(RegistryError::internal)?
-                .remove(&record.id);
-            let upload = match live {
-                Some((_, shared)) => {
-                    let mut s = shared.lock().await;
-                    let _ = self.unpark(&record.id, &mut s).await;
-                    s.upload.take()
-                }
-                None => self
-                    .storage
-                    .resume_upload(&record.id, &record.driver_state, record.size as u64)
-                    .await
-                    .ok(),
+            let claimed = self
+                .store
+                .claim_upload(&record.id, &self.writer, at + CLAIM_SECS, at)
+                .await?;
+            let UploadClaim::Claimed(record) = claimed else {
+                continue;
             };
-            if let Some(u) = upload {
-                let _ = self.storage.abort(u).await;
+            // Saved again since it was listed: not stale after all.
+            if record.updated_at >= at - ttl_secs {
+                self.store.release_upload(&record.id, &self.writer).await?;
+                continue;
             }
-            self.store.delete_upload(&record.id).await?;
+            if self.end(&record).await? {
+                n += 1;
+            }
         }
         Ok(n)
     }

@@ -1,13 +1,15 @@
 //! Two `podspace serve` replicas over one PostgreSQL: each controller runs
 //! on exactly one of them (a lease row), every trigger fires once whichever
 //! replica the writes reach, and killing the replica that runs a
-//! controller moves it to the other within one lease period.
+//! controller moves it to the other within one lease period; an upload
+//! whose chunks reach both replicas is whole.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use podspace_e2e::{eventually, postgres_database, Api, Server};
+use podspace_e2e::{eventually, postgres_database, Api, Moto, Server};
 use serde_json::json;
+use sha2::Digest as _;
 
 const LEASE_SECS: u64 = 2;
 
@@ -184,5 +186,120 @@ async fn controllers_run_once_across_replicas_and_fail_over() -> anyhow::Result<
         .collect();
     assert!(newest.len() <= 1, "{got:?}");
     assert!(!alive.url.is_empty());
+    Ok(())
+}
+
+/// The `Range` an upload response reports.
+fn range(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("range")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_patched_through_both_replicas_is_whole() -> anyhow::Result<()> {
+    let db = postgres_database().await?;
+    let moto = Moto::start().await?;
+    let mut args: Vec<String> = vec!["--db".into(), db.clone()];
+    args.extend(moto.serve_args());
+    let a_args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let a = Server::start_with(&a_args)?;
+    let key = a.data_dir.join("registry-token.key").display().to_string();
+    let mut b_args = a_args.clone();
+    b_args.extend(["--registry-token-key", key.as_str()]);
+    let b = Server::start_with(&b_args)?;
+    let admin = Api::admin(&a.url).await?;
+    admin.new_project("hu").await?;
+    let token = admin.token.clone().unwrap_or_default();
+    let http = reqwest::Client::new();
+    let replicas = [a.registry.clone(), b.registry.clone()];
+
+    // 13 MiB in 3 MiB chunks: chunks end inside S3 parts and cross them.
+    let blob: Vec<u8> = (0..13 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&blob)));
+    let r = http
+        .post(format!("http://{}/v2/hu/app/blobs/uploads/", replicas[0]))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    anyhow::ensure!(r.status() == 202, "POST on A: {}", r.status());
+    let path = r.headers()["location"].to_str()?.to_string();
+    let at = |i: usize| format!("http://{}{path}", replicas[i % 2]);
+    let chunks: Vec<&[u8]> = blob.chunks(3 * 1024 * 1024).collect();
+    let mut offset = 0usize;
+    for (i, chunk) in chunks[..chunks.len() - 1].iter().enumerate() {
+        // Chunk i goes to B, A, B, ...: the session was opened on A.
+        let end = offset + chunk.len();
+        let r = http
+            .patch(at(i + 1))
+            .bearer_auth(&token)
+            .header("content-type", "application/octet-stream")
+            .header("content-range", format!("{offset}-{}", end - 1))
+            .body(chunk.to_vec())
+            .send()
+            .await?;
+        anyhow::ensure!(
+            r.status() == 202,
+            "PATCH {i}: {} {}",
+            r.status(),
+            r.text().await?
+        );
+        assert_eq!(range(&r), format!("0-{}", end - 1));
+        offset = end;
+        // The other replica knows where the upload stands.
+        let r = http.get(at(i)).bearer_auth(&token).send().await?;
+        assert_eq!(r.status(), 204);
+        assert_eq!(
+            range(&r),
+            format!("0-{}", offset - 1),
+            "status on the other replica"
+        );
+    }
+    // A chunk sent again (a stale Content-Range) is refused and changes nothing.
+    let r = http
+        .patch(at(0))
+        .bearer_auth(&token)
+        .header("content-range", format!("0-{}", chunks[0].len() - 1))
+        .body(chunks[0].to_vec())
+        .send()
+        .await?;
+    assert_eq!(r.status(), 416);
+    assert!(r.text().await?.contains("RANGE_INVALID"));
+
+    // The last chunk goes with the PUT, on B.
+    let last = chunks[chunks.len() - 1];
+    let put_range = format!("{offset}-{}", offset + last.len() - 1);
+    // Finished on B, read on A: every byte, in order.
+    let r = http
+        .put(format!("{}?digest={digest}", at(1)))
+        .bearer_auth(&token)
+        .header("content-range", put_range)
+        .body(last.to_vec())
+        .send()
+        .await?;
+    anyhow::ensure!(
+        r.status() == 201,
+        "PUT on B: {} {}",
+        r.status(),
+        r.text().await?
+    );
+    let r = http
+        .get(format!("http://{}/v2/hu/app/blobs/{digest}", replicas[0]))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    let got = r.bytes().await?;
+    assert_eq!(got.len(), blob.len());
+    assert!(got[..] == blob[..], "the blob read on A is the one sent");
+    // The session is gone on both.
+    for i in 0..2 {
+        let r = http.get(at(i)).bearer_auth(&token).send().await?;
+        assert_eq!(r.status(), 404);
+    }
     Ok(())
 }

@@ -38,7 +38,7 @@ pub use consumer::{Change, Pending};
 pub use credentials::TokenRecord;
 pub use error::StoreError;
 pub use index::Indexer;
-pub use registry::{BlobRecord, ManifestRecord, UploadRecord};
+pub use registry::{BlobRecord, ManifestRecord, UploadClaim, UploadRecord};
 pub use waiter::{stopped, ChangeWaiter};
 pub use webhooks::{Claim, DeliveryRecord, KEEP_PER_CONFIG, REPLAY_WINDOW};
 

@@ -33,6 +33,8 @@ pub struct ManifestRecord {
 pub struct UploadRecord {
     pub id: String,
     pub repo: String,
+    /// The user who opened it (per-user caps count these).
+    pub owner: String,
     /// Bytes durably written so far.
     pub size: i64,
     /// The digest state at `size` bytes (see the registry's digest module).
@@ -41,6 +43,33 @@ pub struct UploadRecord {
     pub driver_state: String,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// What claiming an upload session found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadClaim {
+    /// Claimed: the state to continue from.
+    Claimed(UploadRecord),
+    /// Another writer holds an unexpired claim.
+    Busy,
+    /// No such session (finished, cancelled or expired).
+    Gone,
+}
+
+const UPLOAD_COLUMNS: &str =
+    "id, repo, owner, size, hash_state, driver_state, created_at, updated_at";
+
+fn upload_from(r: &sqlx::any::AnyRow) -> Result<UploadRecord, StoreError> {
+    Ok(UploadRecord {
+        id: r.try_get(0)?,
+        repo: r.try_get(1)?,
+        owner: r.try_get(2)?,
+        size: r.try_get(3)?,
+        hash_state: r.try_get(4)?,
+        driver_state: r.try_get(5)?,
+        created_at: r.try_get(6)?,
+        updated_at: r.try_get(7)?,
+    })
 }
 
 /// The manifest row and, with `tag`, the registry tag pointing at it.
@@ -491,66 +520,167 @@ impl Store {
         rows.iter().map(manifest_from).collect()
     }
 
-    pub async fn save_upload(&self, u: &UploadRecord) -> Result<(), StoreError> {
+    // Upload sessions. A request works on a session only while it holds
+    // the session's claim (`writer` until `writer_until`), and saves only
+    // under that claim: two requests for one session, on one replica or two,
+    // never write its bytes at the same time, and each continues from the
+    // state the last one saved.
+
+    /// Records a new session, claimed by `writer` until `until`.
+    pub async fn insert_upload(
+        &self,
+        u: &UploadRecord,
+        writer: &str,
+        until: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO registry_uploads (id, repo, size, hash_state, driver_state, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (id) DO UPDATE SET size = excluded.size, hash_state = excluded.hash_state,
-               driver_state = excluded.driver_state, updated_at = excluded.updated_at",
+            "INSERT INTO registry_uploads (id, repo, owner, size, hash_state, driver_state,
+               created_at, updated_at, writer, writer_until)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&u.id)
         .bind(&u.repo)
+        .bind(&u.owner)
         .bind(u.size)
         .bind(&u.hash_state)
         .bind(&u.driver_state)
         .bind(u.created_at)
         .bind(u.updated_at)
+        .bind(writer)
+        .bind(until)
         .execute(self.write_pool())
         .await?;
         Ok(())
     }
 
-    pub async fn upload(&self, id: &str) -> Result<Option<UploadRecord>, StoreError> {
-        let row = sqlx::query("SELECT id, repo, size, hash_state, driver_state, created_at, updated_at FROM registry_uploads WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.read_pool())
-            .await?;
-        row.map(|r| {
-            Ok(UploadRecord {
-                id: r.try_get(0)?,
-                repo: r.try_get(1)?,
-                size: r.try_get(2)?,
-                hash_state: r.try_get(3)?,
-                driver_state: r.try_get(4)?,
-                created_at: r.try_get(5)?,
-                updated_at: r.try_get(6)?,
-            })
-        })
-        .transpose()
+    /// Open sessions opened by `owner`, and open sessions in all.
+    pub async fn count_uploads(&self, owner: &str) -> Result<(i64, i64), StoreError> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM registry_uploads WHERE owner = $1),
+                    (SELECT COUNT(*) FROM registry_uploads)",
+        )
+        .bind(owner)
+        .fetch_one(self.write_pool())
+        .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
     }
 
-    pub async fn delete_upload(&self, id: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query("DELETE FROM registry_uploads WHERE id = $1")
+    /// Claims session `id` for `writer` until `until`, unless another
+    /// writer's claim is still valid at `now`.
+    pub async fn claim_upload(
+        &self,
+        id: &str,
+        writer: &str,
+        until: i64,
+        now: i64,
+    ) -> Result<UploadClaim, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE registry_uploads SET writer = $2, writer_until = $3
+             WHERE id = $1 AND (writer = '' OR writer = $2 OR writer_until < $4)
+             RETURNING {UPLOAD_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(writer)
+        .bind(until)
+        .bind(now)
+        .fetch_optional(self.write_pool())
+        .await?;
+        if let Some(row) = row {
+            return Ok(UploadClaim::Claimed(upload_from(&row)?));
+        }
+        Ok(if self.upload(id).await?.is_some() {
+            UploadClaim::Busy
+        } else {
+            UploadClaim::Gone
+        })
+    }
+
+    /// Extends `writer`'s claim; false when it no longer holds it.
+    pub async fn renew_upload_claim(
+        &self,
+        id: &str,
+        writer: &str,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE registry_uploads SET writer_until = $3 WHERE id = $1 AND writer = $2",
+        )
+        .bind(id)
+        .bind(writer)
+        .bind(until)
+        .execute(self.write_pool())
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Saves a session's new state and releases the claim, if `writer`
+    /// still holds it (false: nothing was saved).
+    pub async fn save_upload(&self, u: &UploadRecord, writer: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE registry_uploads SET size = $3, hash_state = $4, driver_state = $5,
+               updated_at = $6, writer = '', writer_until = 0
+             WHERE id = $1 AND writer = $2",
+        )
+        .bind(&u.id)
+        .bind(writer)
+        .bind(u.size)
+        .bind(&u.hash_state)
+        .bind(&u.driver_state)
+        .bind(u.updated_at)
+        .execute(self.write_pool())
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Gives up `writer`'s claim without changing the session.
+    pub async fn release_upload(&self, id: &str, writer: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE registry_uploads SET writer = '', writer_until = 0 WHERE id = $1 AND writer = $2",
+        )
+        .bind(id)
+        .bind(writer)
+        .execute(self.write_pool())
+        .await?;
+        Ok(())
+    }
+
+    /// A session as last saved.
+    pub async fn upload(&self, id: &str) -> Result<Option<UploadRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {UPLOAD_COLUMNS} FROM registry_uploads WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.write_pool())
+        .await?;
+        row.as_ref().map(upload_from).transpose()
+    }
+
+    /// Deletes a session `writer` holds the claim of.
+    pub async fn delete_upload(&self, id: &str, writer: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM registry_uploads WHERE id = $1 AND writer = $2")
             .bind(id)
+            .bind(writer)
             .execute(self.write_pool())
             .await?;
         Ok(r.rows_affected() > 0)
     }
 
-    /// Uploads untouched since `before` (unix seconds).
-    pub async fn stale_uploads(&self, before: i64) -> Result<Vec<UploadRecord>, StoreError> {
-        let rows = sqlx::query("SELECT id FROM registry_uploads WHERE updated_at < $1")
-            .bind(before)
-            .fetch_all(self.read_pool())
-            .await?;
-        let mut out = Vec::new();
-        for r in rows {
-            let id: String = r.try_get(0)?;
-            if let Some(u) = self.upload(&id).await? {
-                out.push(u);
-            }
-        }
-        Ok(out)
+    /// Sessions last saved before `before` that nobody holds at `now`
+    /// (unix seconds).
+    pub async fn stale_uploads(
+        &self,
+        before: i64,
+        now: i64,
+    ) -> Result<Vec<UploadRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {UPLOAD_COLUMNS} FROM registry_uploads
+             WHERE updated_at < $1 AND (writer = '' OR writer_until < $2)"
+        ))
+        .bind(before)
+        .bind(now)
+        .fetch_all(self.write_pool())
+        .await?;
+        rows.iter().map(upload_from).collect()
     }
 
     /// The value stored under `name`, storing `candidate` if there is none

@@ -75,6 +75,26 @@ const REGISTRY_TABLES: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS webhook_deliveries_by_time ON webhook_deliveries (namespace, config, received_at)",
 ];
 
+/// Columns added to tables that older databases already have:
+/// (table, column, declaration). `CREATE TABLE IF NOT EXISTS` cannot add
+/// them and SQLite has no `ADD COLUMN IF NOT EXISTS`, so each is added when
+/// selecting it fails.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    // Who opened an upload (per-user caps count rows, so they hold across
+    // replicas) and which process writes to it until when (see uploads in
+    // the registry crate).
+    ("registry_uploads", "owner", "TEXT NOT NULL DEFAULT ''"),
+    ("registry_uploads", "writer", "TEXT NOT NULL DEFAULT ''"),
+    (
+        "registry_uploads",
+        "writer_until",
+        "BIGINT NOT NULL DEFAULT 0",
+    ),
+];
+
+const AFTER_COLUMNS: &[&str] =
+    &["CREATE INDEX IF NOT EXISTS registry_uploads_by_owner ON registry_uploads (owner)"];
+
 pub(super) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
     for stmt in TABLES {
         sqlx::query(stmt).execute(pool).await?;
@@ -87,6 +107,21 @@ pub(super) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), Stor
         sqlx::query(&stmt.replace("{bytes}", bytes))
             .execute(pool)
             .await?;
+    }
+    for (table, column, decl) in ADDED_COLUMNS {
+        let probe = format!("SELECT {column} FROM {table} LIMIT 0");
+        if sqlx::query(&probe).execute(pool).await.is_err() {
+            let add = format!("ALTER TABLE {table} ADD COLUMN {column} {decl}");
+            if let Err(e) = sqlx::query(&add).execute(pool).await {
+                // Another replica starting at the same time may have added it.
+                if sqlx::query(&probe).execute(pool).await.is_err() {
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+    for stmt in AFTER_COLUMNS {
+        sqlx::query(stmt).execute(pool).await?;
     }
     Ok(())
 }

@@ -2,8 +2,10 @@
 //! (`blobs/<upload id>`), recorded in the store: a finished blob is never
 //! copied, and nothing is listed. A blob smaller than a part is sent in one
 //! PutObject; a larger one becomes a multipart upload of 5 MiB parts, each
-//! part sent as soon as it is full. Bytes still in the part buffer are not
-//! durable: a session resumed after a restart continues from the last part.
+//! part sent as soon as it is full. `flush` makes the bytes after the last
+//! part durable too, as a small object of their own (`blobs/<id>.tail`,
+//! checked by its ETag on resume): a session then holds no memory between
+//! requests, and another replica can continue it exactly where it stopped.
 
 use std::ops::Range;
 
@@ -47,11 +49,30 @@ struct Saved {
     parts: Vec<(i32, String)>,
     /// The object exists already (completed early to be read back).
     completed: bool,
+    /// Bytes after the parts that the tail object holds (0: none count).
+    #[serde(default)]
+    tail: u64,
+    /// The tail object's ETag when it was last written; set once one may
+    /// exist, so that finishing or aborting removes it.
+    #[serde(default)]
+    tail_etag: Option<String>,
 }
 
 struct S3Upload {
     saved: Saved,
     buffer: BytesMut,
+    /// The tail object holds exactly `buffer`.
+    tail_synced: bool,
+}
+
+impl Saved {
+    fn tail_key(&self) -> String {
+        format!("{}.tail", self.key)
+    }
+
+    fn durable(&self) -> u64 {
+        self.parts.len() as u64 * PART_SIZE as u64 + self.tail
+    }
 }
 
 fn backend(e: impl std::fmt::Display) -> StorageError {
@@ -194,7 +215,27 @@ impl S3Storage {
             }
         }
         up.saved.completed = true;
+        self.remove_tail(up).await;
         Ok(())
+    }
+
+    /// Removes the tail object, if one may exist. Its bytes are in the
+    /// blob (or the upload is aborted), so a failure only leaves garbage.
+    async fn remove_tail(&self, up: &mut S3Upload) {
+        if up.saved.tail_etag.take().is_none() {
+            return;
+        }
+        up.saved.tail = 0;
+        let deleted = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(up.saved.tail_key())
+            .send()
+            .await;
+        if let Err(e) = deleted {
+            tracing::warn!(key = %up.saved.tail_key(), error = %sdk(e), "removing an upload's tail object failed");
+        }
     }
 
     async fn get_stream(
@@ -246,6 +287,7 @@ impl BlobStorage for S3Storage {
                     ..Default::default()
                 },
                 buffer: BytesMut::new(),
+                tail_synced: true,
             }),
         })
     }
@@ -266,10 +308,45 @@ impl BlobStorage for S3Storage {
     ) -> Result<DriverUpload, StorageError> {
         let saved: Saved = serde_json::from_str(saved)
             .map_err(|e| StorageError::UploadLost(format!("unreadable state: {e}")))?;
-        if saved.completed || saved.parts.len() as u64 * PART_SIZE as u64 != durable {
+        if saved.completed || saved.durable() != durable {
             return Err(StorageError::UploadLost(
                 "its state does not match the stored parts".into(),
             ));
+        }
+        let mut buffer = BytesMut::new();
+        if saved.tail > 0 {
+            let key = saved.tail_key();
+            let out = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .send()
+                .await
+                .map_err(|e| {
+                    if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                        StorageError::UploadLost("its tail object is gone".into())
+                    } else {
+                        sdk(e)
+                    }
+                })?;
+            // A tail rewritten by a later request that was never saved
+            // (the process died in between) is not the one this state
+            // describes.
+            if out.e_tag() != saved.tail_etag.as_deref() {
+                return Err(StorageError::UploadLost(
+                    "its tail object was rewritten after the state was saved".into(),
+                ));
+            }
+            let bytes = out.body.collect().await.map_err(backend)?.into_bytes();
+            if bytes.len() as u64 != saved.tail {
+                return Err(StorageError::UploadLost(format!(
+                    "its tail object holds {} bytes, not {}",
+                    bytes.len(),
+                    saved.tail
+                )));
+            }
+            buffer.extend_from_slice(&bytes);
         }
         Ok(DriverUpload {
             id: id.to_string(),
@@ -277,7 +354,8 @@ impl BlobStorage for S3Storage {
             durable,
             inner: Box::new(S3Upload {
                 saved,
-                buffer: BytesMut::new(),
+                buffer,
+                tail_synced: true,
             }),
         })
     }
@@ -290,20 +368,50 @@ impl BlobStorage for S3Storage {
             if up.saved.completed {
                 return Err(backend("the upload was already completed"));
             }
-            up.buffer.extend_from_slice(&data);
+            if !data.is_empty() {
+                up.buffer.extend_from_slice(&data);
+                up.tail_synced = false;
+            }
             while up.buffer.len() >= PART_SIZE {
                 let part = up.buffer.split_to(PART_SIZE).freeze();
                 self.send_part(up, part).await?;
-                sent += PART_SIZE as u64;
+                // The tail object's bytes are in the part now.
+                up.saved.tail = 0;
+                sent += 1;
             }
         }
         upload.written += len;
-        upload.durable += sent;
+        if sent > 0 || len > 0 {
+            upload.durable = Self::state(upload)?.saved.durable();
+        }
         Ok(())
     }
 
-    /// Only whole parts can be made durable; they already are.
-    async fn flush(&self, _upload: &mut DriverUpload) -> Result<(), StorageError> {
+    /// Writes the bytes after the last part as the tail object. It costs
+    /// one PutObject of under a part per saved request; in exchange no
+    /// session keeps a part buffer in memory between requests.
+    async fn flush(&self, upload: &mut DriverUpload) -> Result<(), StorageError> {
+        let up = Self::state(upload)?;
+        if !up.tail_synced && !up.saved.completed {
+            if up.buffer.is_empty() {
+                up.saved.tail = 0;
+            } else {
+                let out = self
+                    .client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(up.saved.tail_key())
+                    .content_type("application/octet-stream")
+                    .body(S3Body::from(up.buffer.clone().freeze()))
+                    .send()
+                    .await
+                    .map_err(sdk)?;
+                up.saved.tail = up.buffer.len() as u64;
+                up.saved.tail_etag = Some(out.e_tag().unwrap_or_default().to_string());
+            }
+            up.tail_synced = true;
+        }
+        upload.durable = Self::state(upload)?.saved.durable();
         Ok(())
     }
 
@@ -319,6 +427,7 @@ impl BlobStorage for S3Storage {
 
     async fn abort(&self, mut upload: DriverUpload) -> Result<(), StorageError> {
         let up = Self::state(&mut upload)?;
+        self.remove_tail(up).await;
         if up.saved.completed {
             self.client
                 .delete_object()
