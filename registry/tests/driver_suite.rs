@@ -36,7 +36,7 @@ async fn store(d: &dyn BlobStorage, id: &str, chunks: &[&[u8]]) -> (String, Dige
     (d.finish(up, &digest).await.unwrap(), digest)
 }
 
-async fn write_read_ranges(d: Arc<dyn BlobStorage>) {
+async fn write_read_ranges(d: Arc<dyn BlobStorage>, _other: Arc<dyn BlobStorage>) {
     // Past two S3 parts, written in uneven chunks.
     let big = data(11 * 1024 * 1024 + 17, 1);
     let (loc, _) = store(
@@ -61,7 +61,7 @@ async fn write_read_ranges(d: Arc<dyn BlobStorage>) {
         .is_empty());
 }
 
-async fn abort_leaves_nothing(d: Arc<dyn BlobStorage>) {
+async fn abort_leaves_nothing(d: Arc<dyn BlobStorage>, _other: Arc<dyn BlobStorage>) {
     let id = uuid();
     let mut up = d.start_upload(&id).await.unwrap();
     d.write(&mut up, Bytes::from(data(1000, 2))).await.unwrap();
@@ -73,43 +73,61 @@ async fn abort_leaves_nothing(d: Arc<dyn BlobStorage>) {
 }
 
 /// A flushed upload is durable to its last byte: resumed from its saved
-/// state (by another process, say) it continues exactly there, within a
-/// part and across part boundaries.
-async fn resume_continues_from_the_saved_state(d: Arc<dyn BlobStorage>) {
+/// state by another instance (another replica) it continues exactly there,
+/// within a part and across part boundaries; and an instance whose memory
+/// of the upload is older than the saved state does not use it.
+async fn resume_continues_from_the_saved_state(
+    d: Arc<dyn BlobStorage>,
+    other: Arc<dyn BlobStorage>,
+) {
     let id = uuid();
     let part = podspace_registry::storage::s3::PART_SIZE;
-    let all = data(part + 300_000, 3);
-    let cuts = [0, 120_000, part + 100_000, all.len()];
+    let all = data(2 * part + 300_000, 3);
+    let cuts = [
+        0,
+        120_000,
+        400_000,
+        700_000,
+        part + 100_000,
+        part + 200_000,
+        all.len(),
+    ];
+    // Who writes each piece (and resumes before it but the first).
+    let writers = [&d, &other, &other, &d, &d, &other];
     let mut up = d.start_upload(&id).await.unwrap();
-    for w in cuts.windows(2).take(2) {
+    for (i, w) in cuts.windows(2).enumerate() {
+        let writer = writers[i];
+        if i > 0 {
+            let saved = writers[i - 1].saved_state(&up);
+            let durable = up.durable;
+            drop(up);
+            up = writer.resume_upload(&id, &saved, durable).await.unwrap();
+            assert_eq!(up.written, durable);
+        }
         assert_eq!(up.written, w[0] as u64);
-        d.write(&mut up, Bytes::copy_from_slice(&all[w[0]..w[1]]))
+        writer
+            .write(&mut up, Bytes::copy_from_slice(&all[w[0]..w[1]]))
             .await
             .unwrap();
-        d.flush(&mut up).await.unwrap();
-        assert_eq!(up.durable, up.written, "flush makes every byte durable");
-        let saved = d.saved_state(&up);
-        let durable = up.durable;
-        drop(up);
-        up = d.resume_upload(&id, &saved, durable).await.unwrap();
-        assert_eq!(up.written, durable);
+        if i + 2 < cuts.len() {
+            writer.flush(&mut up).await.unwrap();
+            assert_eq!(up.durable, up.written, "flush makes every byte durable");
+        }
     }
-    d.write(&mut up, Bytes::copy_from_slice(&all[cuts[2]..]))
-        .await
-        .unwrap();
+    let last = writers[writers.len() - 1];
     let digest = Digest::sha256_of(&all);
     assert_eq!(
-        collect(d.read_upload(&mut up).await.unwrap()).await,
+        collect(last.read_upload(&mut up).await.unwrap()).await,
         all,
         "an unfinished upload reads back"
     );
-    let loc = d.finish(up, &digest).await.unwrap();
+    let loc = last.finish(up, &digest).await.unwrap();
     assert_eq!(collect(d.read(&loc, None).await.unwrap()).await, all);
 }
 
 /// A state older than the driver's last flush either continues from
 /// exactly its own bytes or says the upload is lost, never mixes them.
-async fn an_older_state_never_mixes_bytes(d: Arc<dyn BlobStorage>) {
+async fn an_older_state_never_mixes_bytes(d: Arc<dyn BlobStorage>, other: Arc<dyn BlobStorage>) {
     let id = uuid();
     let mut up = d.start_upload(&id).await.unwrap();
     d.write(&mut up, Bytes::from_static(b"first "))
@@ -122,6 +140,8 @@ async fn an_older_state_never_mixes_bytes(d: Arc<dyn BlobStorage>) {
         .unwrap();
     d.flush(&mut up).await.unwrap();
     drop(up);
+    // Once here (whose memory is of the newer state), once elsewhere.
+    let d = if old_size % 2 == 0 { d } else { other };
     match d.resume_upload(&id, &old, old_size).await {
         Ok(mut up) => {
             assert_eq!(up.written, old_size);
@@ -138,7 +158,7 @@ async fn an_older_state_never_mixes_bytes(d: Arc<dyn BlobStorage>) {
     }
 }
 
-async fn same_content_twice_and_delete(d: Arc<dyn BlobStorage>) {
+async fn same_content_twice_and_delete(d: Arc<dyn BlobStorage>, _other: Arc<dyn BlobStorage>) {
     let content = data(5000, 4);
     let (a, _) = store(d.as_ref(), &uuid(), &[&content]).await;
     let (b, _) = store(d.as_ref(), &uuid(), &[&content]).await;
@@ -176,16 +196,22 @@ macro_rules! suite {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             #[$attr]
             async fn $name() {
-                let (d, _guard) = super::$driver().await;
-                super::$name(d).await
+                let (d, other, _guard) = super::$driver().await;
+                super::$name(d, other).await
             })*
         }
     };
 }
 
-async fn fs() -> (Arc<dyn BlobStorage>, tempfile::TempDir) {
+/// Each fixture gives two driver instances over the same bytes, as two
+/// replicas have.
+type Drivers<G> = (Arc<dyn BlobStorage>, Arc<dyn BlobStorage>, G);
+
+async fn fs() -> Drivers<tempfile::TempDir> {
     let dir = tempfile::tempdir().unwrap();
-    (Arc::new(FsStorage::open(dir.path()).await.unwrap()), dir)
+    let a = Arc::new(FsStorage::open(dir.path()).await.unwrap());
+    let b = Arc::new(FsStorage::open(dir.path()).await.unwrap());
+    (a, b, dir)
 }
 
 suite!(fs: write_read_ranges, abort_leaves_nothing, resume_continues_from_the_saved_state, an_older_state_never_mixes_bytes, same_content_twice_and_delete);
@@ -218,7 +244,57 @@ fn moto_binary() -> Option<String> {
         .map(str::to_string)
 }
 
-async fn s3_moto() -> (Arc<dyn BlobStorage>, Moto) {
+async fn s3_moto() -> Drivers<Moto> {
+    let (cfg, moto) = moto().await;
+    let a = Arc::new(S3Storage::new(cfg.clone()));
+    (a, Arc::new(S3Storage::new(cfg)), moto)
+}
+
+/// S3 only: the tail fragments an upload wrote are gone once it is
+/// finished or aborted; only the blob stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_leaves_no_tail_fragments() {
+    let (cfg, _moto) = moto().await;
+    let d = S3Storage::new(cfg);
+    let keys = |d: &S3Storage| {
+        let list = d.client().list_objects_v2().bucket("podspace-suite").send();
+        async move {
+            let out = list.await.unwrap();
+            out.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string))
+                .collect::<Vec<_>>()
+        }
+    };
+    for finish in [true, false] {
+        let id = uuid();
+        let mut up = d.start_upload(&id).await.unwrap();
+        let mut all = Vec::new();
+        for seed in 0..3 {
+            let chunk = data(300_000, seed);
+            all.extend_from_slice(&chunk);
+            d.write(&mut up, Bytes::from(chunk)).await.unwrap();
+            d.flush(&mut up).await.unwrap();
+        }
+        let tails = |k: &Vec<String>| k.iter().filter(|k| k.contains(".tail.")).count();
+        assert_eq!(tails(&keys(&d).await), 3, "one fragment per flush");
+        if finish {
+            d.finish(up, &Digest::sha256_of(&all)).await.unwrap();
+        } else {
+            d.abort(up).await.unwrap();
+        }
+        let left = keys(&d).await;
+        assert_eq!(tails(&left), 0, "{left:?}");
+        assert_eq!(
+            left.iter().any(|k| k.ends_with(&id)),
+            finish,
+            "the blob stays only when finished: {left:?}"
+        );
+    }
+}
+
+/// A moto S3 server with the suite's bucket.
+async fn moto() -> (S3Config, Moto) {
     let bin = moto_binary().expect(
         "moto_server not found: run scripts/setup/moto.sh (scripts/test does) or set PODSPACE_MOTO",
     );
@@ -243,22 +319,22 @@ async fn s3_moto() -> (Arc<dyn BlobStorage>, Moto) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let storage = S3Storage::new(S3Config {
+    let cfg = S3Config {
         endpoint: Some(format!("http://127.0.0.1:{port}")),
         region: "us-east-1".into(),
         bucket: "podspace-suite".into(),
         access_key: "test".into(),
         secret_key: "test".into(),
         prefix: "registry/".into(),
-    });
-    storage
+    };
+    S3Storage::new(cfg.clone())
         .client()
         .create_bucket()
         .bucket("podspace-suite")
         .send()
         .await
         .expect("create bucket");
-    (Arc::new(storage), moto)
+    (cfg, moto)
 }
 
 // Garage is optional here: without it these tests show as ignored, never
@@ -303,7 +379,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn s3_garage() -> (Arc<dyn BlobStorage>, Garage) {
+async fn s3_garage() -> Drivers<Garage> {
     let available = std::process::Command::new("garage")
         .arg("--version")
         .output()
@@ -386,13 +462,14 @@ async fn s3_garage() -> (Arc<dyn BlobStorage>, Garage) {
             "podspace",
         ],
     );
-    let storage = S3Storage::new(S3Config {
+    let cfg = S3Config {
         endpoint: Some(format!("http://127.0.0.1:{s3}")),
         region: "garage".into(),
         bucket: "podspace-suite".into(),
         access_key: access,
         secret_key,
         prefix: "registry/".into(),
-    });
-    (Arc::new(storage), garage)
+    };
+    let storage = S3Storage::new(cfg.clone());
+    (Arc::new(storage), Arc::new(S3Storage::new(cfg)), garage)
 }

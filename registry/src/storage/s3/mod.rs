@@ -3,9 +3,11 @@
 //! copied, and nothing is listed. A blob smaller than a part is sent in one
 //! PutObject; a larger one becomes a multipart upload of 5 MiB parts, each
 //! part sent as soon as it is full. `flush` makes the bytes after the last
-//! part durable too, as a small object of their own (`blobs/<id>.tail`,
-//! checked by its ETag on resume): a session then holds no memory between
-//! requests, and another replica can continue it exactly where it stopped.
+//! part durable too, as tail fragments (`tail`): a session needs no memory
+//! between requests, and another replica can continue it exactly where it
+//! stopped.
+
+mod tail;
 
 use std::ops::Range;
 
@@ -13,11 +15,12 @@ use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::primitives::ByteStream as S3Body;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
+use self::tail::{Fragment, RecentTails};
 use super::{BlobStorage, ByteStream, DriverUpload, StorageError};
 use crate::digest::Digest;
 
@@ -39,6 +42,7 @@ pub struct S3Storage {
     client: Client,
     bucket: String,
     prefix: String,
+    recent: RecentTails,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -49,29 +53,34 @@ struct Saved {
     parts: Vec<(i32, String)>,
     /// The object exists already (completed early to be read back).
     completed: bool,
-    /// Bytes after the parts that the tail object holds (0: none count).
+    /// The fragments holding the bytes after the parts, in order.
     #[serde(default)]
-    tail: u64,
-    /// The tail object's ETag when it was last written; set once one may
-    /// exist, so that finishing or aborting removes it.
+    fragments: Vec<Fragment>,
+    /// The next fragment's number: the upload's fragment objects are
+    /// `0..next_fragment`, removed when it is finished or aborted.
     #[serde(default)]
-    tail_etag: Option<String>,
+    next_fragment: u32,
 }
 
 struct S3Upload {
     saved: Saved,
+    /// The bytes after the parts.
     buffer: BytesMut,
-    /// The tail object holds exactly `buffer`.
-    tail_synced: bool,
+    /// How much of `buffer` the fragments hold.
+    synced: usize,
+    /// Write the next fragment as the whole buffer, replacing the list (it
+    /// was read back from many fragments).
+    consolidate: bool,
 }
 
 impl Saved {
-    fn tail_key(&self) -> String {
-        format!("{}.tail", self.key)
+    fn fragment_key(&self, n: u32) -> String {
+        format!("{}.tail.{n}", self.key)
     }
 
     fn durable(&self) -> u64 {
-        self.parts.len() as u64 * PART_SIZE as u64 + self.tail
+        self.parts.len() as u64 * PART_SIZE as u64
+            + self.fragments.iter().map(|f| f.len).sum::<u64>()
     }
 }
 
@@ -121,6 +130,7 @@ impl S3Storage {
             client: Client::from_conf(conf.build()),
             bucket: cfg.bucket,
             prefix: cfg.prefix,
+            recent: RecentTails::default(),
         }
     }
 
@@ -215,27 +225,89 @@ impl S3Storage {
             }
         }
         up.saved.completed = true;
-        self.remove_tail(up).await;
+        self.remove_fragments(up).await;
         Ok(())
     }
 
-    /// Removes the tail object, if one may exist. Its bytes are in the
-    /// blob (or the upload is aborted), so a failure only leaves garbage.
-    async fn remove_tail(&self, up: &mut S3Upload) {
-        if up.saved.tail_etag.take().is_none() {
-            return;
+    /// Removes every tail fragment the upload may have written. Their
+    /// bytes are in the blob (or the upload is aborted), so a failure only
+    /// leaves garbage.
+    async fn remove_fragments(&self, up: &mut S3Upload) {
+        up.saved.fragments.clear();
+        let numbers: Vec<u32> = (0..std::mem::take(&mut up.saved.next_fragment)).collect();
+        // DeleteObjects takes at most 1,000 keys.
+        for batch in numbers.chunks(1000) {
+            let objects: Result<Vec<_>, _> = batch
+                .iter()
+                .map(|n| {
+                    ObjectIdentifier::builder()
+                        .key(up.saved.fragment_key(*n))
+                        .build()
+                })
+                .collect();
+            let delete =
+                objects.and_then(|o| Delete::builder().set_objects(Some(o)).quiet(true).build());
+            let result = match delete {
+                Ok(delete) => self
+                    .client
+                    .delete_objects()
+                    .bucket(&self.bucket)
+                    .delete(delete)
+                    .send()
+                    .await
+                    .map_err(sdk)
+                    .map(|out| out.errors().len()),
+                Err(e) => Err(backend(e)),
+            };
+            match result {
+                Ok(0) => {}
+                Ok(failed) => {
+                    tracing::warn!(key = %up.saved.key, failed, "some tail fragments of an upload were not removed")
+                }
+                Err(e) => {
+                    tracing::warn!(key = %up.saved.key, error = %e, "removing an upload's tail fragments failed")
+                }
+            }
         }
-        up.saved.tail = 0;
-        let deleted = self
-            .client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(up.saved.tail_key())
-            .send()
-            .await;
-        if let Err(e) = deleted {
-            tracing::warn!(key = %up.saved.tail_key(), error = %sdk(e), "removing an upload's tail object failed");
+    }
+
+    /// Reads the fragments a saved state names back, each checked against
+    /// the ETag it was saved with.
+    async fn read_fragments(&self, saved: &Saved) -> Result<BytesMut, StorageError> {
+        let mut buffer = BytesMut::new();
+        for f in &saved.fragments {
+            let out = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(saved.fragment_key(f.n))
+                .send()
+                .await
+                .map_err(|e| {
+                    if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                        StorageError::UploadLost("a tail fragment is gone".into())
+                    } else {
+                        sdk(e)
+                    }
+                })?;
+            // A fragment rewritten by a request whose state was never saved
+            // (its claim lapsed, or it died) is not the one this state names.
+            if out.e_tag() != Some(f.etag.as_str()) {
+                return Err(StorageError::UploadLost(
+                    "a tail fragment was rewritten after the state was saved".into(),
+                ));
+            }
+            let bytes = out.body.collect().await.map_err(backend)?.into_bytes();
+            if bytes.len() as u64 != f.len {
+                return Err(StorageError::UploadLost(format!(
+                    "a tail fragment holds {} bytes, not {}",
+                    bytes.len(),
+                    f.len
+                )));
+            }
+            buffer.extend_from_slice(&bytes);
         }
+        Ok(buffer)
     }
 
     async fn get_stream(
@@ -287,7 +359,8 @@ impl BlobStorage for S3Storage {
                     ..Default::default()
                 },
                 buffer: BytesMut::new(),
-                tail_synced: true,
+                synced: 0,
+                consolidate: false,
             }),
         })
     }
@@ -306,56 +379,30 @@ impl BlobStorage for S3Storage {
         saved: &str,
         durable: u64,
     ) -> Result<DriverUpload, StorageError> {
-        let saved: Saved = serde_json::from_str(saved)
+        let state = saved;
+        let saved: Saved = serde_json::from_str(state)
             .map_err(|e| StorageError::UploadLost(format!("unreadable state: {e}")))?;
         if saved.completed || saved.durable() != durable {
             return Err(StorageError::UploadLost(
                 "its state does not match the stored parts".into(),
             ));
         }
-        let mut buffer = BytesMut::new();
-        if saved.tail > 0 {
-            let key = saved.tail_key();
-            let out = self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(&key)
-                .send()
-                .await
-                .map_err(|e| {
-                    if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
-                        StorageError::UploadLost("its tail object is gone".into())
-                    } else {
-                        sdk(e)
-                    }
-                })?;
-            // A tail rewritten by a later request that was never saved
-            // (the process died in between) is not the one this state
-            // describes.
-            if out.e_tag() != saved.tail_etag.as_deref() {
-                return Err(StorageError::UploadLost(
-                    "its tail object was rewritten after the state was saved".into(),
-                ));
-            }
-            let bytes = out.body.collect().await.map_err(backend)?.into_bytes();
-            if bytes.len() as u64 != saved.tail {
-                return Err(StorageError::UploadLost(format!(
-                    "its tail object holds {} bytes, not {}",
-                    bytes.len(),
-                    saved.tail
-                )));
-            }
-            buffer.extend_from_slice(&bytes);
-        }
+        let (buffer, consolidate) = match self.recent.take(id, state) {
+            Some(tail) => (BytesMut::from(&tail[..]), false),
+            None => (
+                self.read_fragments(&saved).await?,
+                saved.fragments.len() > 1,
+            ),
+        };
         Ok(DriverUpload {
             id: id.to_string(),
             written: durable,
             durable,
             inner: Box::new(S3Upload {
+                synced: buffer.len(),
                 saved,
                 buffer,
-                tail_synced: true,
+                consolidate,
             }),
         })
     }
@@ -368,15 +415,15 @@ impl BlobStorage for S3Storage {
             if up.saved.completed {
                 return Err(backend("the upload was already completed"));
             }
-            if !data.is_empty() {
-                up.buffer.extend_from_slice(&data);
-                up.tail_synced = false;
-            }
+            up.buffer.extend_from_slice(&data);
             while up.buffer.len() >= PART_SIZE {
                 let part = up.buffer.split_to(PART_SIZE).freeze();
                 self.send_part(up, part).await?;
-                // The tail object's bytes are in the part now.
-                up.saved.tail = 0;
+                // The fragments' bytes are in the part now; what is left
+                // of the buffer goes into a fragment of its own.
+                up.saved.fragments.clear();
+                up.synced = 0;
+                up.consolidate = false;
                 sent += 1;
             }
         }
@@ -387,29 +434,41 @@ impl BlobStorage for S3Storage {
         Ok(())
     }
 
-    /// Writes the bytes after the last part as the tail object. It costs
-    /// one PutObject of under a part per saved request; in exchange no
-    /// session keeps a part buffer in memory between requests.
+    /// Writes the bytes no fragment holds yet as a new fragment: one
+    /// PutObject of what the request brought.
     async fn flush(&self, upload: &mut DriverUpload) -> Result<(), StorageError> {
+        let id = upload.id.clone();
         let up = Self::state(upload)?;
-        if !up.tail_synced && !up.saved.completed {
-            if up.buffer.is_empty() {
-                up.saved.tail = 0;
-            } else {
-                let out = self
-                    .client
-                    .put_object()
-                    .bucket(&self.bucket)
-                    .key(up.saved.tail_key())
-                    .content_type("application/octet-stream")
-                    .body(S3Body::from(up.buffer.clone().freeze()))
-                    .send()
-                    .await
-                    .map_err(sdk)?;
-                up.saved.tail = up.buffer.len() as u64;
-                up.saved.tail_etag = Some(out.e_tag().unwrap_or_default().to_string());
+        if !up.saved.completed && up.buffer.len() > up.synced {
+            let from = if up.consolidate { 0 } else { up.synced };
+            let n = up.saved.next_fragment;
+            let out = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(up.saved.fragment_key(n))
+                .content_type("application/octet-stream")
+                .body(S3Body::from(Bytes::copy_from_slice(&up.buffer[from..])))
+                .send()
+                .await
+                .map_err(sdk)?;
+            if up.consolidate {
+                up.saved.fragments.clear();
+                up.consolidate = false;
             }
-            up.tail_synced = true;
+            up.saved.next_fragment += 1;
+            up.saved.fragments.push(Fragment {
+                n,
+                len: (up.buffer.len() - from) as u64,
+                etag: out.e_tag().unwrap_or_default().to_string(),
+            });
+            up.synced = up.buffer.len();
+        }
+        if !up.buffer.is_empty() && !up.saved.completed {
+            if let Ok(state) = serde_json::to_string(&up.saved) {
+                self.recent
+                    .remember(&id, state, Bytes::copy_from_slice(&up.buffer));
+            }
         }
         upload.durable = Self::state(upload)?.saved.durable();
         Ok(())
@@ -420,14 +479,16 @@ impl BlobStorage for S3Storage {
         mut upload: DriverUpload,
         _digest: &Digest,
     ) -> Result<String, StorageError> {
+        self.recent.forget(&upload.id);
         let up = Self::state(&mut upload)?;
         self.complete(up).await?;
         Ok(up.saved.key.clone())
     }
 
     async fn abort(&self, mut upload: DriverUpload) -> Result<(), StorageError> {
+        self.recent.forget(&upload.id);
         let up = Self::state(&mut upload)?;
-        self.remove_tail(up).await;
+        self.remove_fragments(up).await;
         if up.saved.completed {
             self.client
                 .delete_object()
