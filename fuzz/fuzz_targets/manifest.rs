@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let ct = TYPES[pick as usize % TYPES.len()];
-    if let Ok(m) = podspace_registry::manifest::parse(ct, body) {
+    if let Ok(m) = podspace_oci::manifest::parse(ct, body) {
         let _ = m.required_blobs();
         let _ = m.required_manifests();
     }

@@ -10,9 +10,9 @@ fuzz_target!(|data: &[u8]| {
         let _ = podspace_registry::names::RepoName::parse(&name);
     }
     let _ = podspace_registry::names::RepoName::parse(s);
-    if let Ok(d) = podspace_registry::digest::Digest::parse(s) {
+    if let Ok(d) = podspace_oci::digest::Digest::parse(s) {
         assert_eq!(
-            podspace_registry::digest::Digest::parse(&d.to_string()).ok(),
+            podspace_oci::digest::Digest::parse(&d.to_string()).ok(),
             Some(d)
         );
     }

@@ -16,7 +16,7 @@ use podspace_api::model::{
 };
 use podspace_api::selector::LabelSelector;
 use podspace_api::store::{Change, Store, StoreError, UpdateScope};
-use podspace_registry::manifest::Kind;
+use podspace_oci::manifest::Kind;
 use podspace_runtime::{Action, Controller};
 
 use crate::remote::{Client, Imported, RemoteRef};
@@ -263,7 +263,7 @@ pub fn image_object(imported: &Imported) -> Image {
             .collect();
     }
     image.docker_image_metadata =
-        podspace_registry::manifest::image_metadata(&imported.digest, &imported.config, size);
+        podspace_oci::manifest::image_metadata(&imported.digest, &imported.config, size);
     image.docker_image_reference = imported.reference.clone();
     image.docker_image_manifest_media_type = imported.media_type.clone();
     image.docker_image_metadata_version = "1.0".into();

@@ -3,8 +3,8 @@
 //! Docker token flow when challenged.
 
 use base64::Engine;
-use podspace_registry::digest::Digest;
-use podspace_registry::manifest::{self, Kind};
+use podspace_oci::digest::Digest;
+use podspace_oci::manifest::{self, Kind};
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
 use serde_json::Value;
 
@@ -294,7 +294,7 @@ impl Client {
         let mut file = tokio::fs::File::create(into)
             .await
             .map_err(|e| ImportError::Network(format!("{}: {e}", into.display())))?;
-        let mut hasher = podspace_registry::digest::ResumableSha256::new();
+        let mut hasher = podspace_oci::digest::ResumableSha256::new();
         while let Some(chunk) = resp.chunk().await.map_err(net)? {
             hasher.update(&chunk);
             if hasher.bytes_hashed() > max {
@@ -337,7 +337,7 @@ impl Client {
                 .map(str::to_string);
             let body = resp.bytes().await.map_err(net)?;
             let m = manifest::parse(content_type.as_deref(), &body)
-                .map_err(|e| ImportError::Manifest(e.message))?;
+                .map_err(|e| ImportError::Manifest(e.0))?;
             let digest = Digest::sha256_of(&body).to_string();
             if reference.starts_with("sha256:") && reference != digest {
                 return Err(ImportError::Manifest(format!(

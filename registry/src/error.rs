@@ -105,6 +105,12 @@ impl From<podspace_api::store::StoreError> for RegistryError {
     }
 }
 
+impl From<podspace_oci::manifest::ManifestError> for RegistryError {
+    fn from(e: podspace_oci::manifest::ManifestError) -> Self {
+        Self::new(Code::ManifestInvalid, e.0)
+    }
+}
+
 impl From<crate::storage::StorageError> for RegistryError {
     fn from(e: crate::storage::StorageError) -> Self {
         match e {

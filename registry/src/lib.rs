@@ -3,9 +3,7 @@
 //! token auth against project roles. Knows projects and roles (`api`), not
 //! builds.
 
-pub mod digest;
 pub mod error;
-pub mod manifest;
 pub mod names;
 pub mod ranges;
 pub mod routes;

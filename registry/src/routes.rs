@@ -14,14 +14,14 @@ use podspace_api::auth::{Authenticator, Authorizer};
 use podspace_api::store::{ManifestRecord, Store, StoreError};
 use serde_json::{json, Value};
 
-use crate::digest::Digest;
 use crate::error::{Code, RegistryError, Result};
-use crate::manifest::{self, Kind};
 use crate::names::RepoName;
 use crate::ranges;
 use crate::storage::BlobStorage;
 use crate::token::{Action, Caller, TokenService};
 use crate::uploads::Uploads;
+use podspace_oci::digest::Digest;
+use podspace_oci::manifest::{self, Kind};
 
 pub struct RegistryConfig {
     /// `host:port` that clients use to reach the registry (pull specs).

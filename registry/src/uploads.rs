@@ -20,9 +20,9 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use podspace_api::store::{BlobRecord, Store, UploadClaim, UploadRecord};
 
-use crate::digest::{Algorithm, Digest, ResumableSha256};
 use crate::error::{Code, RegistryError, Result};
 use crate::storage::{BlobStorage, DriverUpload};
+use podspace_oci::digest::{Algorithm, Digest, ResumableSha256};
 
 /// How long a claim lasts without renewal.
 const CLAIM_SECS: i64 = 60;

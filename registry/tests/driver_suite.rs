@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use podspace_registry::digest::Digest;
+use podspace_oci::digest::Digest;
 use podspace_registry::storage::fs::FsStorage;
 use podspace_registry::storage::s3::{S3Config, S3Storage};
 use podspace_registry::storage::{BlobStorage, StorageError};

@@ -9,7 +9,7 @@ use std::io::Read;
 use std::path::Path;
 
 use podspace_imagestreams::remote::{Client, RemoteRef};
-use podspace_registry::manifest::Descriptor;
+use podspace_oci::manifest::Descriptor;
 
 /// What one layer says of a path.
 #[derive(Debug, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use std::path::Path;
 use podspace_imagestreams::remote::{Client, ImportError, RemoteRef};
 use serde_json::Value;
 
-use podspace_registry::manifest::{Descriptor, Kind};
+use podspace_oci::manifest::{Descriptor, Kind};
 
 use super::engine::DockerEngine;
 use super::image_file::{self, ImageFileError};

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::{BlobStorage, ByteStream, DriverUpload, StorageError};
-use crate::digest::Digest;
+use podspace_oci::digest::Digest;
 
 pub struct FsStorage {
     root: PathBuf,

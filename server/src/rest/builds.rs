@@ -189,7 +189,7 @@ async fn binary(
         .start_upload(&upload_id)
         .await
         .map_err(storage_err)?;
-    let mut hasher = podspace_registry::digest::ResumableSha256::new();
+    let mut hasher = podspace_oci::digest::ResumableSha256::new();
     let mut size: u64 = 0;
     let mut body = req.into_body().into_data_stream();
     while let Some(chunk) = body.next().await {

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use self::tail::{Fragment, RecentTails};
 use super::{BlobStorage, ByteStream, DriverUpload, StorageError};
-use crate::digest::Digest;
+use podspace_oci::digest::Digest;
 
 /// S3's smallest part but the last.
 pub const PART_SIZE: usize = 5 * 1024 * 1024;
