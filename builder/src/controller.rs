@@ -23,6 +23,13 @@ use crate::instantiate::BUILD_CONFIG;
 use crate::phase::{self, NEW, PENDING, RUNNING};
 use crate::policy;
 
+/// The description of the registry token issued with a lease of build
+/// `uid`: how it is found and deleted once the build ends or the offer
+/// lapses.
+pub fn token_description(uid: &str) -> String {
+    format!("build {uid}")
+}
+
 /// How often expired leases are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// How often Running builds without any lease are looked for (a crash
@@ -301,7 +308,7 @@ pub async fn sweep_leases(store: &Store) -> Result<(), StoreError> {
             .await?
         {
             store
-                .delete_tokens_described(&crate::node::protocol::token_description(&lease.uid))
+                .delete_tokens_described(&token_description(&lease.uid))
                 .await?;
         }
     }

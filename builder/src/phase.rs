@@ -4,13 +4,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use podspace_api::model::Build;
 
-pub use podspace_api::model::build::NEW;
-pub const PENDING: &str = "Pending";
-pub const RUNNING: &str = "Running";
-pub const COMPLETE: &str = "Complete";
-pub const FAILED: &str = "Failed";
-pub const ERROR: &str = "Error";
-pub const CANCELLED: &str = "Cancelled";
+pub use podspace_api::model::build::{CANCELLED, COMPLETE, ERROR, FAILED, NEW, PENDING, RUNNING};
 
 pub fn phase(build: &Build) -> &str {
     build.status.phase()

@@ -2,7 +2,7 @@
 //! small limits; nothing may land outside the destination.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use podspace_builder::node::source::{unpack_binary, ContextLimits};
+use podspace_node::source::{unpack_binary, ContextLimits};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(dir) = tempfile::tempdir() else {

@@ -193,7 +193,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     spawn_build_sweep(state.clone());
     spawn_refusal_flush(state.clone());
     if let Some(token) = node_token {
-        let node = podspace_builder::node::NodeConfig {
+        let node = podspace_node::NodeConfig {
             api: format!("http://{api_addr}"),
             token,
             name: bootstrap::EMBEDDED_NODE.into(),
@@ -204,7 +204,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         };
         let stop = shutdown.clone();
         tokio::spawn(async move {
-            if let Err(e) = podspace_builder::node::run(node, stop).await {
+            if let Err(e) = podspace_node::run(node, stop).await {
                 tracing::warn!(error = %e, "the embedded build node is not running; builds wait for another node");
             }
         });

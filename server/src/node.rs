@@ -51,7 +51,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "node".into())
     });
-    let node = podspace_builder::node::NodeConfig {
+    let node = podspace_node::NodeConfig {
         api: args.api,
         token: args.token,
         name,
@@ -75,8 +75,6 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
             app::shutdown_signal().await;
             std::process::exit(130);
         });
-        podspace_builder::node::run(node, rx)
-            .await
-            .context("build node")
+        podspace_node::run(node, rx).await.context("build node")
     })
 }

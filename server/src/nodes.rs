@@ -1,4 +1,4 @@
-//! The API side of the build node protocol (`podspace_builder::node::
+//! The API side of the build node protocol (`podspace_node::
 //! protocol`): leases, heartbeats, log chunks, reports and binary input.
 //! Only principals bound to the `system:build-node` cluster role (or
 //! cluster-admins) may speak it, and every call about a build is refused
@@ -20,11 +20,11 @@ use podspace_api::model::{Build, ConfigMap, Secret};
 use podspace_api::selector::LabelSelector;
 use podspace_api::store::{BuildLease, UpdateScope};
 use podspace_api::{Reason, Status};
-use podspace_builder::node::protocol::{
+use podspace_builder::phase;
+use podspace_node::protocol::{
     BuildReport, GitAuth, Heartbeat, HeartbeatReply, InputFiles, InputKind, LeaseGrant,
     LeaseRequest, RegistryAuth,
 };
-use podspace_builder::phase;
 
 use crate::app::AppState;
 use crate::http::{json_response, read_body, ApiError, ApiResult, Caller};
@@ -37,7 +37,7 @@ const MAX_LOG_CHUNK: usize = 4 << 20;
 const MAX_BUILD_LOG: i64 = 64 << 20;
 
 pub fn routes() -> Router<AppState> {
-    let p = podspace_builder::node::protocol::PREFIX;
+    let p = podspace_node::protocol::PREFIX;
     Router::new()
         .route(&format!("{p}/{{node}}/lease"), post(lease))
         .route(&format!("{p}/{{node}}/heartbeat"), post(heartbeat))
@@ -251,7 +251,7 @@ async fn try_lease(state: &AppState, node: &str) -> ApiResult<Option<LeaseGrant>
             .issue_token(
                 &Principal::service_account(&ns, "builder").name,
                 Duration::from_secs(6 * 3600),
-                &podspace_builder::node::protocol::token_description(&build.metadata.uid),
+                &podspace_builder::controller::token_description(&build.metadata.uid),
             )
             .await?;
         tracing::info!(namespace = %ns, build = %build.metadata.name, node, "build leased");
@@ -558,7 +558,7 @@ async fn report_inner(
         // still accept it for its last few seconds).
         state
             .store
-            .delete_tokens_described(&podspace_builder::node::protocol::token_description(&uid))
+            .delete_tokens_described(&podspace_builder::controller::token_description(&uid))
             .await?;
         let secs = updated.status.duration.unwrap_or(0) as f64 / 1e9;
         state.metrics.observe_build(&r.phase, secs);

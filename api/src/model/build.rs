@@ -11,6 +11,12 @@ use super::ObjectReference;
 use crate::kinds;
 
 pub const NEW: &str = "New";
+pub const PENDING: &str = "Pending";
+pub const RUNNING: &str = "Running";
+pub const COMPLETE: &str = "Complete";
+pub const FAILED: &str = "Failed";
+pub const ERROR: &str = "Error";
+pub const CANCELLED: &str = "Cancelled";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

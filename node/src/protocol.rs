@@ -19,13 +19,6 @@ use serde_json::Value;
 
 pub const PREFIX: &str = "/apis/podspace.io/v1/nodes";
 
-/// The description of the registry token issued with a lease of build
-/// `uid`: how it is found and deleted once the build ends or the offer
-/// lapses.
-pub fn token_description(uid: &str) -> String {
-    format!("build {uid}")
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LeaseRequest {

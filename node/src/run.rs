@@ -22,7 +22,7 @@ use super::source;
 use super::source_strategy;
 use super::strategy;
 use super::{NodeConfig, Running};
-use crate::phase;
+use podspace_api::model::build as phase;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
@@ -91,7 +91,7 @@ impl Progress {
     fn stage(&mut self, name: &str, started: chrono::DateTime<chrono::Utc>, took: Duration) {
         self.stages.push(json!({
             "name": name,
-            "startTime": phase::timestamp(started),
+            "startTime": started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "durationMilliseconds": took.as_millis() as u64,
         }));
     }
