@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use client::NodeClient;
-use engine::DockerEngine;
+use engine::{ContainerEngine, DockerEngine};
 
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -93,6 +93,15 @@ pub async fn run(config: NodeConfig, mut shutdown: watch::Receiver<bool>) -> Res
             }
         }
     };
+    run_on(Arc::new(engine), config, shutdown).await
+}
+
+/// Runs the node on `engine` until `shutdown`.
+pub async fn run_on(
+    engine: Arc<dyn ContainerEngine>,
+    config: NodeConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), NodeError> {
     let client = NodeClient::new(&config.api, &config.token, &config.name)?;
     // Builds' sources and inputs are tenants' data: the work directory is
     // the node's alone (each build's directory inside is 0700 too).
@@ -174,7 +183,7 @@ async fn heartbeat(client: NodeClient, running: Running, mut stop: watch::Receiv
 async fn slot_loop(
     slot: usize,
     client: NodeClient,
-    engine: DockerEngine,
+    engine: Arc<dyn ContainerEngine>,
     config: Arc<NodeConfig>,
     running: Running,
     mut shutdown: watch::Receiver<bool>,
@@ -186,7 +195,7 @@ async fn slot_loop(
         };
         match grant {
             Ok(Some(grant)) => {
-                run::build(grant, &client, &engine, &config, &running, slot).await;
+                run::build(grant, &client, engine.as_ref(), &config, &running, slot).await;
             }
             Ok(None) => {}
             Err(e) => {
@@ -199,3 +208,6 @@ async fn slot_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use podspace_oci::manifest::{Descriptor, Kind};
 
-use super::engine::DockerEngine;
+use super::engine::ContainerEngine;
 use super::image_file::{self, ImageFileError};
 use super::images::{image_uses, onbuild_images, pin};
 use super::log::BuildLog;
@@ -100,7 +100,7 @@ impl Resolved {
 /// Resolves `image` to a digest with the build's own credentials; an image
 /// the build may not pull is `PullBuilderImageFailed`.
 pub async fn resolve(
-    engine: &DockerEngine,
+    engine: &dyn ContainerEngine,
     grant: &LeaseGrant,
     image: &str,
     purpose: Purpose,
@@ -126,7 +126,7 @@ pub async fn resolve(
 /// The file `path` of a resolved image, read from the registry with the
 /// same credentials (see `image_file.rs`).
 pub async fn read_file(
-    engine: &DockerEngine,
+    engine: &dyn ContainerEngine,
     grant: &LeaseGrant,
     image: &Resolved,
     purpose: Purpose,
@@ -154,7 +154,7 @@ pub async fn read_file(
 pub async fn pin_base_images(
     dockerfile: &Path,
     build_args: &HashMap<String, String>,
-    engine: &DockerEngine,
+    engine: &dyn ContainerEngine,
     grant: &LeaseGrant,
     log: &BuildLog,
 ) -> Result<Vec<String>, Outcome> {

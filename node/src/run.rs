@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use super::client::NodeClient;
-use super::engine::{BuildSpec, DockerEngine};
+use super::engine::{BuildSpec, ContainerEngine};
 use super::inputs::{self, Inputs};
 use super::log::BuildLog;
 use super::protocol::{BuildReport, LeaseGrant};
@@ -100,7 +100,7 @@ impl Progress {
 pub async fn build(
     grant: LeaseGrant,
     client: &NodeClient,
-    engine: &DockerEngine,
+    engine: &dyn ContainerEngine,
     config: &NodeConfig,
     running: &Running,
     slot: usize,
@@ -276,7 +276,7 @@ async fn execute(
     build: &Build,
     grant: &LeaseGrant,
     client: &NodeClient,
-    engine: &DockerEngine,
+    engine: &dyn ContainerEngine,
     config: &NodeConfig,
     log: &BuildLog,
     progress: &mut Progress,

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::build_inputs;
 use super::dockerfile;
-use super::engine::DockerEngine;
+use super::engine::ContainerEngine;
 use super::inputs::Inputs;
 use super::log::BuildLog;
 use super::protocol::LeaseGrant;
@@ -31,7 +31,7 @@ const MAX_SCRIPT_BYTES: u64 = 1 << 20;
 
 pub struct SourceContext<'a> {
     pub grant: &'a LeaseGrant,
-    pub engine: &'a DockerEngine,
+    pub engine: &'a dyn ContainerEngine,
     pub log: &'a BuildLog,
     pub work: &'a Path,
     /// The output image reference (the previous image of an incremental build).
@@ -347,7 +347,11 @@ pub async fn plan(
 /// After the engine built `image`: the labels assemble asked for in
 /// `image_metadata.json` are set (they win over every other), then all the
 /// image's labels are checked against the bound.
-pub async fn finish(engine: &DockerEngine, image: &str, log: &BuildLog) -> Result<(), Outcome> {
+pub async fn finish(
+    engine: &dyn ContainerEngine,
+    image: &str,
+    log: &BuildLog,
+) -> Result<(), Outcome> {
     let metadata = engine
         .read_file(
             image,

@@ -1,10 +1,9 @@
-//! The build node's container engine: a Docker Engine reached through its
-//! API with bollard. Builds use BuildKit (a session serves the registry
-//! credentials to it) unless the engine has none; then the classic
-//! builder. Progress goes to the build log as the engine reports it.
+//! A Docker Engine reached through its API with bollard. Builds use
+//! BuildKit (a session serves the registry credentials to it) unless the
+//! engine has none; then the classic builder. Progress goes to the build
+//! log as the engine reports it.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use bollard::auth::DockerCredentials;
 use bollard::models::BuildInfoAux;
@@ -14,40 +13,13 @@ use futures_util::StreamExt;
 
 use podspace_s2i::dockerfile::quote;
 
-use super::log::BuildLog;
-
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("cannot reach the container engine: {0}")]
-    Unavailable(String),
-    #[error("{0}")]
-    Build(String),
-    #[error("{0}")]
-    Push(String),
-    #[error("reading the build context: {0}")]
-    Context(#[from] std::io::Error),
-}
+use super::{BuildSpec, ContainerEngine, EngineError};
+use crate::log::BuildLog;
 
 #[derive(Clone)]
 pub struct DockerEngine {
     docker: Docker,
     buildkit: bool,
-}
-
-/// What to build and where the result goes.
-pub struct BuildSpec<'a> {
-    /// A tar of the build context.
-    pub context: &'a Path,
-    pub dockerfile: String,
-    pub tag: String,
-    pub build_args: HashMap<String, String>,
-    pub labels: HashMap<String, String>,
-    pub no_cache: bool,
-    pub force_pull: bool,
-    /// `host` or `none`: the engine here has no bridge network.
-    pub network: String,
-    /// Registry host → credentials (for pulling the base image).
-    pub credentials: HashMap<String, DockerCredentials>,
 }
 
 impl DockerEngine {
@@ -75,13 +47,16 @@ impl DockerEngine {
         );
         Ok(DockerEngine { docker, buildkit })
     }
+}
 
-    pub fn buildkit(&self) -> bool {
+#[async_trait::async_trait]
+impl ContainerEngine for DockerEngine {
+    fn buildkit(&self) -> bool {
         self.buildkit
     }
 
     /// Builds `spec`; the engine's own error message on failure.
-    pub async fn build(&self, spec: BuildSpec<'_>, log: &BuildLog) -> Result<(), EngineError> {
+    async fn build(&self, spec: BuildSpec<'_>, log: &BuildLog) -> Result<(), EngineError> {
         let options = BuildImageOptions {
             dockerfile: spec.dockerfile.clone(),
             t: Some(spec.tag.clone()),
@@ -144,7 +119,7 @@ impl DockerEngine {
     }
 
     /// Pushes `image:tag`; returns the manifest digest the registry gave it.
-    pub async fn push(
+    async fn push(
         &self,
         image: &str,
         tag: &str,
@@ -186,7 +161,7 @@ impl DockerEngine {
 
     /// Whether the engine speaks plain HTTP to `host` (its
     /// `--insecure-registry` settings: names, or CIDRs for IP hosts).
-    pub async fn insecure_registry(&self, host: &str) -> bool {
+    async fn insecure_registry(&self, host: &str) -> bool {
         let Ok(info) = self.docker.info().await else {
             return false;
         };
@@ -214,6 +189,80 @@ impl DockerEngine {
         named_insecure || in_cidr
     }
 
+    /// The file `path` of the built `image` (at most `max` bytes), or
+    /// `None` when it has none; the image is never run.
+    async fn read_file(
+        &self,
+        image: &str,
+        path: &str,
+        max: u64,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        let id = self.create_stopped(image).await?;
+        let read = self.read_from_container(&id, path, max).await;
+        self.remove_container(&id).await;
+        read
+    }
+
+    /// Sets `labels` on `image` (a commit of a never-started container,
+    /// which adds no layer) and tags the result `tag`.
+    async fn add_labels(
+        &self,
+        image: &str,
+        labels: &[(String, String)],
+        tag: &str,
+    ) -> Result<(), EngineError> {
+        let id = self.create_stopped(image).await?;
+        let (repo, tag) = match tag.rsplit_once(':') {
+            Some((r, t)) if !t.contains('/') => (r, t),
+            _ => (tag, "latest"),
+        };
+        let changes: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("LABEL {}={}", quote(k), quote(v)))
+            .collect();
+        let options = bollard::query_parameters::CommitContainerOptions {
+            container: Some(id.clone()),
+            repo: Some(repo.to_string()),
+            tag: Some(tag.to_string()),
+            changes: Some(changes.join("\n")),
+            ..Default::default()
+        };
+        let committed = self
+            .docker
+            .commit_container(options, bollard::models::ContainerConfig::default())
+            .await;
+        self.remove_container(&id).await;
+        committed
+            .map(|_| ())
+            .map_err(|e| EngineError::Build(format!("labelling the image: {e}")))
+    }
+
+    /// The labels of a local image.
+    async fn labels(&self, image: &str) -> Result<HashMap<String, String>, EngineError> {
+        let inspect = self
+            .docker
+            .inspect_image(image)
+            .await
+            .map_err(|e| EngineError::Build(format!("inspecting {image}: {e}")))?;
+        Ok(inspect.config.and_then(|c| c.labels).unwrap_or_default())
+    }
+
+    async fn remove_image(&self, image: &str) {
+        if let Err(e) = self
+            .docker
+            .remove_image(
+                image,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await
+        {
+            tracing::debug!(image, error = %e, "removing the build's local image");
+        }
+    }
+}
+
+impl DockerEngine {
     /// A container of `image` that is never started: its files can be
     /// read and it can be committed. Removed by [`DockerEngine::remove_container`].
     async fn create_stopped(&self, image: &str) -> Result<String, EngineError> {
@@ -238,20 +287,6 @@ impl DockerEngine {
         if let Err(e) = self.docker.remove_container(id, Some(options)).await {
             tracing::warn!(container = id, error = %e, "removing a build's container");
         }
-    }
-
-    /// The file `path` of the built `image` (at most `max` bytes), or
-    /// `None` when it has none; the image is never run.
-    pub async fn read_file(
-        &self,
-        image: &str,
-        path: &str,
-        max: u64,
-    ) -> Result<Option<Vec<u8>>, EngineError> {
-        let id = self.create_stopped(image).await?;
-        let read = self.read_from_container(&id, path, max).await;
-        self.remove_container(&id).await;
-        read
     }
 
     async fn read_from_container(
@@ -294,64 +329,6 @@ impl DockerEngine {
             }
         }
         Ok(None)
-    }
-
-    /// Sets `labels` on `image` (a commit of a never-started container,
-    /// which adds no layer) and tags the result `tag`.
-    pub async fn add_labels(
-        &self,
-        image: &str,
-        labels: &[(String, String)],
-        tag: &str,
-    ) -> Result<(), EngineError> {
-        let id = self.create_stopped(image).await?;
-        let (repo, tag) = match tag.rsplit_once(':') {
-            Some((r, t)) if !t.contains('/') => (r, t),
-            _ => (tag, "latest"),
-        };
-        let changes: Vec<String> = labels
-            .iter()
-            .map(|(k, v)| format!("LABEL {}={}", quote(k), quote(v)))
-            .collect();
-        let options = bollard::query_parameters::CommitContainerOptions {
-            container: Some(id.clone()),
-            repo: Some(repo.to_string()),
-            tag: Some(tag.to_string()),
-            changes: Some(changes.join("\n")),
-            ..Default::default()
-        };
-        let committed = self
-            .docker
-            .commit_container(options, bollard::models::ContainerConfig::default())
-            .await;
-        self.remove_container(&id).await;
-        committed
-            .map(|_| ())
-            .map_err(|e| EngineError::Build(format!("labelling the image: {e}")))
-    }
-
-    /// The labels of a local image.
-    pub async fn labels(&self, image: &str) -> Result<HashMap<String, String>, EngineError> {
-        let inspect = self
-            .docker
-            .inspect_image(image)
-            .await
-            .map_err(|e| EngineError::Build(format!("inspecting {image}: {e}")))?;
-        Ok(inspect.config.and_then(|c| c.labels).unwrap_or_default())
-    }
-
-    pub async fn remove_image(&self, image: &str) {
-        if let Err(e) = self
-            .docker
-            .remove_image(
-                image,
-                None::<bollard::query_parameters::RemoveImageOptions>,
-                None,
-            )
-            .await
-        {
-            tracing::debug!(image, error = %e, "removing the build's local image");
-        }
     }
 }
 
