@@ -6,37 +6,18 @@
 
 use crate::meta::Object;
 use crate::model::{ImageStream, Resource, TagEvent, TagReference};
-use crate::store::{ManifestRecord, Store, StoreError};
 
-/// An image just pushed into `<namespace>/<stream>`.
-pub struct PushedImage {
-    /// The Image object (cluster-scoped, named by digest).
-    pub image: Object,
-    /// `<registry host>/<namespace>/<stream>@<digest>`
-    pub reference: String,
-}
-
-/// Records a push by tag in one transaction: the manifest and registry tag,
-/// the Image, and the stream's tag event (the stream is created if
-/// needed). Pushing the image a tag already points at changes nothing.
-pub async fn record_push(
-    store: &Store,
-    manifest: &ManifestRecord,
-    ns: &str,
-    stream: &str,
-    tag: &str,
-    repository: &str,
-    pushed: PushedImage,
-) -> Result<(), StoreError> {
-    let digest = pushed.image.metadata.name.clone();
-    let reference = pushed.reference.clone();
-    store
-        .put_tagged_manifest(manifest, tag, pushed.image, ns, stream, |o| {
-            edit(o, |s| {
-                add_tag_event(s, tag, &digest, &reference, repository)
-            })
-        })
-        .await
+/// How a push by tag changes its stream (the stream is created if needed):
+/// the tag event for `digest` pulled as `reference`, and the stream's
+/// `repository`. Pushing the image a tag already points at changes nothing.
+/// The registry applies it in the transaction that records the manifest.
+pub fn push_event<'a>(
+    tag: &'a str,
+    digest: &'a str,
+    reference: &'a str,
+    repository: &'a str,
+) -> impl Fn(&mut Object) + Send + 'a {
+    move |o| edit(o, |s| add_tag_event(s, tag, digest, reference, repository))
 }
 
 /// Applies `f` to `obj` as an ImageStream. Validation admits only streams

@@ -20,50 +20,7 @@ fn kind(name: &str) -> &'static KindInfo {
     by_kind(name).unwrap()
 }
 
-/// A place for a store that outlives reopening it.
-struct Db {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Db {
-    async fn open(&self) -> Store {
-        Store::open(&self.url).await.expect("open store")
-    }
-}
-
-async fn sqlite() -> Option<Db> {
-    let dir = tempfile::tempdir().unwrap();
-    Some(Db {
-        url: format!("sqlite://{}", dir.path().join("store.db").display()),
-        _dir: Some(dir),
-    })
-}
-
-async fn postgres() -> Option<Db> {
-    let Ok(base) = std::env::var("PODSPACE_TEST_POSTGRES_URL") else {
-        if std::env::var("PODSPACE_SKIP_POSTGRES").is_ok_and(|v| v == "1") {
-            eprintln!("PostgreSQL half skipped (PODSPACE_SKIP_POSTGRES=1)");
-            return None;
-        }
-        panic!("PODSPACE_TEST_POSTGRES_URL is not set: run scripts/test, or set PODSPACE_SKIP_POSTGRES=1 to skip the PostgreSQL half");
-    };
-    sqlx::any::install_default_drivers();
-    let db = format!("podspace_test_{}", uuid::Uuid::new_v4().simple());
-    let admin = sqlx::AnyPool::connect(&base)
-        .await
-        .expect("connect to PostgreSQL");
-    sqlx::query(&format!("CREATE DATABASE {db}"))
-        .execute(&admin)
-        .await
-        .expect("create test database");
-    admin.close().await;
-    let (prefix, _) = base.rsplit_once('/').expect("URL with a database");
-    Some(Db {
-        url: format!("{prefix}/{db}"),
-        _dir: None,
-    })
-}
+use podspace_api::store::testing::{postgres, sqlite, TestDb as Db};
 
 async fn project(store: &Store, ns: &str) {
     store
@@ -115,139 +72,7 @@ suite!(
     indexes_follow_every_write,
     controller_leases_have_one_holder,
     many_objects_change_in_one_transaction,
-    upload_sessions_are_claimed_and_fenced,
-    older_databases_gain_new_columns,
 );
-
-/// A database made before upload claims existed is brought up to date
-/// and keeps its sessions.
-async fn older_databases_gain_new_columns(db: Db) {
-    sqlx::any::install_default_drivers();
-    let url = if db.url.starts_with("sqlite:") {
-        format!("{}?mode=rwc", db.url)
-    } else {
-        db.url.clone()
-    };
-    let old = sqlx::AnyPool::connect(&url).await.unwrap();
-    sqlx::query(
-        "CREATE TABLE registry_uploads (
-            id TEXT PRIMARY KEY, repo TEXT NOT NULL, size BIGINT NOT NULL, hash_state BYTEA NOT NULL,
-            driver_state TEXT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)"
-            .replace("BYTEA", if db.url.starts_with("sqlite:") { "BLOB" } else { "BYTEA" })
-            .as_str(),
-    )
-    .execute(&old)
-    .await
-    .unwrap();
-    sqlx::query("INSERT INTO registry_uploads VALUES ('old', 'p/app', 3, $1, '{}', 10, 10)")
-        .bind(vec![7u8])
-        .execute(&old)
-        .await
-        .unwrap();
-    old.close().await;
-    let store = db.open().await;
-    let kept = store.upload("old").await.unwrap().expect("kept");
-    assert_eq!((kept.size, kept.owner.as_str()), (3, ""));
-    assert!(matches!(
-        store.claim_upload("old", "w", 100, 50).await.unwrap(),
-        podspace_api::store::UploadClaim::Claimed(_)
-    ));
-}
-
-/// One writer at a time per upload session; a save only lands under the
-/// claim it was made with; caps count rows per owner.
-async fn upload_sessions_are_claimed_and_fenced(db: Db) {
-    use podspace_api::store::{UploadClaim, UploadRecord};
-    let store = db.open().await;
-    let record = UploadRecord {
-        id: "u1".into(),
-        repo: "p/app".into(),
-        owner: "alice".into(),
-        size: 0,
-        hash_state: vec![1, 2, 3],
-        driver_state: "{}".into(),
-        created_at: 100,
-        updated_at: 100,
-    };
-    store
-        .insert_upload(&record, "replica-a", 160)
-        .await
-        .unwrap();
-    assert_eq!(store.count_uploads("alice").await.unwrap(), (1, 1));
-    assert_eq!(store.count_uploads("bob").await.unwrap(), (0, 1));
-    // Held by A: B is refused until the claim lapses.
-    assert_eq!(
-        store
-            .claim_upload("u1", "replica-b", 170, 110)
-            .await
-            .unwrap(),
-        UploadClaim::Busy
-    );
-    let moved = UploadRecord {
-        size: 5,
-        hash_state: vec![4],
-        driver_state: "{\"tail\":5}".into(),
-        updated_at: 120,
-        ..record.clone()
-    };
-    assert!(store.save_upload(&moved, "replica-a").await.unwrap());
-    assert!(
-        !store.save_upload(&moved, "replica-a").await.unwrap(),
-        "saving released the claim"
-    );
-    // B continues from exactly what A saved.
-    assert_eq!(
-        store
-            .claim_upload("u1", "replica-b", 200, 130)
-            .await
-            .unwrap(),
-        UploadClaim::Claimed(moved.clone())
-    );
-    assert!(store
-        .renew_upload_claim("u1", "replica-b", 260)
-        .await
-        .unwrap());
-    assert!(!store
-        .renew_upload_claim("u1", "replica-a", 260)
-        .await
-        .unwrap());
-    // B stalls past its claim; A takes over; B's late save lands nowhere.
-    assert!(matches!(
-        store
-            .claim_upload("u1", "replica-a", 400, 300)
-            .await
-            .unwrap(),
-        UploadClaim::Claimed(_)
-    ));
-    let late = UploadRecord {
-        size: 9,
-        ..moved.clone()
-    };
-    assert!(!store.save_upload(&late, "replica-b").await.unwrap());
-    assert!(!store.delete_upload("u1", "replica-b").await.unwrap());
-    assert_eq!(store.upload("u1").await.unwrap().unwrap().size, 5);
-    // Stale only when untouched and unheld.
-    assert!(store.stale_uploads(1000, 350).await.unwrap().is_empty());
-    store.release_upload("u1", "replica-a").await.unwrap();
-    assert_eq!(store.stale_uploads(1000, 350).await.unwrap(), vec![moved]);
-    assert!(store.stale_uploads(110, 350).await.unwrap().is_empty());
-    assert!(matches!(
-        store
-            .claim_upload("u1", "replica-a", 400, 300)
-            .await
-            .unwrap(),
-        UploadClaim::Claimed(_)
-    ));
-    assert!(store.delete_upload("u1", "replica-a").await.unwrap());
-    assert_eq!(
-        store
-            .claim_upload("u1", "replica-b", 400, 300)
-            .await
-            .unwrap(),
-        UploadClaim::Gone
-    );
-    assert_eq!(store.count_uploads("alice").await.unwrap(), (0, 0));
-}
 
 async fn create_get_list_delete(db: Db) {
     let store = db.open().await;
@@ -905,7 +730,6 @@ async fn build_leases_logs_and_inputs(db: Db) {
     };
     store.set_build_input("p", "b-1", &input).await.unwrap();
     assert_eq!(store.build_input(&uid).await.unwrap(), Some(input.clone()));
-    assert!(!store.blob_location_used("blobs/x").await.unwrap());
 
     // Nothing is swept while the build exists; everything once it is gone.
     assert!(store.sweep_build_leftovers(-10).await.unwrap().is_empty());

@@ -4,6 +4,7 @@
 //! builds.
 
 pub mod error;
+pub mod meta;
 pub mod names;
 pub mod ranges;
 pub mod routes;

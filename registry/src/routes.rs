@@ -11,7 +11,9 @@ use axum::routing::any;
 use axum::Router;
 use futures_util::StreamExt;
 use podspace_api::auth::{Authenticator, Authorizer};
-use podspace_api::store::{ManifestRecord, Store, StoreError};
+use podspace_api::store::{Store, StoreError};
+
+use crate::meta::{ManifestRecord, RegistryStore};
 use serde_json::{json, Value};
 
 use crate::error::{Code, RegistryError, Result};
@@ -38,6 +40,7 @@ pub struct Registry {
 
 struct Inner {
     store: Store,
+    meta: RegistryStore,
     authn: Authenticator,
     authz: Authorizer,
     uploads: Uploads,
@@ -48,6 +51,7 @@ struct Inner {
 impl Registry {
     pub fn new(
         store: Store,
+        meta: RegistryStore,
         authn: Authenticator,
         authz: Authorizer,
         storage: Arc<dyn BlobStorage>,
@@ -56,8 +60,9 @@ impl Registry {
     ) -> Registry {
         Registry {
             inner: Arc::new(Inner {
-                uploads: Uploads::new(store.clone(), storage, config.upload_limits),
+                uploads: Uploads::new(meta.clone(), storage, config.upload_limits),
                 store,
+                meta,
                 authn,
                 authz,
                 tokens,
@@ -270,7 +275,7 @@ async fn blob(
         )
     };
     if method == Method::DELETE {
-        return if r.store.unlink_blob(repo, &digest.to_string()).await? {
+        return if r.meta.unlink_blob(repo, &digest.to_string()).await? {
             Ok(empty(
                 StatusCode::ACCEPTED,
                 &[("Docker-Content-Digest", digest.to_string())],
@@ -280,7 +285,7 @@ async fn blob(
         };
     }
     let rec = r
-        .store
+        .meta
         .repo_blob(repo, &digest.to_string())
         .await?
         .ok_or_else(unknown)?;
@@ -383,7 +388,7 @@ async fn upload_start(
         // an ordinary upload, as the spec says.
         if let Ok(from) = RepoName::parse(from) {
             if caller.may(&r.authz, &from.full(), Action::Pull).await?
-                && r.store
+                && r.meta
                     .mount_blob(&name, &from.full(), &digest.to_string())
                     .await?
             {
@@ -509,9 +514,9 @@ async fn manifest(
         Method::GET | Method::HEAD => {
             let found = if by_digest {
                 let d = parse_digest(reference, Code::DigestInvalid)?;
-                r.store.manifest(&name, &d.to_string()).await?
+                r.meta.manifest(&name, &d.to_string()).await?
             } else {
-                r.store.tagged_manifest(&name, reference).await?
+                r.meta.tagged_manifest(&name, reference).await?
             };
             let m = found.ok_or_else(|| {
                 RegistryError::new(
@@ -546,9 +551,9 @@ async fn manifest(
         Method::DELETE => {
             let deleted = if by_digest {
                 let d = parse_digest(reference, Code::DigestInvalid)?;
-                r.store.delete_manifest(&name, &d.to_string()).await?
+                r.meta.delete_manifest(&name, &d.to_string()).await?
             } else {
-                r.store.delete_tag(&name, reference).await?
+                r.meta.delete_tag(&name, reference).await?
             };
             if !deleted {
                 return Err(RegistryError::new(
@@ -601,7 +606,7 @@ async fn put_manifest(
         Digest::sha256_of(&body)
     };
     for b in m.required_blobs() {
-        if r.store
+        if r.meta
             .repo_blob(&name, &b.digest.to_string())
             .await?
             .is_none()
@@ -613,7 +618,7 @@ async fn put_manifest(
         }
     }
     for c in m.required_manifests() {
-        if r.store
+        if r.meta
             .manifest(&name, &c.digest.to_string())
             .await?
             .is_none()
@@ -633,7 +638,7 @@ async fn put_manifest(
         artifact_type: m.artifact_type.clone(),
     };
     if by_digest {
-        r.store.put_manifest(&record, None).await?;
+        r.meta.put_manifest(&record, None).await?;
     } else {
         // The manifest, the registry tag, the Image and the stream's tag in
         // one transaction: a crash never leaves a tag the stream missed.
@@ -698,23 +703,18 @@ async fn record_image(
         "dockerImageMetadataVersion".into(),
         Value::String("1.0".into()),
     );
-    podspace_api::imagestreams::record_push(
-        &r.store,
-        record,
-        &repo.project,
-        &repo.stream,
-        tag,
-        &repository,
-        podspace_api::imagestreams::PushedImage { image, reference },
-    )
-    .await
-    .map_err(RegistryError::internal)
+    let digest = image.metadata.name.clone();
+    let event = podspace_api::imagestreams::push_event(tag, &digest, &reference, &repository);
+    r.meta
+        .put_tagged_manifest(record, tag, image, &repo.project, &repo.stream, event)
+        .await
+        .map_err(RegistryError::internal)
 }
 
 /// An image config is small; larger "configs" are not parsed.
 async fn read_small_blob(reg: &Registry, repo: &str, digest: &str) -> Option<Value> {
     let r = &reg.inner;
-    let rec = r.store.repo_blob(repo, digest).await.ok()??;
+    let rec = r.meta.repo_blob(repo, digest).await.ok()??;
     if rec.size > 4 << 20 {
         return None;
     }
@@ -776,9 +776,9 @@ async fn tags(reg: &Registry, repo: &str, q: &[(String, String)]) -> Result<Resp
     let tags = if n == 0 {
         vec![]
     } else {
-        r.store.tags(repo, last, n).await?
+        r.meta.tags(repo, last, n).await?
     };
-    if tags.is_empty() && last.is_empty() && !r.store.has_repository(repo).await? {
+    if tags.is_empty() && last.is_empty() && !r.meta.has_repository(repo).await? {
         return Err(RegistryError::new(
             Code::NameUnknown,
             format!("repository {repo} is not known to the registry"),
@@ -807,7 +807,7 @@ async fn catalog(reg: &Registry, caller: &Caller, q: &[(String, String)]) -> Res
     let mut visible = Vec::new();
     // Filtered to what the caller may pull, page by page.
     while (visible.len() as i64) < n {
-        let batch = r.store.repositories(&last, 500).await?;
+        let batch = r.meta.repositories(&last, 500).await?;
         if batch.is_empty() {
             break;
         }
@@ -840,7 +840,7 @@ async fn referrers(
     let digest = parse_digest(d, Code::DigestInvalid)?;
     let filter = param(q, "artifactType");
     let mut manifests = Vec::new();
-    for m in r.store.referrers(repo, &digest.to_string()).await? {
+    for m in r.meta.referrers(repo, &digest.to_string()).await? {
         if filter.is_some_and(|f| m.artifact_type.as_deref() != Some(f)) {
             continue;
         }

@@ -16,9 +16,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::meta::{BlobRecord, RegistryStore, UploadClaim, UploadRecord};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use podspace_api::store::{BlobRecord, Store, UploadClaim, UploadRecord};
 
 use crate::error::{Code, RegistryError, Result};
 use crate::storage::{BlobStorage, DriverUpload};
@@ -63,7 +63,7 @@ impl Claimed {
 }
 
 pub struct Uploads {
-    store: Store,
+    meta: RegistryStore,
     storage: Arc<dyn BlobStorage>,
     limits: UploadLimits,
     /// This process's name on the claims it takes.
@@ -93,9 +93,9 @@ fn claim_lost() -> RegistryError {
 }
 
 impl Uploads {
-    pub fn new(store: Store, storage: Arc<dyn BlobStorage>, limits: UploadLimits) -> Self {
+    pub fn new(meta: RegistryStore, storage: Arc<dyn BlobStorage>, limits: UploadLimits) -> Self {
         Uploads {
-            store,
+            meta,
             storage,
             limits,
             writer: uuid::Uuid::new_v4().to_string(),
@@ -110,7 +110,7 @@ impl Uploads {
     /// calling request. Over a cap: `TOOMANYREQUESTS` and nothing is
     /// started.
     pub async fn start(&self, repo: &str, owner: &str) -> Result<Claimed> {
-        let (mine, total) = self.store.count_uploads(owner).await?;
+        let (mine, total) = self.meta.count_uploads(owner).await?;
         if mine as usize >= self.limits.per_principal {
             return Err(RegistryError::too_many(format!(
                 "{mine} blob uploads are open for this user: finish or cancel some first"
@@ -136,7 +136,7 @@ impl Uploads {
             updated_at: at,
         };
         if let Err(e) = self
-            .store
+            .meta
             .insert_upload(&record, &self.writer, at + CLAIM_SECS)
             .await
         {
@@ -159,7 +159,7 @@ impl Uploads {
         match self.restore(record).await {
             Ok(c) => Ok(c),
             Err(e) => {
-                let _ = self.store.release_upload(id, &self.writer).await;
+                let _ = self.meta.release_upload(id, &self.writer).await;
                 Err(e)
             }
         }
@@ -171,7 +171,7 @@ impl Uploads {
         }
         let at = now();
         let record = match self
-            .store
+            .meta
             .claim_upload(id, &self.writer, at + CLAIM_SECS, at)
             .await?
         {
@@ -180,7 +180,7 @@ impl Uploads {
             UploadClaim::Gone => return Err(unknown()),
         };
         if record.repo != repo {
-            let _ = self.store.release_upload(id, &self.writer).await;
+            let _ = self.meta.release_upload(id, &self.writer).await;
             return Err(unknown());
         }
         Ok(record)
@@ -232,7 +232,7 @@ impl Uploads {
             // while the body stalled may be another request's by now.
             if c.renewed.elapsed() >= RENEW_EVERY {
                 if !self
-                    .store
+                    .meta
                     .renew_upload_claim(&c.id, &self.writer, now() + CLAIM_SECS)
                     .await?
                 {
@@ -267,7 +267,7 @@ impl Uploads {
             updated_at: now(),
             ..c.record.clone()
         };
-        if !self.store.save_upload(&record, &self.writer).await? {
+        if !self.meta.save_upload(&record, &self.writer).await? {
             return Err(claim_lost());
         }
         Ok(record.size as u64)
@@ -276,7 +276,7 @@ impl Uploads {
     /// Lets a claimed session go without saving what this request wrote:
     /// the next request continues from the last saved state.
     pub async fn release(&self, c: Claimed) {
-        if let Err(e) = self.store.release_upload(&c.id, &self.writer).await {
+        if let Err(e) = self.meta.release_upload(&c.id, &self.writer).await {
             tracing::warn!(error = %e, "releasing an upload claim failed");
         }
     }
@@ -286,7 +286,7 @@ impl Uploads {
         if uuid::Uuid::parse_str(id).is_err() {
             return Err(unknown());
         }
-        match self.store.upload(id).await? {
+        match self.meta.upload(id).await? {
             Some(r) if r.repo == repo => Ok(r.size as u64),
             _ => Err(unknown()),
         }
@@ -319,7 +319,7 @@ impl Uploads {
         let size = upload.written;
         // Deleting the row under the claim is what ends the session: if
         // another request took it over meanwhile, this one stops here.
-        if !self.store.delete_upload(&id, &self.writer).await? {
+        if !self.meta.delete_upload(&id, &self.writer).await? {
             return Err(claim_lost());
         }
         if &actual != digest {
@@ -335,7 +335,7 @@ impl Uploads {
             size: size as i64,
             location: location.clone(),
         };
-        let stored = self.store.add_blob(&record.repo, &blob).await?;
+        let stored = self.meta.add_blob(&record.repo, &blob).await?;
         if stored.location != location {
             // The blob was already stored elsewhere (another upload won);
             // ours is redundant.
@@ -355,7 +355,7 @@ impl Uploads {
 
     /// Ends a claimed session and what it stored.
     pub async fn discard(&self, c: Claimed) -> Result<()> {
-        if self.store.delete_upload(&c.id, &self.writer).await? {
+        if self.meta.delete_upload(&c.id, &self.writer).await? {
             self.storage.abort(c.upload).await?;
         }
         Ok(())
@@ -370,7 +370,7 @@ impl Uploads {
             .resume_upload(&record.id, &record.driver_state, record.size as u64)
             .await
             .ok();
-        if !self.store.delete_upload(&record.id, &self.writer).await? {
+        if !self.meta.delete_upload(&record.id, &self.writer).await? {
             return Ok(false);
         }
         if let Some(u) = upload {
@@ -384,11 +384,11 @@ impl Uploads {
     /// Aborts sessions nobody has saved for `ttl_secs` and nobody holds.
     pub async fn expire(&self, ttl_secs: i64) -> Result<usize> {
         let at = now();
-        let stale = self.store.stale_uploads(at - ttl_secs, at).await?;
+        let stale = self.meta.stale_uploads(at - ttl_secs, at).await?;
         let mut n = 0;
         for record in stale {
             let claimed = self
-                .store
+                .meta
                 .claim_upload(&record.id, &self.writer, at + CLAIM_SECS, at)
                 .await?;
             let UploadClaim::Claimed(record) = claimed else {
@@ -396,7 +396,7 @@ impl Uploads {
             };
             // Saved again since it was listed: not stale after all.
             if record.updated_at >= at - ttl_secs {
-                self.store.release_upload(&record.id, &self.writer).await?;
+                self.meta.release_upload(&record.id, &self.writer).await?;
                 continue;
             }
             if self.end(&record).await? {

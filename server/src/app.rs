@@ -31,6 +31,8 @@ pub struct AppState {
     pub registry_host: String,
     /// Blob storage, shared with the registry (binary build input lives there too).
     pub storage: Arc<dyn podspace_registry::storage::BlobStorage>,
+    /// The registry's metadata (whether a blob lies at a location).
+    pub registry_meta: podspace_registry::meta::RegistryStore,
     /// Bumped on every build log append: wakes `log?follow=true` readers.
     pub build_logs: Arc<watch::Sender<u64>>,
     /// The lease polls' shared view of the Pending builds.
@@ -140,8 +142,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
     };
     tracing::info!(driver = storage.name(), "registry storage");
+    let registry_meta = podspace_registry::meta::RegistryStore::open(store.clone())
+        .await
+        .context("opening the registry's tables")?;
     let registry = podspace_registry::Registry::new(
         store.clone(),
+        registry_meta.clone(),
         authn.clone(),
         authz.clone(),
         storage.clone(),
@@ -179,6 +185,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         registry_tokens,
         registry_host: public_host.clone(),
         storage: storage.clone(),
+        registry_meta,
         build_logs: Arc::new(watch::channel(0).0),
         pending_builds: Arc::default(),
         lease_wake: Arc::new(watch::channel(0).0),

@@ -206,16 +206,6 @@ impl Store {
         .transpose()
     }
 
-    /// Whether a registry blob lies at `location` (then build input bytes
-    /// there must not be deleted with the input).
-    pub async fn blob_location_used(&self, location: &str) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM registry_blobs WHERE location = $1")
-            .bind(location)
-            .fetch_one(self.read_pool())
-            .await?;
-        Ok(n > 0)
-    }
-
     /// Removes the logs and leases of builds that no longer exist, and
     /// returns (and forgets) the inputs of those builds so that the caller
     /// can delete their bytes. Inputs younger than `grace` seconds are kept:

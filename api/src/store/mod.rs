@@ -16,8 +16,11 @@ mod credentials;
 mod error;
 mod index;
 mod many;
-mod registry;
+mod owned;
 mod schema;
+mod server_keys;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod typed;
 mod waiter;
 mod webhooks;
@@ -38,7 +41,7 @@ pub use consumer::{Change, Pending};
 pub use credentials::TokenRecord;
 pub use error::StoreError;
 pub use index::Indexer;
-pub use registry::{BlobRecord, ManifestRecord, UploadClaim, UploadRecord};
+pub use owned::{Schema, Tx, TxStep};
 pub use waiter::{stopped, ChangeWaiter};
 pub use webhooks::{Claim, DeliveryRecord, KEEP_PER_CONFIG, REPLAY_WINDOW};
 

@@ -3,7 +3,7 @@
 
 use sqlx::AnyPool;
 
-use super::{Backend, StoreError};
+use super::{Backend, Schema, StoreError};
 
 const TABLES: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS rv_counter (id INTEGER PRIMARY KEY, value BIGINT NOT NULL)",
@@ -35,25 +35,10 @@ const TABLES: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS object_index_by_namespace ON object_index (namespace)",
 ];
 
-/// Registry metadata. `{bytes}` is the binary column type of the backend.
-const REGISTRY_TABLES: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS registry_blobs (
-        digest TEXT PRIMARY KEY, size BIGINT NOT NULL, location TEXT NOT NULL, created_at BIGINT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS registry_links (
-        repo TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (repo, digest))",
-    "CREATE TABLE IF NOT EXISTS registry_manifests (
-        repo TEXT NOT NULL, digest TEXT NOT NULL, media_type TEXT NOT NULL, body {bytes} NOT NULL,
-        subject TEXT, artifact_type TEXT, created_at BIGINT NOT NULL,
-        PRIMARY KEY (repo, digest))",
-    "CREATE INDEX IF NOT EXISTS registry_manifests_by_subject ON registry_manifests (repo, subject)",
-    "CREATE TABLE IF NOT EXISTS registry_tags (
-        repo TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL, updated_at BIGINT NOT NULL,
-        PRIMARY KEY (repo, tag))",
-    "CREATE TABLE IF NOT EXISTS registry_uploads (
-        id TEXT PRIMARY KEY, repo TEXT NOT NULL, size BIGINT NOT NULL, hash_state {bytes} NOT NULL,
-        driver_state TEXT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
-    // Each repository's tags, sorted, one per line: a tag list is one row.
-    "CREATE TABLE IF NOT EXISTS registry_tag_lists (repo TEXT PRIMARY KEY, tags TEXT NOT NULL)",
+/// Bookkeeping that is not objects. `{bytes}` is the backend's binary
+/// column type.
+const BOOKKEEPING: &[&str] = &[
+    // Values a server keeps for all its replicas (see server_keys.rs).
     "CREATE TABLE IF NOT EXISTS server_keys (name TEXT PRIMARY KEY, value {bytes} NOT NULL)",
     // Build bookkeeping (see builds.rs): which node runs which build until
     // when, the build logs, and where a binary build's input lies.
@@ -75,53 +60,14 @@ const REGISTRY_TABLES: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS webhook_deliveries_by_time ON webhook_deliveries (namespace, config, received_at)",
 ];
 
-/// Columns added to tables that older databases already have:
-/// (table, column, declaration). `CREATE TABLE IF NOT EXISTS` cannot add
-/// them and SQLite has no `ADD COLUMN IF NOT EXISTS`, so each is added when
-/// selecting it fails.
-const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
-    // Who opened an upload (per-user caps count rows, so they hold across
-    // replicas) and which process writes to it until when (see uploads in
-    // the registry crate).
-    ("registry_uploads", "owner", "TEXT NOT NULL DEFAULT ''"),
-    ("registry_uploads", "writer", "TEXT NOT NULL DEFAULT ''"),
-    (
-        "registry_uploads",
-        "writer_until",
-        "BIGINT NOT NULL DEFAULT 0",
-    ),
-];
-
-const AFTER_COLUMNS: &[&str] =
-    &["CREATE INDEX IF NOT EXISTS registry_uploads_by_owner ON registry_uploads (owner)"];
-
 pub(super) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
-    for stmt in TABLES {
-        sqlx::query(stmt).execute(pool).await?;
-    }
-    let bytes = match backend {
-        Backend::Sqlite => "BLOB",
-        Backend::Postgres => "BYTEA",
-    };
-    for stmt in REGISTRY_TABLES {
-        sqlx::query(&stmt.replace("{bytes}", bytes))
-            .execute(pool)
-            .await?;
-    }
-    for (table, column, decl) in ADDED_COLUMNS {
-        let probe = format!("SELECT {column} FROM {table} LIMIT 0");
-        if sqlx::query(&probe).execute(pool).await.is_err() {
-            let add = format!("ALTER TABLE {table} ADD COLUMN {column} {decl}");
-            if let Err(e) = sqlx::query(&add).execute(pool).await {
-                // Another replica starting at the same time may have added it.
-                if sqlx::query(&probe).execute(pool).await.is_err() {
-                    return Err(e.into());
-                }
-            }
-        }
-    }
-    for stmt in AFTER_COLUMNS {
-        sqlx::query(stmt).execute(pool).await?;
+    for tables in [TABLES, BOOKKEEPING] {
+        let schema = Schema {
+            tables,
+            added_columns: &[],
+            after: &[],
+        };
+        schema.apply(pool, backend).await?;
     }
     Ok(())
 }

@@ -252,7 +252,7 @@ async fn binary(
 
 /// Deletes stored input bytes, unless the registry holds the same blob.
 pub async fn forget_input(state: &AppState, location: &str) {
-    match state.store.blob_location_used(location).await {
+    match state.registry_meta.blob_location_used(location).await {
         Ok(false) => {
             if let Err(e) = state.storage.delete(location).await {
                 tracing::warn!(error = %e, "deleting a build input");
