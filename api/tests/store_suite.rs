@@ -10,8 +10,8 @@ use std::sync::Arc;
 use podspace_api::kinds::by_kind;
 use podspace_api::selector::LabelSelector;
 use podspace_api::store::{
-    BuildInput, BuildLease, Claim, DeliveryRecord, EventType, Store, StoreError, UpdateScope,
-    KEEP_PER_CONFIG, REPLAY_WINDOW,
+    Claim, DeliveryRecord, EventType, Store, StoreError, UpdateScope, KEEP_PER_CONFIG,
+    REPLAY_WINDOW,
 };
 use podspace_api::{KindInfo, Object};
 use serde_json::json;
@@ -67,7 +67,6 @@ suite!(
     consumers_resume_from_their_position,
     batched_creates_fail_one_by_one,
     reads_never_go_back_in_time,
-    build_leases_logs_and_inputs,
     webhook_deliveries_claim_replay_and_trim,
     indexes_follow_every_write,
     controller_leases_have_one_holder,
@@ -652,96 +651,6 @@ async fn consumers_resume_from_their_position(db: Db) {
             upto: store.current_rv().await.unwrap()
         }
     );
-}
-
-async fn build_leases_logs_and_inputs(db: Db) {
-    let store = Arc::new(db.open().await);
-    project(&store, "p").await;
-    let build = store
-        .create(kind("Build"), Object::new("Build", "p", "b-1"))
-        .await
-        .unwrap();
-    let uid = build.metadata.uid.clone();
-    let lease = |node: &str| BuildLease {
-        uid: uid.clone(),
-        namespace: "p".into(),
-        name: "b-1".into(),
-        node: node.into(),
-        expires_at: 1_000,
-    };
-    // Eight nodes race for one build: exactly one wins.
-    let mut racers = Vec::new();
-    for n in 0..8 {
-        let (store, l) = (store.clone(), lease(&format!("n{n}")));
-        racers.push(tokio::spawn(
-            async move { store.claim_build(&l).await.unwrap() },
-        ));
-    }
-    let mut winners = 0;
-    for r in racers {
-        winners += usize::from(r.await.unwrap());
-    }
-    assert_eq!(winners, 1);
-    let holder = store.build_lease(&uid).await.unwrap().unwrap().node;
-    // Only the holder renews; an expired lease renewed meanwhile is kept.
-    assert!(store
-        .renew_leases("other", std::slice::from_ref(&uid), 2_000)
-        .await
-        .unwrap()
-        .is_empty());
-    assert_eq!(
-        store
-            .renew_leases(&holder, std::slice::from_ref(&uid), 2_000)
-            .await
-            .unwrap(),
-        vec![uid.clone()]
-    );
-    assert!(!store.release_build(&uid, Some(1_000)).await.unwrap());
-    assert!(store.release_build(&uid, Some(2_000)).await.unwrap());
-    assert!(store.build_lease(&uid).await.unwrap().is_none());
-
-    // Log chunks: ordered, read from an offset, a retried chunk stored once.
-    store
-        .append_build_log("p", "b-1", &uid, 0, b"one\n")
-        .await
-        .unwrap();
-    store
-        .append_build_log("p", "b-1", &uid, 4, b"two\n")
-        .await
-        .unwrap();
-    store
-        .append_build_log("p", "b-1", &uid, 4, b"two\n")
-        .await
-        .unwrap();
-    let all = store.build_log("p", "b-1", &uid, 0).await.unwrap();
-    assert_eq!(all, vec![(0, b"one\n".to_vec()), (4, b"two\n".to_vec())]);
-    assert_eq!(store.build_log("p", "b-1", &uid, 4).await.unwrap().len(), 1);
-    assert!(store
-        .build_log("p", "b-1", "another-uid", 0)
-        .await
-        .unwrap()
-        .is_empty());
-
-    let input = BuildInput {
-        uid: uid.clone(),
-        location: "blobs/x".into(),
-        size: 3,
-        digest: "sha256:00".into(),
-    };
-    store.set_build_input("p", "b-1", &input).await.unwrap();
-    assert_eq!(store.build_input(&uid).await.unwrap(), Some(input.clone()));
-
-    // Nothing is swept while the build exists; everything once it is gone.
-    assert!(store.sweep_build_leftovers(-10).await.unwrap().is_empty());
-    assert_eq!(store.build_log("p", "b-1", &uid, 0).await.unwrap().len(), 2);
-    store.delete(kind("Build"), "p", "b-1", None).await.unwrap();
-    assert_eq!(store.sweep_build_leftovers(-10).await.unwrap(), vec![input]);
-    assert!(store
-        .build_log("p", "b-1", &uid, 0)
-        .await
-        .unwrap()
-        .is_empty());
-    assert!(store.build_input(&uid).await.unwrap().is_none());
 }
 
 async fn webhook_deliveries_claim_replay_and_trim(db: Db) {

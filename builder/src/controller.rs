@@ -19,6 +19,7 @@ use podspace_api::store::{Change, Store, StoreError, UpdateScope};
 use podspace_api::Status;
 use podspace_runtime::{Action, Controller};
 
+use crate::bookkeeping::BuildStore;
 use crate::instantiate::BUILD_CONFIG;
 use crate::phase::{self, NEW, PENDING, RUNNING};
 use crate::policy;
@@ -41,15 +42,17 @@ const ORPHAN_SWEEP_EVERY: Duration = Duration::from_secs(30);
 /// (namespace, None, build).
 pub struct BuildController {
     lease: Duration,
+    builds: BuildStore,
     started: Instant,
     last_orphans: Mutex<Instant>,
 }
 
 impl BuildController {
     /// `lease`: the build nodes' lease period.
-    pub fn new(lease: Duration) -> Self {
+    pub fn new(lease: Duration, builds: BuildStore) -> Self {
         BuildController {
             lease,
+            builds,
             started: Instant::now(),
             last_orphans: Mutex::new(Instant::now()),
         }
@@ -107,7 +110,7 @@ impl Controller for BuildController {
     /// renew before anything is declared lost.
     async fn tick(&self, store: &Store) -> Result<Vec<Key>, StoreError> {
         if self.started.elapsed() >= self.lease {
-            sweep_leases(store).await?;
+            sweep_leases(store, &self.builds).await?;
         }
         let orphans_due = {
             let mut last = self
@@ -121,7 +124,7 @@ impl Controller for BuildController {
             due
         };
         if orphans_due {
-            sweep_orphans(store, self.lease).await?;
+            sweep_orphans(store, &self.builds, self.lease).await?;
         }
         Ok(Vec::new())
     }
@@ -286,9 +289,9 @@ async fn prune(store: &Store, ns: &str, bc: &str, builds: &[Build]) -> Result<()
 }
 
 /// Ends the builds whose node stopped renewing its lease.
-pub async fn sweep_leases(store: &Store) -> Result<(), StoreError> {
+pub async fn sweep_leases(store: &Store, builds: &BuildStore) -> Result<(), StoreError> {
     let now = chrono::Utc::now().timestamp_millis();
-    for lease in store.build_leases().await? {
+    for lease in builds.build_leases().await? {
         if lease.expires_at > now {
             continue;
         }
@@ -303,7 +306,7 @@ pub async fn sweep_leases(store: &Store) -> Result<(), StoreError> {
         // A Pending build claimed by a node that died before starting it
         // simply goes back to the queue. Either way the lease's registry
         // token is of no use to anyone any more.
-        if store
+        if builds
             .release_build(&lease.uid, Some(lease.expires_at))
             .await?
         {
@@ -318,8 +321,12 @@ pub async fn sweep_leases(store: &Store) -> Result<(), StoreError> {
 /// Running builds with no lease at all (their node crashed between the
 /// claim and the first heartbeat, and the lease row went with a restore):
 /// ended like a lost node once they are older than a lease.
-async fn sweep_orphans(store: &Store, lease: Duration) -> Result<(), StoreError> {
-    let held: BTreeSet<String> = store
+async fn sweep_orphans(
+    store: &Store,
+    builds: &BuildStore,
+    lease: Duration,
+) -> Result<(), StoreError> {
+    let held: BTreeSet<String> = builds
         .build_leases()
         .await?
         .into_iter()

@@ -2,6 +2,7 @@
 //! the triggers that do it, the controller that queues builds by run
 //! policy and prunes history. The node that runs builds is `podspace-node`.
 
+pub mod bookkeeping;
 pub mod controller;
 pub mod instantiate;
 pub mod phase;

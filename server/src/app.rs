@@ -33,6 +33,8 @@ pub struct AppState {
     pub storage: Arc<dyn podspace_registry::storage::BlobStorage>,
     /// The registry's metadata (whether a blob lies at a location).
     pub registry_meta: podspace_registry::meta::RegistryStore,
+    /// Build leases, log chunks and binary inputs.
+    pub builds: podspace_builder::bookkeeping::BuildStore,
     /// Bumped on every build log append: wakes `log?follow=true` readers.
     pub build_logs: Arc<watch::Sender<u64>>,
     /// The lease polls' shared view of the Pending builds.
@@ -165,8 +167,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     ));
     controllers.spawn(podspace_builder::triggers::BuildTriggers);
     controllers.spawn(podspace_deployments::controller::DeploymentTriggers);
+    let builds = podspace_builder::bookkeeping::BuildStore::open(store.clone())
+        .await
+        .context("opening the build tables")?;
     controllers.spawn(podspace_builder::controller::BuildController::new(
         config.build_lease,
+        builds.clone(),
     ));
     let node_token = if config.node_slots > 0 {
         Some(bootstrap::embedded_node(&store, &authn).await?)
@@ -186,6 +192,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         registry_host: public_host.clone(),
         storage: storage.clone(),
         registry_meta,
+        builds,
         build_logs: Arc::new(watch::channel(0).0),
         pending_builds: Arc::default(),
         lease_wake: Arc::new(watch::channel(0).0),
@@ -337,7 +344,7 @@ fn spawn_build_sweep(state: AppState) {
                 _ = tick.tick() => {}
                 _ = stopped(&mut shutdown) => return,
             }
-            match state.store.sweep_build_leftovers(3600).await {
+            match state.builds.sweep_build_leftovers(3600).await {
                 Ok(inputs) => {
                     for input in inputs {
                         crate::rest::forget_build_input(&state, &input.location).await;

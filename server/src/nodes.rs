@@ -18,8 +18,9 @@ use podspace_api::auth::{Principal, BUILD_NODE_ROLE};
 use podspace_api::model::build::{BuildStatusOutput, BuildStatusOutputTo};
 use podspace_api::model::{Build, ConfigMap, Secret};
 use podspace_api::selector::LabelSelector;
-use podspace_api::store::{BuildLease, UpdateScope};
+use podspace_api::store::UpdateScope;
 use podspace_api::{Reason, Status};
+use podspace_builder::bookkeeping::BuildLease;
 use podspace_builder::phase;
 use podspace_node::protocol::{
     BuildReport, GitAuth, Heartbeat, HeartbeatReply, InputFiles, InputKind, LeaseGrant,
@@ -96,7 +97,7 @@ async fn check_node(state: &AppState, caller: Option<&Caller>, node: &str) -> Ap
 /// The build `ns/name` if `node` holds its lease.
 async fn leased_build(state: &AppState, node: &str, ns: &str, name: &str) -> ApiResult<Build> {
     let build = state.store.get_as::<Build>(ns, name).await?;
-    match state.store.build_lease(&build.metadata.uid).await? {
+    match state.builds.build_lease(&build.metadata.uid).await? {
         Some(l) if l.node == node => Ok(build),
         _ => Err(ApiError(Status::new(
             Reason::Conflict,
@@ -191,7 +192,7 @@ async fn try_lease(state: &AppState, node: &str) -> ApiResult<Option<LeaseGrant>
     for b in queue.iter() {
         let binary = b.spec.is_binary();
         let input = match binary {
-            true => state.store.build_input(&b.metadata.uid).await?,
+            true => state.builds.build_input(&b.metadata.uid).await?,
             false => None,
         };
         if binary && input.is_none() {
@@ -205,7 +206,7 @@ async fn try_lease(state: &AppState, node: &str) -> ApiResult<Option<LeaseGrant>
             node: node.to_string(),
             expires_at: now_ms() + lease_ms,
         };
-        if !state.store.claim_build(&lease).await? {
+        if !state.builds.claim_build(&lease).await? {
             continue;
         }
         // The claim is only an offer until the node confirms it (its first
@@ -218,7 +219,7 @@ async fn try_lease(state: &AppState, node: &str) -> ApiResult<Option<LeaseGrant>
         {
             Ok(c) => c,
             Err(e) => {
-                state.store.release_build(&lease.uid, None).await?;
+                state.builds.release_build(&lease.uid, None).await?;
                 return Err(e.into());
             }
         };
@@ -227,13 +228,13 @@ async fn try_lease(state: &AppState, node: &str) -> ApiResult<Option<LeaseGrant>
                 && phase::phase(c) == phase::PENDING
                 && !phase::cancel_requested(c)
         }) else {
-            state.store.release_build(&lease.uid, None).await?;
+            state.builds.release_build(&lease.uid, None).await?;
             continue;
         };
         let input_files = match input_files(state, &build).await {
             Ok(Ok(files)) => files,
             Ok(Err(missing)) => {
-                state.store.release_build(&lease.uid, None).await?;
+                state.builds.release_build(&lease.uid, None).await?;
                 podspace_builder::controller::transition(&state.store, &build, |b| {
                     phase::set(b, phase::FAILED, "MissingBuildInput", &missing);
                 })
@@ -241,7 +242,7 @@ async fn try_lease(state: &AppState, node: &str) -> ApiResult<Option<LeaseGrant>
                 continue;
             }
             Err(e) => {
-                state.store.release_build(&lease.uid, None).await?;
+                state.builds.release_build(&lease.uid, None).await?;
                 return Err(e);
             }
         };
@@ -401,7 +402,7 @@ async fn heartbeat_inner(state: AppState, node: String, req: Request) -> ApiResu
         .map_err(|e| ApiError(Status::bad_request(format!("invalid heartbeat: {e}"))))?;
     let expires = now_ms() + state.config.build_lease.as_millis() as i64;
     let held = state
-        .store
+        .builds
         .renew_leases(&node, &beat.builds, expires)
         .await?;
     let held_set: BTreeSet<&String> = held.iter().collect();
@@ -415,7 +416,7 @@ async fn heartbeat_inner(state: AppState, node: String, req: Request) -> ApiResu
         ..Default::default()
     };
     for uid in &held {
-        let Some(lease) = state.store.build_lease(uid).await? else {
+        let Some(lease) = state.builds.build_lease(uid).await? else {
             continue;
         };
         let stop = match state
@@ -463,7 +464,7 @@ async fn append_log(
                 )));
             }
             state
-                .store
+                .builds
                 .append_build_log(&ns, &name, &build.metadata.uid, q.pos, &data)
                 .await?;
             state.build_logs.send_modify(|n| *n += 1);
@@ -553,7 +554,7 @@ async fn report_inner(
         })
         .await?;
     if terminal {
-        state.store.release_build(&uid, None).await?;
+        state.builds.release_build(&uid, None).await?;
         // The build's push token dies with it (a replica's token cache may
         // still accept it for its last few seconds).
         state
@@ -586,7 +587,7 @@ async fn input_inner(
     check_node(&state, caller.as_ref(), &node).await?;
     let build = leased_build(&state, &node, &ns, &name).await?;
     let input = state
-        .store
+        .builds
         .build_input(&build.metadata.uid)
         .await?
         .ok_or_else(|| {

@@ -9,7 +9,6 @@
 //! never miss an event, on either backend and across replicas.
 
 mod batch;
-mod builds;
 mod cache;
 mod consumer;
 mod credentials;
@@ -35,7 +34,6 @@ use serde_json::Value;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
 
-pub use builds::{BuildInput, BuildLease};
 use cache::{Cached, ObjectCache};
 pub use consumer::{Change, Pending};
 pub use credentials::TokenRecord;

@@ -40,17 +40,6 @@ const TABLES: &[&str] = &[
 const BOOKKEEPING: &[&str] = &[
     // Values a server keeps for all its replicas (see server_keys.rs).
     "CREATE TABLE IF NOT EXISTS server_keys (name TEXT PRIMARY KEY, value {bytes} NOT NULL)",
-    // Build bookkeeping (see builds.rs): which node runs which build until
-    // when, the build logs, and where a binary build's input lies.
-    "CREATE TABLE IF NOT EXISTS build_leases (
-        uid TEXT PRIMARY KEY, namespace TEXT NOT NULL, name TEXT NOT NULL,
-        node TEXT NOT NULL, expires_at BIGINT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS build_logs (
-        namespace TEXT NOT NULL, name TEXT NOT NULL, uid TEXT NOT NULL, pos BIGINT NOT NULL,
-        data {bytes} NOT NULL, PRIMARY KEY (namespace, name, uid, pos))",
-    "CREATE TABLE IF NOT EXISTS build_inputs (
-        uid TEXT PRIMARY KEY, namespace TEXT NOT NULL, name TEXT NOT NULL,
-        location TEXT NOT NULL, size BIGINT NOT NULL, digest TEXT NOT NULL, created_at BIGINT NOT NULL)",
     // Webhook deliveries (see webhooks.rs): the replay guard and history.
     "CREATE TABLE IF NOT EXISTS webhook_deliveries (
         namespace TEXT NOT NULL, config TEXT NOT NULL, delivery TEXT NOT NULL,

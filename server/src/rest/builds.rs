@@ -12,8 +12,8 @@ use futures_util::StreamExt;
 use podspace_api::auth::{Principal, Verb};
 use podspace_api::model::build::{GitSourceRevision, SourceControlUser, SourceRevision};
 use podspace_api::model::{Build, BuildConfig, BuildRequest};
-use podspace_api::store::BuildInput;
 use podspace_api::{Reason, Status};
+use podspace_builder::bookkeeping::BuildInput;
 use podspace_builder::phase;
 use podspace_builder::triggers::{self, Input};
 use serde_json::json;
@@ -237,7 +237,7 @@ async fn binary(
         digest: digest.to_string(),
     };
     if let Err(e) = state
-        .store
+        .builds
         .set_build_input(&build.metadata.namespace, &build.metadata.name, &input)
         .await
     {
@@ -339,7 +339,7 @@ async fn log(state: &AppState, target: &Target, name: &str, query: &Query) -> Ap
         commits.borrow_and_update();
         build = state.store.get_as::<Build>(&ns, &name).await?;
     }
-    let first = state.store.build_log(&ns, &name, &uid, 0).await?;
+    let first = state.builds.build_log(&ns, &name, &uid, 0).await?;
     let ph = phase::phase(&build).to_string();
     if first.is_empty() && matches!(ph.as_str(), phase::CANCELLED | phase::ERROR) {
         let why = if ph == phase::CANCELLED {
@@ -352,6 +352,7 @@ async fn log(state: &AppState, target: &Target, name: &str, query: &Query) -> Ap
         ))));
     }
     let store = state.store.clone();
+    let builds = state.builds.clone();
     let mut notices = state.build_logs.subscribe();
     // The end comes as a commit (the node's final report), not as a log append.
     let mut commits = state.store.subscribe_commits();
@@ -377,7 +378,7 @@ async fn log(state: &AppState, target: &Target, name: &str, query: &Query) -> Ap
                 Ok(b) => b.metadata.uid != uid || phase::is_terminal(phase::phase(&b)),
                 Err(_) => true,
             };
-            chunks = match store.build_log(&ns, &name, &uid, pos).await {
+            chunks = match builds.build_log(&ns, &name, &uid, pos).await {
                 Ok(c) => c,
                 Err(e) => {
                     let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;

@@ -7,9 +7,31 @@
 //! nodes (or two API replicas) racing for the same build exactly one insert
 //! succeeds.
 
+use podspace_api::store::{Schema, Store, StoreError};
 use sqlx::Row;
 
-use super::{Store, StoreError};
+/// The build bookkeeping tables. `{bytes}` is the backend's binary type.
+pub const SCHEMA: Schema = Schema {
+    tables: &[
+        "CREATE TABLE IF NOT EXISTS build_leases (
+            uid TEXT PRIMARY KEY, namespace TEXT NOT NULL, name TEXT NOT NULL,
+            node TEXT NOT NULL, expires_at BIGINT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS build_logs (
+            namespace TEXT NOT NULL, name TEXT NOT NULL, uid TEXT NOT NULL, pos BIGINT NOT NULL,
+            data {bytes} NOT NULL, PRIMARY KEY (namespace, name, uid, pos))",
+        "CREATE TABLE IF NOT EXISTS build_inputs (
+            uid TEXT PRIMARY KEY, namespace TEXT NOT NULL, name TEXT NOT NULL,
+            location TEXT NOT NULL, size BIGINT NOT NULL, digest TEXT NOT NULL, created_at BIGINT NOT NULL)",
+    ],
+    added_columns: &[],
+    after: &[],
+};
+
+/// Build bookkeeping in the store.
+#[derive(Clone)]
+pub struct BuildStore {
+    store: Store,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildLease {
@@ -38,7 +60,13 @@ fn lease_from(r: &sqlx::any::AnyRow) -> Result<BuildLease, StoreError> {
     })
 }
 
-impl Store {
+impl BuildStore {
+    /// The build tables in `store`, created or brought up to date.
+    pub async fn open(store: Store) -> Result<BuildStore, StoreError> {
+        store.ensure_schema(&SCHEMA).await?;
+        Ok(BuildStore { store })
+    }
+
     /// Claims a build for `lease.node`; false when another node holds it.
     pub async fn claim_build(&self, lease: &BuildLease) -> Result<bool, StoreError> {
         let r = sqlx::query(
@@ -50,7 +78,7 @@ impl Store {
         .bind(&lease.name)
         .bind(&lease.node)
         .bind(lease.expires_at)
-        .execute(self.write_pool())
+        .execute(self.store.writer())
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -69,7 +97,7 @@ impl Store {
                     .bind(expires_at)
                     .bind(uid)
                     .bind(node)
-                    .execute(self.write_pool())
+                    .execute(self.store.writer())
                     .await?;
             if r.rows_affected() == 1 {
                 held.push(uid.clone());
@@ -83,14 +111,14 @@ impl Store {
             "SELECT uid, namespace, name, node, expires_at FROM build_leases WHERE uid = $1",
         )
         .bind(uid)
-        .fetch_optional(self.read_pool())
+        .fetch_optional(self.store.reader())
         .await?;
         row.as_ref().map(lease_from).transpose()
     }
 
     pub async fn build_leases(&self) -> Result<Vec<BuildLease>, StoreError> {
         let rows = sqlx::query("SELECT uid, namespace, name, node, expires_at FROM build_leases")
-            .fetch_all(self.read_pool())
+            .fetch_all(self.store.reader())
             .await?;
         rows.iter().map(lease_from).collect()
     }
@@ -107,13 +135,13 @@ impl Store {
                 sqlx::query("DELETE FROM build_leases WHERE uid = $1 AND expires_at = $2")
                     .bind(uid)
                     .bind(at)
-                    .execute(self.write_pool())
+                    .execute(self.store.writer())
                     .await?
             }
             None => {
                 sqlx::query("DELETE FROM build_leases WHERE uid = $1")
                     .bind(uid)
-                    .execute(self.write_pool())
+                    .execute(self.store.writer())
                     .await?
             }
         };
@@ -139,7 +167,7 @@ impl Store {
         .bind(uid)
         .bind(pos)
         .bind(data)
-        .execute(self.write_pool())
+        .execute(self.store.writer())
         .await?;
         Ok(())
     }
@@ -160,7 +188,7 @@ impl Store {
         .bind(name)
         .bind(uid)
         .bind(from)
-        .fetch_all(self.read_pool())
+        .fetch_all(self.store.reader())
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
@@ -184,7 +212,7 @@ impl Store {
         .bind(input.size)
         .bind(&input.digest)
         .bind(chrono::Utc::now().timestamp())
-        .execute(self.write_pool())
+        .execute(self.store.writer())
         .await?;
         Ok(())
     }
@@ -193,7 +221,7 @@ impl Store {
         let row =
             sqlx::query("SELECT uid, location, size, digest FROM build_inputs WHERE uid = $1")
                 .bind(uid)
-                .fetch_optional(self.read_pool())
+                .fetch_optional(self.store.reader())
                 .await?;
         row.map(|r| {
             Ok(BuildInput {
@@ -211,13 +239,15 @@ impl Store {
     /// can delete their bytes. Inputs younger than `grace` seconds are kept:
     /// their build may be about to be created.
     pub async fn sweep_build_leftovers(&self, grace: i64) -> Result<Vec<BuildInput>, StoreError> {
+        // The store's `objects` table, read by its key columns (kind,
+        // namespace, name): one statement instead of a list of every Build.
         let gone = "NOT EXISTS (SELECT 1 FROM objects o WHERE o.kind = 'Build'
              AND o.namespace = t.namespace AND o.name = t.name)";
         for table in ["build_logs", "build_leases"] {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE uid IN (SELECT t.uid FROM {table} t WHERE {gone})"
             ))
-            .execute(self.write_pool())
+            .execute(self.store.writer())
             .await?;
         }
         let cutoff = chrono::Utc::now().timestamp() - grace;
@@ -225,7 +255,7 @@ impl Store {
             "SELECT t.uid, t.location, t.size, t.digest FROM build_inputs t WHERE t.created_at < $1 AND {gone}"
         ))
         .bind(cutoff)
-        .fetch_all(self.read_pool())
+        .fetch_all(self.store.reader())
         .await?;
         let mut out = Vec::new();
         for r in rows {
@@ -237,7 +267,7 @@ impl Store {
             };
             sqlx::query("DELETE FROM build_inputs WHERE uid = $1")
                 .bind(&input.uid)
-                .execute(self.write_pool())
+                .execute(self.store.writer())
                 .await?;
             out.push(input);
         }
