@@ -5,6 +5,8 @@
 pub mod bookkeeping;
 pub mod controller;
 pub mod instantiate;
+pub mod leases;
 pub mod phase;
 pub mod policy;
+pub mod protocol;
 pub mod triggers;

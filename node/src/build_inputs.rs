@@ -9,8 +9,8 @@ use std::path::{Component, Path, PathBuf};
 use podspace_s2i::injection::{self, Injection, CONFIG_MAPS_DIR, SECRETS_DIR};
 
 use super::log::BuildLog;
-use super::protocol::{InputFiles, InputKind, LeaseGrant};
 use super::run::Outcome;
+use podspace_builder::protocol::{InputFiles, InputKind, LeaseGrant};
 
 const REASON: &str = "CannotInjectBuildInputs";
 

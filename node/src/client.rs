@@ -8,7 +8,9 @@ use futures_util::StreamExt;
 use reqwest::StatusCode;
 use tokio::io::AsyncWriteExt;
 
-use super::protocol::{BuildReport, Heartbeat, HeartbeatReply, LeaseGrant, LeaseRequest, PREFIX};
+use podspace_builder::protocol::{
+    BuildReport, Heartbeat, HeartbeatReply, LeaseGrant, LeaseRequest, PREFIX,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

@@ -8,9 +8,9 @@ use podspace_api::model::build::SourceRevision;
 
 use super::client::NodeClient;
 use super::log::BuildLog;
-use super::protocol::LeaseGrant;
 use super::run::{BuildMeta, Outcome};
 use super::source::{self, GitSource};
+use podspace_builder::protocol::LeaseGrant;
 
 pub struct Inputs {
     /// The fetched source tree (may be empty).
@@ -55,7 +55,7 @@ pub async fn fetch(
             Err(e) => return Err(Outcome::Error("FetchSourceFailed", e.to_string())),
         }
         let as_file = binary.as_file.clone().unwrap_or_default();
-        let limits = grant.context_limits();
+        let limits = source::ContextLimits::of(grant);
         let unpacked = tokio::task::spawn_blocking(move || {
             source::unpack_binary(
                 &file,

@@ -11,7 +11,6 @@ mod image_file;
 mod images;
 mod inputs;
 pub mod log;
-pub mod protocol;
 mod pull;
 mod run;
 pub mod source;

@@ -20,8 +20,8 @@ use super::engine::ContainerEngine;
 use super::image_file::{self, ImageFileError};
 use super::images::{image_uses, onbuild_images, pin};
 use super::log::BuildLog;
-use super::protocol::LeaseGrant;
 use super::run::Outcome;
+use podspace_builder::protocol::LeaseGrant;
 
 /// What an image is read for: a base or builder image (the strategy's pull
 /// secret), or the previous output of an incremental build (the push

@@ -16,13 +16,13 @@ use super::client::NodeClient;
 use super::engine::{BuildSpec, ContainerEngine};
 use super::inputs::{self, Inputs};
 use super::log::BuildLog;
-use super::protocol::{BuildReport, LeaseGrant};
 use super::pull;
 use super::source;
 use super::source_strategy;
 use super::strategy;
 use super::{NodeConfig, Running};
 use podspace_api::model::build as phase;
+use podspace_builder::protocol::{BuildReport, LeaseGrant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
@@ -337,7 +337,7 @@ async fn execute(
         context_tar.clone(),
         plan.dockerfile.clone(),
     );
-    let limits = grant.context_limits();
+    let limits = source::ContextLimits::of(grant);
     match tokio::task::spawn_blocking(move || source::tar_context(&c, &t, &d, limits)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Outcome::Failed("FetchSourceFailed", e.to_string()),
@@ -428,7 +428,10 @@ async fn execute(
     }
 }
 
-fn docker_credentials(host: &str, auth: &super::protocol::RegistryAuth) -> DockerCredentials {
+fn docker_credentials(
+    host: &str,
+    auth: &podspace_builder::protocol::RegistryAuth,
+) -> DockerCredentials {
     DockerCredentials {
         username: Some(auth.username.clone()),
         password: Some(auth.password.clone()),

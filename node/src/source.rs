@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use git2::{Cred, FetchOptions, RemoteCallbacks, Repository};
 use podspace_api::model::build::{GitSourceRevision, SourceControlUser, SourceRevision};
 
-use super::protocol::GitAuth;
+use podspace_builder::protocol::GitAuth;
 use podspace_s2i::ignore::DockerIgnore;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +35,14 @@ pub struct ContextLimits {
 }
 
 impl ContextLimits {
+    /// The limits the API granted with a lease.
+    pub fn of(grant: &podspace_builder::protocol::LeaseGrant) -> ContextLimits {
+        ContextLimits {
+            bytes: grant.max_context_bytes,
+            entries: grant.max_context_entries,
+        }
+    }
+
     fn check(&self, what: &str, bytes: u64, entries: u64) -> Result<(), SourceError> {
         if bytes > self.bytes {
             return Err(SourceError::TooLarge(format!(

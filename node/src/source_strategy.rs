@@ -20,11 +20,11 @@ use super::dockerfile;
 use super::engine::ContainerEngine;
 use super::inputs::Inputs;
 use super::log::BuildLog;
-use super::protocol::LeaseGrant;
 use super::pull::{self, Purpose};
 use super::run::{build_env, pairs, BuildMeta, Outcome};
 use super::source;
 use super::strategy::BuildPlan;
+use podspace_builder::protocol::LeaseGrant;
 
 /// The most a fetched script may be.
 const MAX_SCRIPT_BYTES: u64 = 1 << 20;

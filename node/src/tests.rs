@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::engine::fake::FakeEngine;
-use crate::protocol::{BuildReport, Heartbeat, HeartbeatReply, LeaseGrant, PREFIX};
 use crate::{run_on, NodeConfig};
+use podspace_builder::protocol::{BuildReport, Heartbeat, HeartbeatReply, LeaseGrant, PREFIX};
 
 const UID: &str = "uid-web-1";
 const OUTPUT: &str = "127.0.0.1:5000/shop/web:v1";

@@ -37,8 +37,8 @@ pub struct AppState {
     pub builds: podspace_builder::bookkeeping::BuildStore,
     /// Bumped on every build log append: wakes `log?follow=true` readers.
     pub build_logs: Arc<watch::Sender<u64>>,
-    /// The lease polls' shared view of the Pending builds.
-    pub pending_builds: Arc<crate::nodes::PendingBuilds>,
+    /// Offers builds to nodes and takes their reports.
+    pub leases: Arc<podspace_builder::leases::Leases>,
     /// Wakes lease polls for what is not a commit (a binary input stored).
     pub lease_wake: Arc<watch::Sender<u64>>,
     /// The per-BuildConfig rate of webhook deliveries.
@@ -181,6 +181,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
 
     let config_limits = config.limits.clone();
+    let leases = Arc::new(podspace_builder::leases::Leases::new(
+        store.clone(),
+        builds.clone(),
+        authn.clone(),
+        podspace_builder::leases::LeaseTerms {
+            lease: config.build_lease,
+            registry: public_host.clone(),
+            max_context_bytes: config.limits.max_binary_context,
+            max_context_entries: config.limits.max_binary_entries,
+            allow_root_assemble: config.s2i_allow_root,
+        },
+    ));
     let state = AppState {
         store: store.clone(),
         authz,
@@ -194,7 +206,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         registry_meta,
         builds,
         build_logs: Arc::new(watch::channel(0).0),
-        pending_builds: Arc::default(),
+        leases,
         lease_wake: Arc::new(watch::channel(0).0),
         webhook_rate: Arc::new(rest::webhook_rate::WebhookRate::new(
             config_limits.webhook_rate,

@@ -4,8 +4,6 @@
 //! cluster-admins) may speak it, and every call about a build is refused
 //! unless the calling node holds that build's lease.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -15,30 +13,21 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use podspace_api::auth::{Principal, BUILD_NODE_ROLE};
-use podspace_api::model::build::{BuildStatusOutput, BuildStatusOutputTo};
-use podspace_api::model::{Build, ConfigMap, Secret};
-use podspace_api::selector::LabelSelector;
-use podspace_api::store::UpdateScope;
+use podspace_api::model::Build;
 use podspace_api::{Reason, Status};
-use podspace_builder::bookkeeping::BuildLease;
-use podspace_builder::phase;
-use podspace_node::protocol::{
-    BuildReport, GitAuth, Heartbeat, HeartbeatReply, InputFiles, InputKind, LeaseGrant,
-    LeaseRequest, RegistryAuth,
-};
+use podspace_builder::leases::LeaseError;
+use podspace_builder::protocol::{BuildReport, Heartbeat, LeaseRequest};
 
 use crate::app::AppState;
 use crate::http::{json_response, read_body, ApiError, ApiResult, Caller};
 
-/// How long binary input may take to arrive before its build is given up.
-const BINARY_INPUT_TIMEOUT: i64 = 300;
 const MAX_LOG_CHUNK: usize = 4 << 20;
 /// A build's stored log stops growing here (a runaway build must not fill
 /// the store); the build itself goes on.
 const MAX_BUILD_LOG: i64 = 64 << 20;
 
 pub fn routes() -> Router<AppState> {
-    let p = podspace_node::protocol::PREFIX;
+    let p = podspace_builder::protocol::PREFIX;
     Router::new()
         .route(&format!("{p}/{{node}}/lease"), post(lease))
         .route(&format!("{p}/{{node}}/heartbeat"), post(heartbeat))
@@ -56,8 +45,15 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+impl From<LeaseError> for ApiError {
+    fn from(e: LeaseError) -> Self {
+        match e {
+            LeaseError::Store(e) => e.into(),
+            LeaseError::Auth(e) => e.into(),
+            LeaseError::NotHolder { .. } => ApiError(Status::new(Reason::Conflict, e.to_string())),
+            LeaseError::Encode(e) => ApiError(Status::internal(format!("encoding the build: {e}"))),
+        }
+    }
 }
 
 fn respond(r: ApiResult<Response>) -> Response {
@@ -96,14 +92,7 @@ async fn check_node(state: &AppState, caller: Option<&Caller>, node: &str) -> Ap
 
 /// The build `ns/name` if `node` holds its lease.
 async fn leased_build(state: &AppState, node: &str, ns: &str, name: &str) -> ApiResult<Build> {
-    let build = state.store.get_as::<Build>(ns, name).await?;
-    match state.builds.build_lease(&build.metadata.uid).await? {
-        Some(l) if l.node == node => Ok(build),
-        _ => Err(ApiError(Status::new(
-            Reason::Conflict,
-            format!("node {node:?} does not hold the lease of build {ns}/{name}"),
-        ))),
-    }
+    Ok(state.leases.leased_build(node, ns, name).await?)
 }
 
 async fn lease(State(state): State<AppState>, Path(node): Path<String>, req: Request) -> Response {
@@ -120,7 +109,7 @@ async fn lease_inner(state: AppState, node: String, req: Request) -> ApiResult<R
     let mut wake = state.lease_wake.subscribe();
     let mut shutdown = state.shutdown.clone();
     loop {
-        if let Some(grant) = try_lease(&state, &node).await? {
+        if let Some(grant) = state.leases.offer(&node).await? {
             return Ok(json_response(
                 StatusCode::OK,
                 serde_json::to_vec(&grant).unwrap_or_default(),
@@ -137,256 +126,6 @@ async fn lease_inner(state: AppState, node: String, req: Request) -> ApiResult<R
     }
 }
 
-/// The Pending builds, oldest first, as of a local commit. Every waiting
-/// lease poll of this replica is woken by the same commit; one of them
-/// lists the builds and the others reuse that list (a stale entry only
-/// costs a failed claim). Other replicas' commits are seen within the TTL.
-#[derive(Default)]
-pub struct PendingBuilds {
-    cached: tokio::sync::Mutex<Option<PendingSnapshot>>,
-}
-
-struct PendingSnapshot {
-    /// The local commit it was listed after.
-    rv: i64,
-    listed: std::time::Instant,
-    builds: Arc<Vec<Build>>,
-}
-
-const PENDING_TTL: Duration = Duration::from_millis(500);
-
-impl PendingBuilds {
-    async fn get(&self, state: &AppState) -> ApiResult<Arc<Vec<Build>>> {
-        let rv = *state.store.subscribe_commits().borrow();
-        let mut cached = self.cached.lock().await;
-        if let Some(snap) = cached.as_ref() {
-            if snap.rv == rv && snap.listed.elapsed() < PENDING_TTL {
-                return Ok(snap.builds.clone());
-            }
-        }
-        let (builds, _) = state
-            .store
-            .list_as::<Build>("", &LabelSelector::everything())
-            .await?;
-        let mut queue: Vec<Build> = builds
-            .into_iter()
-            .filter(|b| phase::phase(b) == phase::PENDING && !phase::cancel_requested(b))
-            .collect();
-        queue.sort_by(|a, b| {
-            (&a.metadata.creation_timestamp, phase::number(a))
-                .cmp(&(&b.metadata.creation_timestamp, phase::number(b)))
-        });
-        let builds = Arc::new(queue);
-        *cached = Some(PendingSnapshot {
-            rv,
-            listed: std::time::Instant::now(),
-            builds: builds.clone(),
-        });
-        Ok(builds)
-    }
-}
-
-async fn try_lease(state: &AppState, node: &str) -> ApiResult<Option<LeaseGrant>> {
-    let queue = state.pending_builds.get(state).await?;
-    let lease_ms = state.config.build_lease.as_millis() as i64;
-    for b in queue.iter() {
-        let binary = b.spec.is_binary();
-        let input = match binary {
-            true => state.builds.build_input(&b.metadata.uid).await?,
-            false => None,
-        };
-        if binary && input.is_none() {
-            give_up_on_missing_input(state, b).await?;
-            continue;
-        }
-        let lease = BuildLease {
-            uid: b.metadata.uid.clone(),
-            namespace: b.metadata.namespace.clone(),
-            name: b.metadata.name.clone(),
-            node: node.to_string(),
-            expires_at: now_ms() + lease_ms,
-        };
-        if !state.builds.claim_build(&lease).await? {
-            continue;
-        }
-        // The claim is only an offer until the node confirms it (its first
-        // report, Running): a node that vanished while its lease poll was
-        // answered never starts the build, and the offer simply expires.
-        let current = match state
-            .store
-            .find_as::<Build>(&b.metadata.namespace, &b.metadata.name)
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                state.builds.release_build(&lease.uid, None).await?;
-                return Err(e.into());
-            }
-        };
-        let Some(build) = current.filter(|c| {
-            c.metadata.uid == b.metadata.uid
-                && phase::phase(c) == phase::PENDING
-                && !phase::cancel_requested(c)
-        }) else {
-            state.builds.release_build(&lease.uid, None).await?;
-            continue;
-        };
-        let input_files = match input_files(state, &build).await {
-            Ok(Ok(files)) => files,
-            Ok(Err(missing)) => {
-                state.builds.release_build(&lease.uid, None).await?;
-                podspace_builder::controller::transition(&state.store, &build, |b| {
-                    phase::set(b, phase::FAILED, "MissingBuildInput", &missing);
-                })
-                .await?;
-                continue;
-            }
-            Err(e) => {
-                state.builds.release_build(&lease.uid, None).await?;
-                return Err(e);
-            }
-        };
-        let ns = build.metadata.namespace.clone();
-        let token = state
-            .authn
-            .issue_token(
-                &Principal::service_account(&ns, "builder").name,
-                Duration::from_secs(6 * 3600),
-                &podspace_builder::controller::token_description(&build.metadata.uid),
-            )
-            .await?;
-        tracing::info!(namespace = %ns, build = %build.metadata.name, node, "build leased");
-        return Ok(Some(LeaseGrant {
-            git_auth: git_auth(state, &build).await?,
-            push_auths: registry_auths(state, &build, build.spec.push_secret()).await?,
-            pull_auths: registry_auths(state, &build, build.spec.strategy.pull_secret()).await?,
-            has_input: input.is_some(),
-            build: serde_json::to_value(&build)
-                .map_err(|e| ApiError(Status::internal(format!("encoding the build: {e}"))))?,
-            lease_seconds: state.config.build_lease.as_secs(),
-            registry: state.registry_host.clone(),
-            registry_token: token.token,
-            max_context_bytes: state.config.limits.max_binary_context,
-            max_context_entries: state.config.limits.max_binary_entries,
-            allow_root_assemble: state.config.s2i_allow_root,
-            input_files,
-        }));
-    }
-    Ok(None)
-}
-
-/// A binary build whose upload never arrived (the uploader died between
-/// creating the build and recording the input) is cancelled after a while.
-async fn give_up_on_missing_input(state: &AppState, b: &Build) -> ApiResult<()> {
-    let created = chrono::DateTime::parse_from_rfc3339(&b.metadata.creation_timestamp)
-        .map(|t| t.timestamp())
-        .unwrap_or(0);
-    if chrono::Utc::now().timestamp() - created < BINARY_INPUT_TIMEOUT {
-        return Ok(());
-    }
-    podspace_builder::controller::transition(&state.store, b, |b| {
-        if phase::cancel(b) {
-            b.status.message = "The binary input never arrived.".into();
-        }
-    })
-    .await?;
-    Ok(())
-}
-
-/// A Secret of the build's project.
-async fn build_secret(
-    state: &AppState,
-    build: &Build,
-    name: Option<&str>,
-) -> ApiResult<Option<Secret>> {
-    let Some(name) = name else {
-        return Ok(None);
-    };
-    Ok(state
-        .store
-        .find_as::<Secret>(&build.metadata.namespace, name)
-        .await?)
-}
-
-/// `spec.source.secrets` and `configMaps`, read in the build's project; a
-/// missing one is the message the build fails with.
-async fn input_files(
-    state: &AppState,
-    build: &Build,
-) -> ApiResult<Result<Vec<InputFiles>, String>> {
-    use base64::Engine;
-    let b64 = |files: BTreeMap<String, Vec<u8>>| -> BTreeMap<String, String> {
-        files
-            .into_iter()
-            .map(|(k, v)| (k, base64::engine::general_purpose::STANDARD.encode(v)))
-            .collect()
-    };
-    let ns = &build.metadata.namespace;
-    let Some(source) = build.spec.source.as_ref() else {
-        return Ok(Ok(Vec::new()));
-    };
-    let mut out = Vec::new();
-    for (i, s) in source.secrets.iter().flatten().enumerate() {
-        let name = &s.secret.name;
-        let Some(secret) = state.store.find_as::<Secret>(ns, name).await? else {
-            return Ok(Err(format!(
-                "secret {name:?} (spec.source.secrets[{i}]) not found in project {ns:?}"
-            )));
-        };
-        out.push(InputFiles {
-            kind: InputKind::Secret,
-            name: name.clone(),
-            destination_dir: s.destination_dir.clone().unwrap_or_default(),
-            files: b64(secret.files()),
-        });
-    }
-    for (i, m) in source.config_maps.iter().flatten().enumerate() {
-        let name = &m.config_map.name;
-        let Some(map) = state.store.find_as::<ConfigMap>(ns, name).await? else {
-            return Ok(Err(format!(
-                "configMap {name:?} (spec.source.configMaps[{i}]) not found in project {ns:?}"
-            )));
-        };
-        out.push(InputFiles {
-            kind: InputKind::ConfigMap,
-            name: name.clone(),
-            destination_dir: m.destination_dir.clone().unwrap_or_default(),
-            files: b64(map.files()),
-        });
-    }
-    Ok(Ok(out))
-}
-
-/// `spec.source.sourceSecret`: a basic-auth Secret (`username` and
-/// `password`, or a `token` used as the password).
-async fn git_auth(state: &AppState, build: &Build) -> ApiResult<Option<GitAuth>> {
-    let Some(secret) = build_secret(state, build, build.spec.source_secret()).await? else {
-        return Ok(None);
-    };
-    let password = secret.value("password").or_else(|| secret.value("token"));
-    Ok(password.map(|password| GitAuth {
-        username: secret.value("username").unwrap_or_else(|| "git".into()),
-        password,
-    }))
-}
-
-/// Credentials for other registries: `output.pushSecret` (push) and the
-/// strategy's `pullSecret` (base images), as Docker config Secrets.
-async fn registry_auths(
-    state: &AppState,
-    build: &Build,
-    secret: Option<&str>,
-) -> ApiResult<BTreeMap<String, RegistryAuth>> {
-    let Some(secret) = build_secret(state, build, secret).await? else {
-        return Ok(BTreeMap::new());
-    };
-    Ok(secret
-        .registry_credentials()
-        .into_iter()
-        .map(|(host, (username, password))| (host, RegistryAuth { username, password }))
-        .collect())
-}
-
 async fn heartbeat(
     State(state): State<AppState>,
     Path(node): Path<String>,
@@ -400,41 +139,7 @@ async fn heartbeat_inner(state: AppState, node: String, req: Request) -> ApiResu
     let body = read_body(req.into_body(), 1 << 20).await?;
     let beat: Heartbeat = serde_json::from_slice(&body)
         .map_err(|e| ApiError(Status::bad_request(format!("invalid heartbeat: {e}"))))?;
-    let expires = now_ms() + state.config.build_lease.as_millis() as i64;
-    let held = state
-        .builds
-        .renew_leases(&node, &beat.builds, expires)
-        .await?;
-    let held_set: BTreeSet<&String> = held.iter().collect();
-    let mut reply = HeartbeatReply {
-        lost: beat
-            .builds
-            .iter()
-            .filter(|u| !held_set.contains(u))
-            .cloned()
-            .collect(),
-        ..Default::default()
-    };
-    for uid in &held {
-        let Some(lease) = state.builds.build_lease(uid).await? else {
-            continue;
-        };
-        let stop = match state
-            .store
-            .find_as::<Build>(&lease.namespace, &lease.name)
-            .await?
-        {
-            Some(b) => {
-                b.metadata.uid != *uid
-                    || phase::cancel_requested(&b)
-                    || phase::is_terminal(phase::phase(&b))
-            }
-            None => true,
-        };
-        if stop {
-            reply.cancel.push(uid.clone());
-        }
-    }
+    let reply = state.leases.heartbeat(&node, &beat.builds).await?;
     Ok(Json(reply).into_response())
 }
 
@@ -494,76 +199,11 @@ async fn report_inner(
     let body = read_body(req.into_body(), 1 << 20).await?;
     let r: BuildReport = serde_json::from_slice(&body)
         .map_err(|e| ApiError(Status::bad_request(format!("invalid build report: {e}"))))?;
-    if !matches!(
-        r.phase.as_str(),
-        phase::RUNNING | phase::COMPLETE | phase::FAILED | phase::ERROR | phase::CANCELLED
-    ) {
-        return Err(ApiError(Status::bad_request(format!(
-            "a node cannot report phase {:?}",
-            r.phase
-        ))));
-    }
-    let uid = build.metadata.uid.clone();
-    let terminal = phase::is_terminal(&r.phase);
-    let node_name = node.clone();
-    let updated = state
-        .store
-        .mutate_as::<Build, _>(&ns, &name, None, UpdateScope::All, |b| {
-            let current = phase::phase(b).to_string();
-            // Pending → Running is the node confirming its lease; every
-            // other report is about a build it runs.
-            let confirming = current == phase::PENDING && r.phase == phase::RUNNING;
-            if b.metadata.uid != uid
-                || phase::cancel_requested(b) && confirming
-                || !(confirming || current == phase::RUNNING)
-            {
-                return Err(podspace_builder::controller::terminal_refusal(b));
-            }
-            if confirming {
-                let pod = format!("{}-build", b.metadata.name);
-                let annotations = &mut b.metadata.annotations;
-                annotations.insert("podspace.io/build-node".into(), node_name);
-                annotations.insert("openshift.io/build.pod-name".into(), pod);
-            }
-            if let Some(rev) = &r.revision {
-                b.spec.revision = Some(rev.clone());
-            }
-            if !phase::set(b, &r.phase, &r.reason, &r.message) {
-                return Err(podspace_builder::controller::terminal_refusal(b));
-            }
-            let status = &mut b.status;
-            if let Some(reference) = &r.output_docker_image_reference {
-                status.output_docker_image_reference = Some(reference.clone());
-            }
-            if let Some(digest) = &r.image_digest {
-                status.output = Some(BuildStatusOutput {
-                    to: Some(BuildStatusOutputTo {
-                        image_digest: digest.clone(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                });
-            }
-            if let Some(stages) = &r.stages {
-                status.extra.insert("stages".into(), stages.clone());
-            }
-            if let Some(snippet) = r.log_snippet.as_ref().filter(|s| !s.is_empty()) {
-                status.log_snippet = Some(snippet.clone());
-            }
-            Ok(())
-        })
-        .await?;
-    if terminal {
-        state.builds.release_build(&uid, None).await?;
-        // The build's push token dies with it (a replica's token cache may
-        // still accept it for its last few seconds).
-        state
-            .store
-            .delete_tokens_described(&podspace_builder::controller::token_description(&uid))
-            .await?;
+    let updated = state.leases.report(&node, &build, &r).await?;
+    if podspace_builder::phase::is_terminal(&r.phase) {
         let secs = updated.status.duration.unwrap_or(0) as f64 / 1e9;
         state.metrics.observe_build(&r.phase, secs);
-        tracing::info!(namespace = %ns, build = %name, phase = %r.phase, reason = %r.reason, node, "build finished");
+        tracing::info!(namespace = %ns, build = %name, phase = %r.phase, reason = %r.reason, node = %node, "build finished");
     }
     Ok(Json(updated).into_response())
 }

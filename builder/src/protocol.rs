@@ -125,15 +125,6 @@ fn default_context_entries() -> u64 {
     1_000_000
 }
 
-impl LeaseGrant {
-    pub fn context_limits(&self) -> super::source::ContextLimits {
-        super::source::ContextLimits {
-            bytes: self.max_context_bytes,
-            entries: self.max_context_entries,
-        }
-    }
-}
-
 #[derive(Clone, Serialize, Deserialize)]
 pub struct RegistryAuth {
     pub username: String,
