@@ -400,7 +400,7 @@ async fn upload_start(
         .map(|d| parse_digest(d, Code::DigestInvalid))
         .transpose()?;
     let mut session = r.uploads.start(&name, &caller.subject().name).await?;
-    let id = session.id.clone();
+    let id = session.id().to_string();
     if let Some(digest) = digest {
         let body = req.into_body().into_data_stream();
         if let Err(e) = r.uploads.append(&mut session, None, body).await {

@@ -48,7 +48,6 @@ impl Default for UploadLimits {
 /// A session claimed by one request: the state it continues from and the
 /// driver handle it writes through.
 pub struct Claimed {
-    pub id: String,
     record: UploadRecord,
     hasher: ResumableSha256,
     upload: DriverUpload,
@@ -56,6 +55,10 @@ pub struct Claimed {
 }
 
 impl Claimed {
+    pub fn id(&self) -> &str {
+        &self.record.id
+    }
+
     /// Bytes the session holds, those of this request included.
     pub fn size(&self) -> u64 {
         self.upload.written
@@ -144,7 +147,6 @@ impl Uploads {
             return Err(e.into());
         }
         Ok(Claimed {
-            id,
             record,
             hasher,
             upload,
@@ -195,7 +197,6 @@ impl Uploads {
             .resume_upload(&record.id, &record.driver_state, record.size as u64)
             .await?;
         Ok(Claimed {
-            id: record.id.clone(),
             record,
             hasher,
             upload,
@@ -233,7 +234,7 @@ impl Uploads {
             if c.renewed.elapsed() >= RENEW_EVERY {
                 if !self
                     .meta
-                    .renew_upload_claim(&c.id, &self.writer, now() + CLAIM_SECS)
+                    .renew_upload_claim(&c.record.id, &self.writer, now() + CLAIM_SECS)
                     .await?
                 {
                     return Err(claim_lost());
@@ -276,7 +277,7 @@ impl Uploads {
     /// Lets a claimed session go without saving what this request wrote:
     /// the next request continues from the last saved state.
     pub async fn release(&self, c: Claimed) {
-        if let Err(e) = self.meta.release_upload(&c.id, &self.writer).await {
+        if let Err(e) = self.meta.release_upload(&c.record.id, &self.writer).await {
             tracing::warn!(error = %e, "releasing an upload claim failed");
         }
     }
@@ -296,12 +297,12 @@ impl Uploads {
     /// visible in `repo`. On a mismatch the upload is discarded.
     pub async fn finish(&self, c: Claimed, digest: &Digest) -> Result<BlobRecord> {
         let Claimed {
-            id,
             record,
             hasher,
             mut upload,
             ..
         } = c;
+        let id = &record.id;
         let actual = match digest.algorithm {
             Algorithm::Sha256 => hasher.finish(),
             Algorithm::Sha512 => {
@@ -319,7 +320,7 @@ impl Uploads {
         let size = upload.written;
         // Deleting the row under the claim is what ends the session: if
         // another request took it over meanwhile, this one stops here.
-        if !self.meta.delete_upload(&id, &self.writer).await? {
+        if !self.meta.delete_upload(id, &self.writer).await? {
             return Err(claim_lost());
         }
         if &actual != digest {
@@ -355,7 +356,7 @@ impl Uploads {
 
     /// Ends a claimed session and what it stored.
     pub async fn discard(&self, c: Claimed) -> Result<()> {
-        if self.meta.delete_upload(&c.id, &self.writer).await? {
+        if self.meta.delete_upload(&c.record.id, &self.writer).await? {
             self.storage.abort(c.upload).await?;
         }
         Ok(())

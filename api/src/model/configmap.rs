@@ -55,17 +55,26 @@ impl ConfigMap {
     /// Every key with its bytes: `data` as text, `binaryData` decoded (a
     /// value that is not base64 is left out).
     pub fn files(&self) -> BTreeMap<String, Vec<u8>> {
-        let mut out: BTreeMap<String, Vec<u8>> = self
-            .binary_data
-            .iter()
-            .filter_map(|(k, v)| {
-                let bytes = base64::engine::general_purpose::STANDARD.decode(v).ok()?;
-                Some((k.clone(), bytes))
-            })
-            .collect();
-        for (k, v) in &self.data {
-            out.insert(k.clone(), v.clone().into_bytes());
-        }
-        out
+        decoded_files(&self.binary_data, &self.data)
     }
+}
+
+/// Keys with their bytes, as ConfigMaps and Secrets hold them: base64
+/// values decoded (one that is not base64 is left out), then text values,
+/// which win on a shared key.
+pub(super) fn decoded_files(
+    encoded: &BTreeMap<String, String>,
+    text: &BTreeMap<String, String>,
+) -> BTreeMap<String, Vec<u8>> {
+    let mut out: BTreeMap<String, Vec<u8>> = encoded
+        .iter()
+        .filter_map(|(k, v)| {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(v).ok()?;
+            Some((k.clone(), bytes))
+        })
+        .collect();
+    for (k, v) in text {
+        out.insert(k.clone(), v.clone().into_bytes());
+    }
+    out
 }

@@ -73,18 +73,7 @@ impl Secret {
     /// Every key with its bytes (a `data` value that is not base64 is left
     /// out; validation refuses those on the way in).
     pub fn files(&self) -> BTreeMap<String, Vec<u8>> {
-        let mut out: BTreeMap<String, Vec<u8>> = self
-            .data
-            .iter()
-            .filter_map(|(k, v)| {
-                let bytes = base64::engine::general_purpose::STANDARD.decode(v).ok()?;
-                Some((k.clone(), bytes))
-            })
-            .collect();
-        for (k, v) in &self.string_data {
-            out.insert(k.clone(), v.clone().into_bytes());
-        }
-        out
+        super::configmap::decoded_files(&self.data, &self.string_data)
     }
 
     /// The registry credentials of a Docker config Secret
