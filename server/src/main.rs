@@ -4,6 +4,9 @@
 use clap::{Parser, Subcommand};
 use podspace_server::{config, node};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "podspace",

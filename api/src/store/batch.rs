@@ -61,13 +61,19 @@ pub(super) fn spawn(store: std::sync::Weak<super::Inner>, mut rx: mpsc::Receiver
     });
 }
 
-struct Row_ {
-    index: usize,
-    kind: &'static KindInfo,
-    obj: Object,
-    body: String,
-    rv: i64,
+/// An object about to be written with its event, in a multi-row statement.
+pub(super) struct Row_ {
+    pub index: usize,
+    pub kind: &'static KindInfo,
+    pub obj: Object,
+    pub body: String,
+    pub rv: i64,
+    pub event: EventType,
 }
+
+/// Rows per multi-row statement: far below both backends' bound on bound
+/// parameters (SQLite 32,766, PostgreSQL 65,535) at six columns.
+pub(super) const ROWS_PER_STATEMENT: usize = 1000;
 
 async fn write_batch(
     store: &Store,
@@ -111,12 +117,13 @@ async fn write_batch(
             obj,
             body,
             rv,
+            event: EventType::Added,
         });
     }
     let inserted = insert_objects(&mut tx, &rows).await?;
     let (written, taken): (Vec<Row_>, Vec<Row_>) =
         rows.into_iter().partition(|r| inserted.contains(&r.rv));
-    insert_events(&mut tx, &written).await?;
+    insert_events(&mut tx, &written.iter().collect::<Vec<_>>()).await?;
     for r in &written {
         let (ns, name) = (&r.obj.metadata.namespace, &r.obj.metadata.name);
         store
@@ -191,7 +198,7 @@ pub(super) fn prepare(
     Ok(())
 }
 
-fn placeholders(rows: usize, cols: usize) -> String {
+pub(super) fn placeholders(rows: usize, cols: usize) -> String {
     (0..rows)
         .map(|r| {
             let cells: Vec<String> = (1..=cols).map(|c| format!("${}", r * cols + c)).collect();
@@ -223,7 +230,7 @@ pub(super) async fn existing_projects(
         .collect()
 }
 
-async fn insert_objects(
+pub(super) async fn insert_objects(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     rows: &[Row_],
 ) -> Result<HashSet<i64>, StoreError> {
@@ -250,9 +257,9 @@ async fn insert_objects(
         .collect()
 }
 
-async fn insert_events(
+pub(super) async fn insert_events(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    rows: &[Row_],
+    rows: &[&Row_],
 ) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
@@ -268,7 +275,7 @@ async fn insert_events(
             .bind(r.kind.kind)
             .bind(&r.obj.metadata.namespace)
             .bind(&r.obj.metadata.name)
-            .bind(EventType::Added.as_str())
+            .bind(r.event.as_str())
             .bind(&r.body);
     }
     q.execute(&mut **tx).await?;
