@@ -67,6 +67,7 @@ suite!(
     consumers_resume_from_their_position,
     batched_creates_fail_one_by_one,
     reads_never_go_back_in_time,
+    a_woken_reader_sees_the_commit_that_woke_it,
     webhook_deliveries_claim_replay_and_trim,
     indexes_follow_every_write,
     controller_leases_have_one_holder,
@@ -530,6 +531,55 @@ async fn batched_creates_fail_one_by_one(db: Db) {
         .await
         .unwrap();
     assert_eq!(items.len(), 32);
+}
+
+/// Whoever a commit wakes reads what it committed (a controller woken by
+/// a push must see the pushed image, not the cache's older copy).
+async fn a_woken_reader_sees_the_commit_that_woke_it(db: Db) {
+    let store = db.open().await;
+    project(&store, "p").await;
+    let is = kind("ImageStream");
+    store.create(is, stream("p", "hot")).await.unwrap();
+    const WRITES: i64 = 300;
+    let mut commits = store.subscribe_commits();
+    let last = *commits.borrow() + WRITES;
+    let reader = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut woken = 0;
+            loop {
+                commits.changed().await.unwrap();
+                let rv = *commits.borrow_and_update();
+                let read = store.get(is, "p", "hot").await.unwrap();
+                assert!(
+                    read.resource_version() >= Some(rv),
+                    "woken at {rv}, read {:?}",
+                    read.metadata.resource_version
+                );
+                woken += 1;
+                if rv >= last {
+                    return woken;
+                }
+            }
+        })
+    };
+    for i in 0..WRITES {
+        store
+            .mutate(is, "p", "hot", None, UpdateScope::Main, |o| {
+                o.metadata.labels.insert("n".into(), i.to_string());
+                Ok(())
+            })
+            .await
+            .unwrap();
+        if i % 3 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    let woken = tokio::time::timeout(std::time::Duration::from_secs(20), reader)
+        .await
+        .expect("the reader sees the last write")
+        .unwrap();
+    assert!(woken > 0);
 }
 
 async fn reads_never_go_back_in_time(db: Db) {

@@ -141,10 +141,32 @@ async fn main() -> Result<()> {
         let mut done = std::collections::HashSet::new();
         let deadline = t0 + Duration::from_secs(30);
         while done.len() < args.watching {
-            let (name, version, at) = tokio::time::timeout_at(deadline.into(), rx.recv())
-                .await
-                .context("the watchers did not all deploy in time")?
-                .context("watch ended")?;
+            let Ok(got) = tokio::time::timeout_at(deadline.into(), rx.recv()).await else {
+                // Say which configs are behind, as stored, to tell a lost
+                // firing from a lost watch event.
+                let list = admin
+                    .get("/apis/apps.openshift.io/v1/namespaces/trig/deploymentconfigs")
+                    .await?;
+                let behind: Vec<String> = list.body["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|d| {
+                        let name = d["metadata"]["name"].as_str()?;
+                        let v = d["status"]["latestVersion"].as_i64().unwrap_or(0);
+                        let watching =
+                            name.trim_start_matches("dc").parse::<usize>().ok()? < args.watching;
+                        (watching && !done.contains(name)).then(|| format!("{name} at {v}"))
+                    })
+                    .collect();
+                bail!(
+                    "push {want}: {} of {} watching configs seen at their new version; stored: {}",
+                    done.len(),
+                    args.watching,
+                    behind.join(", ")
+                );
+            };
+            let (name, version, at) = got.context("watch ended")?;
             if version == want && done.insert(name) {
                 if done.len() == 1 {
                     first.push(at.duration_since(t0));

@@ -134,7 +134,7 @@ async fn write_batch(
     }
     let kinds: Vec<&str> = written.iter().map(|r| r.kind.kind).collect();
     let last = written.iter().map(|r| r.rv).max().unwrap_or(start);
-    store.commit(tx, last, &kinds).await?;
+    store.commit(tx, &kinds).await?;
     for r in taken {
         results[r.index] = Some(Err(StoreError::AlreadyExists {
             kind: r.kind,
@@ -151,6 +151,7 @@ async fn write_batch(
         );
         results[r.index] = Some(Ok(r.obj));
     }
+    store.publish(last);
     Ok(results
         .into_iter()
         .map(|r| {

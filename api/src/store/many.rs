@@ -172,7 +172,7 @@ impl Store {
         }
         let kinds: Vec<&str> = events.iter().map(|r| r.kind.kind).collect();
         let wrote = started.elapsed();
-        self.commit(tx, rv, &kinds).await?;
+        self.commit(tx, &kinds).await?;
         tracing::debug!(
             targets = targets.len(),
             written = events.len(),
@@ -187,6 +187,7 @@ impl Store {
             let body = Cached::Present(Arc::from(r.body.as_str()));
             self.cache_put(r.kind.kind, ns, name, r.rv, body);
         }
+        self.publish(rv);
         for (r, _) in modified {
             if let Some(Ok((obj, _))) = out[r.index].as_mut() {
                 *obj = r.obj;

@@ -237,16 +237,24 @@ impl Store {
         }
     }
 
+    /// Commits a write of `kinds`. The caller then puts what it wrote in
+    /// the object cache and only then calls [`Store::publish`]: whoever a
+    /// commit wakes (a controller, a watch) must read what it committed,
+    /// never the cache's older copy.
     async fn commit(
         &self,
         tx: Transaction<'static, Any>,
-        last_rv: i64,
         kinds: &[&str],
     ) -> Result<(), StoreError> {
         tx.commit().await?;
         if kinds.iter().any(|k| RBAC_KINDS.contains(k)) {
             self.inner.rbac_epoch.fetch_add(1, Ordering::AcqRel);
         }
+        Ok(())
+    }
+
+    /// Tells waiters that everything up to `last_rv` is committed.
+    fn publish(&self, last_rv: i64) {
         self.inner.committed.send_if_modified(|v| {
             if last_rv > *v {
                 *v = last_rv;
@@ -255,7 +263,6 @@ impl Store {
                 false
             }
         });
-        Ok(())
     }
 
     /// Creates an object. Fills uid, resourceVersion, generation,
@@ -317,10 +324,11 @@ impl Store {
             out.push(obj);
         }
         let names: Vec<&str> = kinds.iter().map(|k| k.0).collect();
-        self.commit(tx, rv, &names).await?;
+        self.commit(tx, &names).await?;
         for (kind, ns, name, rv, body) in kinds {
             self.cache_put(kind, &ns, &name, rv, Cached::Present(Arc::from(body)));
         }
+        self.publish(rv);
         Ok(out)
     }
 
@@ -576,10 +584,11 @@ impl Store {
             last = child_rv;
         }
         let kinds: Vec<&str> = written.iter().map(|w| w.0).collect();
-        self.commit(tx, last, &kinds).await?;
+        self.commit(tx, &kinds).await?;
         for (k, ns, name, rv, body) in written {
             self.cache_put(k, &ns, &name, rv, Cached::Present(Arc::from(body)));
         }
+        self.publish(last);
         Ok((result, created))
     }
 
@@ -629,8 +638,9 @@ impl Store {
             .indexes
             .reindex(&mut tx, kind.kind, ns, name, None)
             .await?;
-        self.commit(tx, rv, &[kind.kind]).await?;
+        self.commit(tx, &[kind.kind]).await?;
         self.cache_put(kind.kind, ns, name, rv, Cached::Deleted);
+        self.publish(rv);
         Ok(obj)
     }
 
@@ -687,11 +697,12 @@ impl Store {
         )
         .await?;
         credentials::delete_namespace_tokens(&mut tx, ns).await?;
-        self.commit(tx, rv, &kinds).await?;
+        self.commit(tx, &kinds).await?;
         if let Some(cache) = &self.inner.cache {
             cache.drop_namespace(ns);
         }
         self.cache_put(project_kind.kind, "", ns, rv, Cached::Deleted);
+        self.publish(rv);
         Ok(project)
     }
 

@@ -201,7 +201,7 @@ impl Store {
         crate::fault::point("push:before-commit");
         let last = written.iter().map(|w| w.3).max().unwrap_or(first_rv);
         let kinds: Vec<&str> = written.iter().map(|w| w.0).collect();
-        self.commit(tx, last, &kinds).await?;
+        self.commit(tx, &kinds).await?;
         for (k, ns, name, rv, body) in written {
             self.cache_put(
                 k,
@@ -211,6 +211,7 @@ impl Store {
                 Cached::Present(std::sync::Arc::from(body)),
             );
         }
+        self.publish(last);
         Ok(())
     }
 }
