@@ -165,8 +165,11 @@ pub async fn reconcile_many(
     let mut resolved = BTreeMap::new();
     let mut targets = Vec::with_capacity(keys.len());
     let mut slots = Vec::with_capacity(keys.len());
-    for (i, (ns, name)) in keys.iter().enumerate() {
-        let Some(dc) = store.find_as::<DeploymentConfig>(ns, name).await? else {
+    // One query for every config of the batch: most of them usually come
+    // back unchanged (their own deploy's events), and those must be cheap.
+    let configs = store.find_many_as::<DeploymentConfig>(keys).await?;
+    for (i, ((ns, name), dc)) in keys.iter().zip(configs).enumerate() {
+        let Some(dc) = dc else {
             continue;
         };
         let version = rollout::latest_version(&dc);

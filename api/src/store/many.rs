@@ -30,6 +30,54 @@ struct Planned {
 }
 
 impl Store {
+    /// The stored bodies of `targets` (namespace, name) of one kind, each
+    /// `None` when missing: one query per thousand, not one each.
+    pub async fn find_many_raw(
+        &self,
+        kind: &'static KindInfo,
+        targets: &[(String, String)],
+    ) -> Result<Vec<Option<Arc<str>>>, StoreError> {
+        let key = |ns: &str| {
+            if kind.namespaced {
+                ns.to_string()
+            } else {
+                String::new()
+            }
+        };
+        // The object cache (SQLite) answers what it holds; the rest is read.
+        let mut out: Vec<Option<Option<Arc<str>>>> = targets
+            .iter()
+            .map(|(ns, name)| match &self.inner.cache {
+                Some(cache) => match cache.get(kind.kind, &key(ns), name) {
+                    Some(Cached::Present(body)) => Some(Some(body)),
+                    Some(Cached::Deleted) => Some(None),
+                    None => None,
+                },
+                None => None,
+            })
+            .collect();
+        let missed: Vec<(String, String)> = targets
+            .iter()
+            .zip(&out)
+            .filter(|(_, o)| o.is_none())
+            .map(|((ns, name), _)| (key(ns), name.clone()))
+            .collect();
+        if !missed.is_empty() {
+            let mut conn = self.read_pool().acquire().await?;
+            let found = read_all(&mut conn, kind, &missed).await?;
+            for (slot, (ns, name)) in out.iter_mut().zip(targets) {
+                if slot.is_none() {
+                    *slot = Some(
+                        found
+                            .get(&(key(ns), name.clone()))
+                            .map(|(_, body)| Arc::from(body.as_str())),
+                    );
+                }
+            }
+        }
+        Ok(out.into_iter().map(Option::flatten).collect())
+    }
+
     /// [`Store::mutate_spawning`] for each of `targets` (namespace, name),
     /// all under one writer transaction: `f(i, obj)` edits the i-th and
     /// returns what to create with it. A missing object or one `f` refuses
@@ -210,7 +258,7 @@ fn finish(out: Vec<Option<Outcome>>) -> Vec<Outcome> {
 
 /// The stored rv and body of each target that exists, by (namespace, name).
 async fn read_all(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    conn: &mut sqlx::AnyConnection,
     kind: &'static KindInfo,
     targets: &[(String, String)],
 ) -> Result<HashMap<(String, String), (i64, String)>, StoreError> {
@@ -238,7 +286,7 @@ async fn read_all(
         for (ns, name) in chunk {
             q = q.bind(*ns).bind(*name);
         }
-        for row in q.fetch_all(&mut **tx).await? {
+        for row in q.fetch_all(&mut *conn).await? {
             found.insert(
                 (row.try_get(0)?, row.try_get(1)?),
                 (row.try_get(2)?, row.try_get(3)?),

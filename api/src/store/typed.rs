@@ -46,6 +46,24 @@ impl Store {
         }
     }
 
+    /// [`Store::find_as`] for many objects of one kind, in one query.
+    pub async fn find_many_as<T: Resource>(
+        &self,
+        targets: &[(String, String)],
+    ) -> Result<Vec<Option<T>>, StoreError> {
+        self.find_many_raw(T::KIND, targets)
+            .await?
+            .into_iter()
+            .map(|body| {
+                body.map(|b| {
+                    serde_json::from_str(&b)
+                        .map_err(|e| StoreError::Corrupt(format!("{}: {e}", T::KIND.kind)))
+                })
+                .transpose()
+            })
+            .collect()
+    }
+
     pub async fn list_as<T: Resource>(
         &self,
         ns: &str,
