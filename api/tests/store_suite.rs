@@ -20,7 +20,7 @@ fn kind(name: &str) -> &'static KindInfo {
     by_kind(name).unwrap()
 }
 
-use podspace_api::store::testing::{postgres, sqlite, TestDb as Db};
+use podspace_api::store::testing::TestDb as Db;
 
 async fn project(store: &Store, ns: &str) {
     store
@@ -33,24 +33,7 @@ fn stream(ns: &str, name: &str) -> Object {
     Object::new("ImageStream", ns, name).with("spec", json!({"tags": []}))
 }
 
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                if let Some(db) = super::sqlite().await { super::$name(db).await }
-            })*
-        }
-        mod on_postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                if let Some(db) = super::postgres().await { super::$name(db).await }
-            })*
-        }
-    };
-}
-
-suite!(
+podspace_api::store_suite!(
     create_get_list_delete,
     generate_name_and_duplicates,
     namespaces_must_exist,

@@ -4,28 +4,11 @@
 
 use std::sync::Arc;
 
-use podspace_api::store::testing::{postgres, sqlite, TestDb as Db};
+use podspace_api::store::testing::TestDb as Db;
 use podspace_api::{kinds, Object};
 use podspace_builder::bookkeeping::{BuildInput, BuildLease, BuildStore};
 
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                if let Some(db) = super::sqlite().await { super::$name(db).await }
-            })*
-        }
-        mod on_postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                if let Some(db) = super::postgres().await { super::$name(db).await }
-            })*
-        }
-    };
-}
-
-suite!(build_leases_logs_and_inputs);
+podspace_api::store_suite!(build_leases_logs_and_inputs);
 
 async fn build_leases_logs_and_inputs(db: Db) {
     let store = db.open().await;

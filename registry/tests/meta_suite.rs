@@ -1,7 +1,7 @@
 //! The registry's tables, on SQLite and on PostgreSQL (the store suite's
 //! databases: `PODSPACE_TEST_POSTGRES_URL`, or `PODSPACE_SKIP_POSTGRES=1`).
 
-use podspace_api::store::testing::{postgres, sqlite, TestDb as Db};
+use podspace_api::store::testing::TestDb as Db;
 use podspace_api::{kinds, Object};
 use podspace_registry::meta::{
     BlobRecord, ManifestRecord, RegistryStore, UploadClaim, UploadRecord,
@@ -13,24 +13,7 @@ async fn meta(db: &Db) -> RegistryStore {
         .expect("registry tables")
 }
 
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                if let Some(db) = super::sqlite().await { super::$name(db).await }
-            })*
-        }
-        mod on_postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                if let Some(db) = super::postgres().await { super::$name(db).await }
-            })*
-        }
-    };
-}
-
-suite!(
+podspace_api::store_suite!(
     a_push_by_tag_is_one_transaction_with_its_stream,
     blobs_are_linked_per_repository,
     upload_sessions_are_claimed_and_fenced,

@@ -50,3 +50,23 @@ pub async fn postgres() -> Option<TestDb> {
         _dir: None,
     })
 }
+
+/// Runs each named `async fn(TestDb)` of the calling file once on SQLite
+/// (`on_sqlite::name`) and once on PostgreSQL (`on_postgres::name`).
+#[macro_export]
+macro_rules! store_suite {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if let Some(db) = $crate::store::testing::sqlite().await { super::$name(db).await }
+            })*
+        }
+        mod on_postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if let Some(db) = $crate::store::testing::postgres().await { super::$name(db).await }
+            })*
+        }
+    };
+}
