@@ -199,6 +199,21 @@ pub(super) fn prepare(
     Ok(())
 }
 
+/// `sql` (an `INSERT INTO objects (kind, namespace, name, rv, body)
+/// VALUES …` of `rows.len()` rows) with the rows bound.
+pub(super) fn bind_objects<'q>(
+    sql: &'q str,
+    rows: impl Iterator<Item = &'q Row_>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    rows.fold(sqlx::query(sql), |q, r| {
+        q.bind(r.kind.kind)
+            .bind(&r.obj.metadata.namespace)
+            .bind(&r.obj.metadata.name)
+            .bind(r.rv)
+            .bind(&r.body)
+    })
+}
+
 pub(super) fn placeholders(rows: usize, cols: usize) -> String {
     (0..rows)
         .map(|r| {
@@ -242,16 +257,7 @@ pub(super) async fn insert_objects(
         "INSERT INTO objects (kind, namespace, name, rv, body) VALUES {} ON CONFLICT DO NOTHING RETURNING rv",
         placeholders(rows.len(), 5)
     );
-    let mut q = sqlx::query(&sql);
-    for r in rows {
-        q = q
-            .bind(r.kind.kind)
-            .bind(&r.obj.metadata.namespace)
-            .bind(&r.obj.metadata.name)
-            .bind(r.rv)
-            .bind(&r.body);
-    }
-    let returned = q.fetch_all(&mut **tx).await?;
+    let returned = bind_objects(&sql, rows.iter()).fetch_all(&mut **tx).await?;
     returned
         .iter()
         .map(|r| r.try_get::<i64, _>(0).map_err(StoreError::from))

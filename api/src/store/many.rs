@@ -310,15 +310,8 @@ async fn overwrite_objects(
          ON CONFLICT (kind, namespace, name) DO UPDATE SET rv = excluded.rv, body = excluded.body",
         batch::placeholders(rows.len(), 5)
     );
-    let mut q = sqlx::query(&sql);
-    for r in rows {
-        q = q
-            .bind(r.kind.kind)
-            .bind(&r.obj.metadata.namespace)
-            .bind(&r.obj.metadata.name)
-            .bind(r.rv)
-            .bind(&r.body);
-    }
-    q.execute(&mut **tx).await?;
+    batch::bind_objects(&sql, rows.iter().copied())
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
