@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use podspace_api::auth::{Authenticator, Authorizer};
 use podspace_api::store::{Store, StoreError};
 
-use crate::meta::{ManifestRecord, RegistryStore};
+use crate::meta::{ManifestRecord, ManifestRefs, RegistryStore};
 use serde_json::{json, Value};
 
 use crate::error::{Code, RegistryError, Result};
@@ -617,18 +617,6 @@ async fn put_manifest(
             ));
         }
     }
-    for c in m.required_manifests() {
-        if r.meta
-            .manifest(&name, &c.digest.to_string())
-            .await?
-            .is_none()
-        {
-            return Err(RegistryError::new(
-                Code::ManifestBlobUnknown,
-                format!("manifest {} is not in {name}", c.digest),
-            ));
-        }
-    }
     let record = ManifestRecord {
         repo: name.clone(),
         digest: digest.to_string(),
@@ -637,12 +625,22 @@ async fn put_manifest(
         subject: m.subject.as_ref().map(|s| s.digest.to_string()),
         artifact_type: m.artifact_type.clone(),
     };
-    if by_digest {
-        r.meta.put_manifest(&record, None).await?;
+    // Child manifests, and that every blob is still live, are checked in
+    // the write's transaction (a collection may be sweeping them).
+    let refs = ManifestRefs::of(&m);
+    let stored = if by_digest {
+        r.meta.put_manifest(&record, &refs, None).await
     } else {
         // The manifest, the registry tag, the Image and the stream's tag in
         // one transaction: a crash never leaves a tag the stream missed.
-        record_image(reg, repo, reference, &m, &record).await?;
+        record_image(reg, repo, reference, &m, &record, &refs).await
+    };
+    match stored {
+        Ok(()) => {}
+        Err(StoreError::Rejected(why)) if why.reason == podspace_api::Reason::NotFound => {
+            return Err(RegistryError::new(Code::ManifestBlobUnknown, why.message))
+        }
+        Err(e) => return Err(e.into()),
     }
     let mut headers = vec![
         ("Location", format!("/v2/{name}/manifests/{digest}")),
@@ -662,7 +660,8 @@ async fn record_image(
     tag: &str,
     m: &manifest::Manifest,
     record: &ManifestRecord,
-) -> Result<()> {
+    refs: &ManifestRefs,
+) -> std::result::Result<(), StoreError> {
     let r = &reg.inner;
     let repository = format!("{}/{}", r.config.public_host, repo.full());
     let reference = format!("{repository}@{}", record.digest);
@@ -706,9 +705,8 @@ async fn record_image(
     let digest = image.metadata.name.clone();
     let event = podspace_api::imagestreams::push_event(tag, &digest, &reference, &repository);
     r.meta
-        .put_tagged_manifest(record, tag, image, &repo.project, &repo.stream, event)
+        .put_tagged_manifest(record, refs, tag, image, &repo.project, &repo.stream, event)
         .await
-        .map_err(RegistryError::internal)
 }
 
 /// An image config is small; larger "configs" are not parsed.

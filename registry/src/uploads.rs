@@ -336,7 +336,7 @@ impl Uploads {
             size: size as i64,
             location: location.clone(),
         };
-        let stored = self.meta.add_blob(&record.repo, &blob).await?;
+        let stored = self.add_blob(&record.repo, &blob).await?;
         if stored.location != location {
             // The blob was already stored elsewhere (another upload won);
             // ours is redundant.
@@ -345,6 +345,28 @@ impl Uploads {
             }
         }
         Ok(stored)
+    }
+
+    /// Records a finished blob. While a collection is deleting an old copy
+    /// of the same blob (a matter of milliseconds), waits for it to finish,
+    /// then records this copy as a new blob.
+    async fn add_blob(&self, repo: &str, blob: &BlobRecord) -> Result<BlobRecord> {
+        for _ in 0..100 {
+            if let Some(stored) = self.meta.add_blob(repo, blob).await? {
+                return Ok(stored);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        if let Err(e) = self.storage.delete(&blob.location).await {
+            tracing::warn!(error = %e, "removing a blob the collector holds failed");
+        }
+        Err(RegistryError::new(
+            Code::BlobUploadInvalid,
+            format!(
+                "blob {} is being garbage-collected; upload it again",
+                blob.digest
+            ),
+        ))
     }
 
     /// Ends a session and what it stored.

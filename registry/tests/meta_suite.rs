@@ -2,9 +2,10 @@
 //! databases: `PODSPACE_TEST_POSTGRES_URL`, or `PODSPACE_SKIP_POSTGRES=1`).
 
 use podspace_api::store::testing::TestDb as Db;
+use podspace_api::store::StoreError;
 use podspace_api::{kinds, Object};
 use podspace_registry::meta::{
-    BlobRecord, ManifestRecord, RegistryStore, UploadClaim, UploadRecord,
+    BlobRecord, ManifestRecord, ManifestRefs, RegistryStore, UploadClaim, UploadRecord,
 };
 
 async fn meta(db: &Db) -> RegistryStore {
@@ -18,7 +19,132 @@ podspace_api::store_suite!(
     blobs_are_linked_per_repository,
     upload_sessions_are_claimed_and_fenced,
     older_databases_gain_new_columns,
+    a_blob_claimed_for_deletion_takes_no_new_use,
+    named_and_recent_rows_are_not_swept,
 );
+
+fn blob(c: char, location: &str) -> BlobRecord {
+    BlobRecord {
+        digest: format!("sha256:{}", c.to_string().repeat(64)),
+        size: 3,
+        location: location.into(),
+    }
+}
+
+fn manifest(repo: &str, c: char) -> ManifestRecord {
+    ManifestRecord {
+        repo: repo.into(),
+        digest: format!("sha256:{}", c.to_string().repeat(64)),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        body: b"{}".to_vec(),
+        subject: None,
+        artifact_type: None,
+    }
+}
+
+fn is_missing(r: Result<(), StoreError>) -> bool {
+    matches!(r, Err(StoreError::Rejected(s)) if s.reason == podspace_api::Reason::NotFound)
+}
+
+/// Once a sweep claims a blob, a finished upload of it waits, a mount
+/// falls back to an upload, a manifest naming it is refused and reads miss
+/// it; after the sweep forgets it, the same digest is a new blob.
+async fn a_blob_claimed_for_deletion_takes_no_new_use(db: Db) {
+    let meta = meta(&db).await;
+    let b = blob('c', "blobs/old");
+    meta.add_blob("p/a", &b).await.unwrap();
+    let future = chrono::Utc::now().timestamp() + 10;
+    assert_eq!(
+        meta.claim_blob_for_deletion(&b.digest, future)
+            .await
+            .unwrap(),
+        Some("blobs/old".into())
+    );
+    assert_eq!(
+        meta.claim_blob_for_deletion(&b.digest, future)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        meta.add_blob("p/a", &blob('c', "blobs/new")).await.unwrap(),
+        None
+    );
+    assert!(!meta.mount_blob("p/b", "p/a", &b.digest).await.unwrap());
+    assert_eq!(meta.repo_blob("p/a", &b.digest).await.unwrap(), None);
+    let refs = ManifestRefs {
+        blobs: vec![b.digest.clone()],
+        manifests: vec![],
+    };
+    assert!(is_missing(
+        meta.put_manifest(&manifest("p/a", 'm'), &refs, Some("v1"))
+            .await
+    ));
+    assert_eq!(
+        meta.manifest("p/a", &manifest("p/a", 'm').digest)
+            .await
+            .unwrap(),
+        None
+    );
+    meta.forget_blob(&b.digest).await.unwrap();
+    let fresh = blob('c', "blobs/new");
+    assert_eq!(meta.add_blob("p/a", &fresh).await.unwrap(), Some(fresh));
+    meta.put_manifest(&manifest("p/a", 'm'), &refs, Some("v1"))
+        .await
+        .expect("the blob is live again");
+}
+
+/// A blob a manifest names, a tagged manifest and anything touched after
+/// the cutoff survive their conditional deletes; an untagged manifest goes
+/// with its references, and then its blob may go.
+async fn named_and_recent_rows_are_not_swept(db: Db) {
+    let meta = meta(&db).await;
+    let b = blob('d', "blobs/d");
+    meta.add_blob("p/a", &b).await.unwrap();
+    let refs = ManifestRefs {
+        blobs: vec![b.digest.clone()],
+        manifests: vec![],
+    };
+    let tagged = manifest("p/a", 't');
+    let loose = manifest("p/a", 'u');
+    meta.put_manifest(&tagged, &refs, Some("v1")).await.unwrap();
+    meta.put_manifest(&loose, &refs, None).await.unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let future = now + 10;
+    // Touched just now: not before a cutoff in the past.
+    assert!(!meta
+        .sweep_manifest("p/a", &loose.digest, now - 100)
+        .await
+        .unwrap());
+    assert_eq!(
+        meta.claim_blob_for_deletion(&b.digest, now - 100)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(!meta
+        .sweep_manifest("p/a", &tagged.digest, future)
+        .await
+        .unwrap());
+    assert!(meta
+        .sweep_manifest("p/a", &loose.digest, future)
+        .await
+        .unwrap());
+    assert_eq!(
+        meta.claim_blob_for_deletion(&b.digest, future)
+            .await
+            .unwrap(),
+        None,
+        "still named by the tagged manifest"
+    );
+    assert!(meta.delete_manifest("p/a", &tagged.digest).await.unwrap());
+    assert_eq!(
+        meta.claim_blob_for_deletion(&b.digest, future)
+            .await
+            .unwrap(),
+        Some("blobs/d".into())
+    );
+}
 
 /// The manifest, its tag and the tag list, the Image and the stream's tag
 /// event land together; pushing the same image again changes nothing.
@@ -43,7 +169,7 @@ async fn a_push_by_tag_is_one_transaction_with_its_stream(db: Db) {
         let image = Object::new("Image", "", &digest);
         let event =
             podspace_api::imagestreams::push_event("v1", &digest, &reference, "r:5000/p/app");
-        meta.put_tagged_manifest(&m, "v1", image, "p", "app", event)
+        meta.put_tagged_manifest(&m, &ManifestRefs::default(), "v1", image, "p", "app", event)
             .await
             .unwrap();
     }
@@ -81,14 +207,20 @@ async fn blobs_are_linked_per_repository(db: Db) {
         location: "blobs/x".into(),
     };
     assert!(!meta.blob_location_used("blobs/x").await.unwrap());
-    assert_eq!(meta.add_blob("p/a", &blob).await.unwrap(), blob);
+    assert_eq!(
+        meta.add_blob("p/a", &blob).await.unwrap(),
+        Some(blob.clone())
+    );
     assert!(meta.blob_location_used("blobs/x").await.unwrap());
     // A second copy of the same content: the first record wins.
     let copy = BlobRecord {
         location: "blobs/y".into(),
         ..blob.clone()
     };
-    assert_eq!(meta.add_blob("p/a", &copy).await.unwrap(), blob);
+    assert_eq!(
+        meta.add_blob("p/a", &copy).await.unwrap(),
+        Some(blob.clone())
+    );
     assert_eq!(meta.repo_blob("p/b", &blob.digest).await.unwrap(), None);
     assert!(!meta.mount_blob("p/b", "p/c", &blob.digest).await.unwrap());
     assert!(meta.mount_blob("p/b", "p/a", &blob.digest).await.unwrap());

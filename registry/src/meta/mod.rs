@@ -5,8 +5,10 @@ use podspace_api::store::{Schema, Store, StoreError, Tx};
 use podspace_api::Object;
 use sqlx::Row;
 
+mod gc;
 mod uploads;
 
+pub use gc::{GcBlob, GcGraph, GcManifest, GcRef};
 pub use uploads::{UploadClaim, UploadRecord};
 
 /// The registry's tables. Plain tables without events: registry
@@ -30,6 +32,13 @@ pub const SCHEMA: Schema = Schema {
             driver_state TEXT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
         // Each repository's tags, sorted, one per line: a tag list is one row.
         "CREATE TABLE IF NOT EXISTS registry_tag_lists (repo TEXT PRIMARY KEY, tags TEXT NOT NULL)",
+        // What each manifest refers to (`kind` 'blob' or 'manifest'),
+        // written with it: garbage collection marks from these rows and
+        // never parses a manifest again.
+        "CREATE TABLE IF NOT EXISTS registry_manifest_refs (
+            repo TEXT NOT NULL, manifest TEXT NOT NULL, digest TEXT NOT NULL, kind TEXT NOT NULL,
+            PRIMARY KEY (repo, manifest, digest))",
+        "CREATE INDEX IF NOT EXISTS registry_manifest_refs_by_digest ON registry_manifest_refs (digest)",
     ],
     added_columns: &[
         // Who opened an upload (per-user caps count rows, so they hold
@@ -40,6 +49,22 @@ pub const SCHEMA: Schema = Schema {
             "registry_uploads",
             "writer_until",
             "BIGINT NOT NULL DEFAULT 0",
+        ),
+        // When a blob or manifest was last given a new use (a push that
+        // finished it again, a mount, a manifest naming it): garbage
+        // collection spares what was touched within its grace period, and a
+        // write that touches a row serializes with a sweep deleting it.
+        ("registry_blobs", "touched_at", "BIGINT NOT NULL DEFAULT 0"),
+        ("registry_manifests", "touched_at", "BIGINT NOT NULL DEFAULT 0"),
+        // 'live', or 'deleting' while a sweep removes its bytes: nothing
+        // new may use a blob in that state.
+        ("registry_blobs", "state", "TEXT NOT NULL DEFAULT 'live'"),
+        // 0 for manifests stored before `registry_manifest_refs` existed:
+        // the next collection records their references first.
+        (
+            "registry_manifests",
+            "refs_recorded",
+            "INTEGER NOT NULL DEFAULT 0",
         ),
     ],
     after: &["CREATE INDEX IF NOT EXISTS registry_uploads_by_owner ON registry_uploads (owner)"],
@@ -71,15 +96,86 @@ pub struct ManifestRecord {
     pub artifact_type: Option<String>,
 }
 
-/// The manifest row and, with `tag`, the registry tag pointing at it.
+/// What a manifest needs to exist: its blobs (config, layers) and the
+/// manifests an index lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ManifestRefs {
+    pub blobs: Vec<String>,
+    pub manifests: Vec<String>,
+}
+
+impl ManifestRefs {
+    pub fn of(m: &podspace_oci::manifest::Manifest) -> ManifestRefs {
+        let mut blobs: Vec<String> = m
+            .required_blobs()
+            .iter()
+            .map(|b| b.digest.to_string())
+            .collect();
+        let mut manifests: Vec<String> = m
+            .required_manifests()
+            .iter()
+            .map(|c| c.digest.to_string())
+            .collect();
+        blobs.sort();
+        blobs.dedup();
+        manifests.sort();
+        manifests.dedup();
+        ManifestRefs { blobs, manifests }
+    }
+}
+
+/// Refusal of a manifest whose blob or child manifest is gone (never
+/// pushed, or collected meanwhile); the registry answers
+/// `MANIFEST_BLOB_UNKNOWN`.
+fn missing(what: String) -> StoreError {
+    StoreError::Rejected(podspace_api::Status::new(
+        podspace_api::Reason::NotFound,
+        what,
+    ))
+}
+
+/// The manifest row (touched if it exists), its references and, with
+/// `tag`, the registry tag pointing at it. Every blob and child manifest it
+/// names is touched in the same transaction and must still be live: a
+/// sweep either sees the touch and spares them, or has already claimed
+/// them and this write is refused.
 async fn write_manifest(
     tx: &mut Tx,
     m: &ManifestRecord,
+    refs: &ManifestRefs,
     tag: Option<&str>,
 ) -> Result<(), StoreError> {
+    let at = now();
+    for d in &refs.blobs {
+        let r = sqlx::query(
+            "UPDATE registry_blobs SET touched_at = $1 WHERE digest = $2 AND state = 'live'",
+        )
+        .bind(at)
+        .bind(d)
+        .execute(&mut **tx)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(missing(format!("blob {d} is not in {}", m.repo)));
+        }
+    }
+    for d in &refs.manifests {
+        let r = sqlx::query(
+            "UPDATE registry_manifests SET touched_at = $1 WHERE repo = $2 AND digest = $3",
+        )
+        .bind(at)
+        .bind(&m.repo)
+        .bind(d)
+        .execute(&mut **tx)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(missing(format!("manifest {d} is not in {}", m.repo)));
+        }
+    }
     sqlx::query(
-        "INSERT INTO registry_manifests (repo, digest, media_type, body, subject, artifact_type, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        "INSERT INTO registry_manifests (repo, digest, media_type, body, subject, artifact_type, created_at,
+           touched_at, refs_recorded)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 1)
+         ON CONFLICT (repo, digest) DO UPDATE SET touched_at = excluded.touched_at",
     )
     .bind(&m.repo)
     .bind(&m.digest)
@@ -87,9 +183,10 @@ async fn write_manifest(
     .bind(&m.body)
     .bind(&m.subject)
     .bind(&m.artifact_type)
-    .bind(now())
+    .bind(at)
     .execute(&mut **tx)
     .await?;
+    insert_refs(tx, &m.repo, &m.digest, refs).await?;
     if let Some(tag) = tag {
         sqlx::query(
             "INSERT INTO registry_tags (repo, tag, digest, updated_at) VALUES ($1, $2, $3, $4)
@@ -98,10 +195,41 @@ async fn write_manifest(
         .bind(&m.repo)
         .bind(tag)
         .bind(&m.digest)
-        .bind(now())
+        .bind(at)
         .execute(&mut **tx)
         .await?;
         edit_tag_list(tx, &m.repo, &[tag], &[]).await?;
+    }
+    Ok(())
+}
+
+/// The reference rows of one manifest, a few hundred per statement (a
+/// 4 MiB manifest can name thousands; statements have a parameter limit).
+async fn insert_refs(
+    tx: &mut Tx,
+    repo: &str,
+    manifest: &str,
+    refs: &ManifestRefs,
+) -> Result<(), StoreError> {
+    let rows: Vec<(&str, &str)> = refs
+        .blobs
+        .iter()
+        .map(|d| (d.as_str(), "blob"))
+        .chain(refs.manifests.iter().map(|d| (d.as_str(), "manifest")))
+        .collect();
+    for chunk in rows.chunks(200) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("($1, $2, ${}, ${})", 3 + 2 * i, 4 + 2 * i))
+            .collect();
+        let sql = format!(
+            "INSERT INTO registry_manifest_refs (repo, manifest, digest, kind) VALUES {} ON CONFLICT DO NOTHING",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(repo).bind(manifest);
+        for (digest, kind) in chunk {
+            q = q.bind(*digest).bind(*kind);
+        }
+        q.execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -174,7 +302,7 @@ impl RegistryStore {
     ) -> Result<Option<BlobRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT b.digest, b.size, b.location FROM registry_links l JOIN registry_blobs b ON b.digest = l.digest
-             WHERE l.repo = $1 AND l.digest = $2",
+             WHERE l.repo = $1 AND l.digest = $2 AND b.state = 'live'",
         )
         .bind(repo)
         .bind(digest)
@@ -191,22 +319,39 @@ impl RegistryStore {
     }
 
     /// Records a verified blob and links it to `repo`. If the blob was
-    /// already known, the stored record wins and is returned, so the caller
-    /// can drop its now redundant copy.
-    pub async fn add_blob(&self, repo: &str, blob: &BlobRecord) -> Result<BlobRecord, StoreError> {
+    /// already known, the stored record wins (touched: it has a new use)
+    /// and is returned, so the caller can drop its now redundant copy.
+    /// `None` while a collection is deleting that blob: the caller waits
+    /// for it to finish, then adds its copy as a new blob.
+    pub async fn add_blob(
+        &self,
+        repo: &str,
+        blob: &BlobRecord,
+    ) -> Result<Option<BlobRecord>, StoreError> {
         let mut tx = self.store.writer().begin().await?;
-        sqlx::query("INSERT INTO registry_blobs (digest, size, location, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
-            .bind(&blob.digest)
-            .bind(blob.size)
-            .bind(&blob.location)
-            .bind(now())
-            .execute(&mut *tx)
-            .await?;
-        let row =
-            sqlx::query("SELECT digest, size, location FROM registry_blobs WHERE digest = $1")
-                .bind(&blob.digest)
-                .fetch_one(&mut *tx)
-                .await?;
+        let at = now();
+        sqlx::query(
+            "INSERT INTO registry_blobs (digest, size, location, created_at, touched_at, state)
+             VALUES ($1, $2, $3, $4, $4, 'live')
+             ON CONFLICT (digest) DO UPDATE SET touched_at = excluded.touched_at
+             WHERE registry_blobs.state = 'live'",
+        )
+        .bind(&blob.digest)
+        .bind(blob.size)
+        .bind(&blob.location)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(
+            "SELECT digest, size, location, state FROM registry_blobs WHERE digest = $1",
+        )
+        .bind(&blob.digest)
+        .fetch_one(&mut *tx)
+        .await?;
+        let state: String = row.try_get(3)?;
+        if state != "live" {
+            return Ok(None);
+        }
         sqlx::query(
             "INSERT INTO registry_links (repo, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
@@ -215,35 +360,45 @@ impl RegistryStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(BlobRecord {
+        Ok(Some(BlobRecord {
             digest: row.try_get(0)?,
             size: row.try_get(1)?,
             location: row.try_get(2)?,
-        })
+        }))
     }
 
     /// Links an existing blob into another repository (a cross-repository
-    /// mount); false when the blob is not linked to `from`.
+    /// mount); false when the blob is not linked to `from` or is being
+    /// collected. The blob is touched first, in the same transaction, so a
+    /// sweep either spares it or has claimed it already.
     pub async fn mount_blob(
         &self,
         repo: &str,
         from: &str,
         digest: &str,
     ) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "INSERT INTO registry_links (repo, digest) SELECT $1, digest FROM registry_links WHERE repo = $2 AND digest = $3
-             ON CONFLICT DO NOTHING",
+        let mut tx = self.store.writer().begin().await?;
+        let touched = sqlx::query(
+            "UPDATE registry_blobs SET touched_at = $1 WHERE digest = $2 AND state = 'live'
+             AND EXISTS (SELECT 1 FROM registry_links WHERE repo = $3 AND digest = $2)",
+        )
+        .bind(now())
+        .bind(digest)
+        .bind(from)
+        .execute(&mut *tx)
+        .await?;
+        if touched.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO registry_links (repo, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
         .bind(repo)
-        .bind(from)
         .bind(digest)
-        .execute(self.store.writer())
+        .execute(&mut *tx)
         .await?;
-        if r.rows_affected() > 0 {
-            return Ok(true);
-        }
-        Ok(self.repo_blob(repo, digest).await?.is_some()
-            && self.repo_blob(from, digest).await?.is_some())
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn unlink_blob(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
@@ -255,15 +410,17 @@ impl RegistryStore {
         Ok(r.rows_affected() > 0)
     }
 
-    /// Stores a manifest (a no-op if the same digest is there) and points
-    /// `tag` at it, in one transaction.
+    /// Stores a manifest (touched if the same digest is there) and points
+    /// `tag` at it, in one transaction. Refused (`StoreError::Rejected`,
+    /// not found) when a blob or manifest of `refs` is not live.
     pub async fn put_manifest(
         &self,
         m: &ManifestRecord,
+        refs: &ManifestRefs,
         tag: Option<&str>,
     ) -> Result<(), StoreError> {
         let mut tx = self.store.writer().begin().await?;
-        write_manifest(&mut tx, m, tag).await?;
+        write_manifest(&mut tx, m, refs, tag).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -271,9 +428,11 @@ impl RegistryStore {
     /// A push by tag, whole or not at all: the manifest and the registry
     /// tag, with the Image and the stream's tag event that `record` makes
     /// (`api::imagestreams::record_push`), in the store's one transaction.
+    #[allow(clippy::too_many_arguments)]
     pub async fn put_tagged_manifest<F>(
         &self,
         m: &ManifestRecord,
+        refs: &ManifestRefs,
         tag: &str,
         image: Object,
         stream_ns: &str,
@@ -284,10 +443,10 @@ impl RegistryStore {
         F: Fn(&mut Object) + Send,
     {
         // The step outlives any borrow the store could name: it owns its rows.
-        let (m, tag) = (m.clone(), tag.to_string());
+        let (m, refs, tag) = (m.clone(), refs.clone(), tag.to_string());
         self.store
             .record_image_with(image, stream_ns, stream_name, record, move |tx| {
-                Box::pin(async move { write_manifest(tx, &m, Some(&tag)).await })
+                Box::pin(async move { write_manifest(tx, &m, &refs, Some(&tag)).await })
             })
             .await
     }
@@ -349,6 +508,11 @@ impl RegistryStore {
             .execute(&mut *tx)
             .await?;
         let r = sqlx::query("DELETE FROM registry_manifests WHERE repo = $1 AND digest = $2")
+            .bind(repo)
+            .bind(digest)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM registry_manifest_refs WHERE repo = $1 AND manifest = $2")
             .bind(repo)
             .bind(digest)
             .execute(&mut *tx)

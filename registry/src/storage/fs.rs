@@ -201,7 +201,14 @@ impl BlobStorage for FsStorage {
         let file = Self::file_of(&mut upload)?;
         file.flush().await?;
         file.get_ref().sync_data().await?;
-        let location = format!("blobs/{}/{}", digest.algorithm.name(), digest.hex);
+        // Each upload has a location of its own, as on S3: a collection
+        // deleting an older copy of the same blob can never delete this one.
+        let location = format!(
+            "blobs/{}/{}.{}",
+            digest.algorithm.name(),
+            digest.hex,
+            upload.id
+        );
         let target = self.location_path(&location)?;
         let dir = target
             .parent()
@@ -210,13 +217,8 @@ impl BlobStorage for FsStorage {
         private_dir(&dir).await?;
         let from = self.upload_path(&upload.id)?;
         drop(upload);
-        // Content-addressed: an existing file holds the same bytes.
-        if tokio::fs::try_exists(&target).await? {
-            tokio::fs::remove_file(&from).await?;
-        } else {
-            tokio::fs::rename(&from, &target).await?;
-            self.dir_syncs.sync(&dir).await?;
-        }
+        tokio::fs::rename(&from, &target).await?;
+        self.dir_syncs.sync(&dir).await?;
         Ok(location)
     }
 
