@@ -45,6 +45,8 @@ pub struct AppState {
     pub webhook_rate: Arc<rest::webhook_rate::WebhookRate>,
     /// Refused webhook deliveries waiting to be recorded.
     pub webhook_refusals: Arc<rest::webhook_refusals::WebhookRefusals>,
+    /// Registry garbage collection, on demand (`/admin/registry/gc`).
+    pub collector: podspace_registry::gc::Collector,
     /// The supervised controllers (readiness, metrics).
     pub controllers: Supervisor,
     pub shutdown: watch::Receiver<bool>,
@@ -53,6 +55,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(crate::nodes::routes())
+        .merge(crate::admin::routes())
         .route("/healthz", get(http::healthz))
         .route("/readyz", get(http::readyz))
         .route("/metrics", get(crate::metrics::render))
@@ -133,16 +136,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         &format!("{public_url}/v2/token"),
         Duration::from_secs(300),
     ));
-    let storage: Arc<dyn podspace_registry::storage::BlobStorage> = match &config.storage {
-        crate::config::Storage::Fs => Arc::new(
-            podspace_registry::storage::fs::FsStorage::open(config.data_dir.join("registry"))
-                .await
-                .context("opening the registry's blob storage")?,
-        ),
-        crate::config::Storage::S3(s3) => {
-            Arc::new(podspace_registry::storage::s3::S3Storage::new(s3.clone()))
-        }
-    };
+    let storage = open_storage(&config).await?;
     tracing::info!(driver = storage.name(), "registry storage");
     let registry_meta = podspace_registry::meta::RegistryStore::open(store.clone())
         .await
@@ -162,6 +156,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         },
     );
     spawn_upload_expiry(registry.clone(), shutdown.clone());
+    let collector = podspace_registry::gc::Collector::new(
+        registry_meta.clone(),
+        store.clone(),
+        storage.clone(),
+    );
+    if let Some(every) = config.gc_interval {
+        controllers.spawn(podspace_registry::gc::ScheduledGc {
+            collector: collector.clone(),
+            every,
+            grace: config.gc_grace,
+        });
+    }
     controllers.spawn(podspace_imagestreams::controller::Imports::new(
         config.import_interval,
     ));
@@ -204,6 +210,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         registry_host: public_host.clone(),
         storage: storage.clone(),
         registry_meta,
+        collector,
         builds,
         build_logs: Arc::new(watch::channel(0).0),
         leases,
@@ -281,6 +288,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The registry's blob storage driver the configuration names.
+pub async fn open_storage(
+    config: &Config,
+) -> anyhow::Result<Arc<dyn podspace_registry::storage::BlobStorage>> {
+    Ok(match &config.storage {
+        crate::config::Storage::Fs => Arc::new(
+            podspace_registry::storage::fs::FsStorage::open(config.data_dir.join("registry"))
+                .await
+                .context("opening the registry's blob storage")?,
+        ),
+        crate::config::Storage::S3(s3) => {
+            Arc::new(podspace_registry::storage::s3::S3Storage::new(s3.clone()))
+        }
+    })
 }
 
 pub async fn shutdown_signal() {

@@ -56,6 +56,12 @@ pub struct ServeArgs {
     /// Seconds between re-imports of scheduled image stream tags [default: 900]
     #[arg(long, env = "PODSPACE_IMPORT_INTERVAL", value_name = "SECONDS")]
     pub import_interval: Option<u64>,
+    /// Seconds between registry garbage collections; 0 runs none on a schedule [default: 3600]
+    #[arg(long, env = "PODSPACE_GC_INTERVAL", value_name = "SECONDS")]
+    pub gc_interval: Option<u64>,
+    /// Seconds a registry blob or manifest is kept after its last use even when nothing names it [default: 3600]
+    #[arg(long, env = "PODSPACE_GC_GRACE", value_name = "SECONDS")]
+    pub gc_grace: Option<u64>,
     /// Where the registry keeps blobs: `fs` (under DATA_DIR/registry) or `s3` [default: fs]
     #[arg(long, env = "PODSPACE_REGISTRY_STORAGE", value_name = "fs|s3")]
     pub registry_storage: Option<String>,
@@ -242,6 +248,8 @@ struct FileConfig {
     registry_public_host: Option<String>,
     upload_ttl: Option<u64>,
     import_interval: Option<u64>,
+    gc_interval: Option<u64>,
+    gc_grace: Option<u64>,
     registry_storage: Option<String>,
     s3_endpoint: Option<String>,
     s3_bucket: Option<String>,
@@ -281,6 +289,9 @@ pub struct Config {
     pub registry_public_host: Option<String>,
     pub upload_ttl: Duration,
     pub import_interval: Duration,
+    /// `None`: no scheduled collection.
+    pub gc_interval: Option<Duration>,
+    pub gc_grace: Duration,
     pub storage: Storage,
     pub node_slots: usize,
     pub build_network: String,
@@ -376,6 +387,11 @@ impl Config {
             registry_public_host: args.registry_public_host.or(file.registry_public_host),
             upload_ttl: Duration::from_secs(args.upload_ttl.or(file.upload_ttl).unwrap_or(86_400)),
             import_interval: Duration::from_secs(args.import_interval.or(file.import_interval).unwrap_or(900).max(1)),
+            gc_interval: match args.gc_interval.or(file.gc_interval).unwrap_or(3600) {
+                0 => None,
+                s => Some(Duration::from_secs(s)),
+            },
+            gc_grace: Duration::from_secs(args.gc_grace.or(file.gc_grace).unwrap_or(3600)),
             storage: match args.registry_storage.or(file.registry_storage).as_deref() {
                 None | Some("fs") => Storage::Fs,
                 Some("s3") => Storage::S3(podspace_registry::storage::s3::S3Config {

@@ -24,11 +24,27 @@ enum Command {
     Serve(Box<config::ServeArgs>),
     /// Run a build node for a PodSpace API on another machine.
     Node(node::NodeArgs),
+    /// Collect the registry's garbage once: unreferenced manifests and blobs
+    /// older than the grace period (safe while the service runs).
+    Gc(GcArgs),
+}
+
+#[derive(clap::Args)]
+struct GcArgs {
+    /// Print what would be freed; delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Seconds since its last use before an unreferenced blob or manifest goes [default: the service's --gc-grace]
+    #[arg(long, value_name = "SECONDS")]
+    grace: Option<u64>,
+    #[command(flatten)]
+    serve: Box<config::ServeArgs>,
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => podspace_server::serve(*args),
         Command::Node(args) => node::run(args),
+        Command::Gc(args) => podspace_server::gc(*args.serve, args.dry_run, args.grace),
     }
 }

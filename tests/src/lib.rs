@@ -213,6 +213,11 @@ impl Server {
     pub fn restart_in_place(&mut self, pause: Duration) -> Result<()> {
         self.terminate()?;
         std::thread::sleep(pause);
+        self.start_in_place()
+    }
+
+    /// Starts a stopped server again on the addresses it had.
+    pub fn start_in_place(&mut self) -> Result<()> {
         let api = self.url.trim_start_matches("http://").to_string();
         self.fixed = Some((api, self.registry.clone()));
         self.spawn()
