@@ -93,6 +93,11 @@ enum Command {
         #[command(subcommand)]
         command: cmd::policy::PolicyCommand,
     },
+    /// Cluster administration: psc adm prune images
+    Adm {
+        #[command(subcommand)]
+        command: cmd::adm::AdmCommand,
+    },
 }
 
 fn main() {
@@ -144,6 +149,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apply(args) => cmd::objects::apply(&g, args).await,
         Command::Delete(args) => cmd::objects::delete(&g, args).await,
         Command::Policy { command } => cmd::policy::run(&g, command).await,
+        Command::Adm { command } => cmd::adm::run(&g, command).await,
         Command::Set { command } => cmd::set::run(&g, command).await,
         Command::Tag(args) => cmd::tag::run(&g, args).await,
         Command::Rollout { command } => cmd::rollout::run(&g, command).await,

@@ -437,3 +437,127 @@ async fn only_cluster_admins_collect_and_bad_parameters_are_refused() -> Result<
     assert_eq!(r["dryRun"], true);
     Ok(())
 }
+
+/// `psc adm prune images`: the newest N revisions of a tag and the image a
+/// DeploymentConfig runs stay; a dry run changes nothing; confirmed, the
+/// other revisions, their Images and (after the grace) their manifests go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_keeps_the_newest_revisions_and_what_deployments_use() -> Result<()> {
+    let server = Server::start_with(&["--gc-grace", "1"])?;
+    let admin = Api::admin(&server.url).await?;
+    admin.new_project("pr").await?;
+    let c = Client {
+        http: reqwest::Client::new(),
+        registry: server.registry.clone(),
+        token: admin.token.clone().unwrap_or_default(),
+    };
+    let config = bytes("prune config", 200);
+    assert_eq!(c.put_blob("pr/app", &config).await?, 201);
+    let mut digests = Vec::new();
+    for n in 0..5 {
+        let layer = bytes(&format!("prune layer {n}"), 1000);
+        assert_eq!(c.put_blob("pr/app", &layer).await?, 201);
+        let (s, body, d) = c
+            .put_manifest("pr/app", Some("latest"), &config, &[&layer])
+            .await?;
+        assert_eq!(s, 201, "{body}");
+        digests.push(d);
+    }
+    let history = podspace_e2e::tag_history(&admin, "pr", "app", "latest").await?;
+    assert_eq!(history.len(), 5);
+    // A deployment runs the second-oldest image.
+    let dc = json!({"apiVersion": "apps.openshift.io/v1", "kind": "DeploymentConfig",
+        "metadata": {"name": "web", "namespace": "pr"},
+        "spec": {"replicas": 1, "selector": {"app": "web"}, "triggers": [],
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web",
+                    "image": format!("{}/pr/app@{}", server.registry, digests[1])}]}}}});
+    let r = admin
+        .post(
+            "/apis/apps.openshift.io/v1/namespaces/pr/deploymentconfigs",
+            &dc,
+        )
+        .await?;
+    assert_eq!(r.status, 201, "{}", r.text);
+    // Whole seconds: let the grace of 1 s pass for the manifests.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+
+    let psc = podspace_e2e::Psc::new()?;
+    psc.ok(&[
+        "login",
+        &server.url,
+        "-u",
+        "admin",
+        "-p",
+        podspace_e2e::ADMIN_PASSWORD,
+    ]);
+    let prune = [
+        "adm",
+        "prune",
+        "images",
+        "--keep-tag-revisions=2",
+        "--keep-younger-than=0",
+    ];
+    let out = psc.ok(&prune);
+    for d in [&digests[0], &digests[2]] {
+        assert!(out.contains(d.as_str()), "the dry run names {d}: {out}");
+    }
+    for d in [&digests[1], &digests[3], &digests[4]] {
+        assert!(!out.contains(d.as_str()), "{d} is kept: {out}");
+    }
+    assert!(
+        out.contains("Would delete 2 revisions and 2 images."),
+        "{out}"
+    );
+    assert_eq!(
+        podspace_e2e::tag_history(&admin, "pr", "app", "latest").await?,
+        history,
+        "a dry run changes nothing"
+    );
+    assert_eq!(
+        c.get(&format!("/v2/pr/app/manifests/{}", digests[0]))
+            .await?
+            .0,
+        200
+    );
+
+    let mut confirm = prune.to_vec();
+    confirm.push("--confirm");
+    let out = psc.ok(&confirm);
+    assert!(out.contains("Deleted 2 revisions and 2 images."), "{out}");
+    let after = podspace_e2e::tag_history(&admin, "pr", "app", "latest").await?;
+    let want: Vec<String> = [4, 3, 1].iter().map(|i| digests[*i].clone()).collect();
+    assert_eq!(
+        after, want,
+        "the newest two and the deployed one stay, in order"
+    );
+    for (i, d) in digests.iter().enumerate() {
+        let image = admin
+            .get(&format!("/apis/image.openshift.io/v1/images/{d}"))
+            .await?
+            .status;
+        let manifest = c.get(&format!("/v2/pr/app/manifests/{d}")).await?.0;
+        if i == 0 || i == 2 {
+            assert_eq!((image, manifest), (404, 404), "revision {i} is pruned");
+        } else {
+            assert_eq!((image, manifest), (200, 200), "revision {i} stays");
+        }
+    }
+    // A second prune finds nothing; a non-admin may not prune.
+    assert!(psc
+        .ok(&confirm)
+        .contains("No image stream revisions to prune."));
+    let bob = admin.create_user("bob", "bob-password").await?;
+    let r = bob
+        .send(bob.request(reqwest::Method::POST, "/admin/prune/images?confirm=true"))
+        .await?;
+    assert_eq!(r.status, 403);
+    let r = admin
+        .send(admin.request(
+            reqwest::Method::POST,
+            "/admin/prune/images?keepTagRevisions=0",
+        ))
+        .await?;
+    assert_eq!(r.status, 400, "{}", r.text);
+    Ok(())
+}

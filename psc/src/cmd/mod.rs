@@ -1,3 +1,4 @@
+pub mod adm;
 pub mod asdockerfile;
 pub mod auth;
 pub mod builds;

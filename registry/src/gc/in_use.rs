@@ -77,6 +77,18 @@ impl InUse {
             }
         }
         let (configs, _) = store.list_as::<DeploymentConfig>("", &all).await?;
+        for c in &configs {
+            let last = c
+                .spec
+                .triggers()
+                .iter()
+                .filter_map(|t| t.image_change_params.as_ref()?.last_image());
+            for image in last {
+                if let Some(r) = by_digest(image) {
+                    in_use.workloads.insert(r);
+                }
+            }
+        }
         let (controllers, _) = store.list_as::<ReplicationController>("", &all).await?;
         let templates = configs
             .iter()

@@ -9,6 +9,7 @@
 //! a deleted blob.
 
 mod in_use;
+mod prune;
 mod schedule;
 
 use std::collections::{HashMap, HashSet};
@@ -22,6 +23,7 @@ use crate::meta::{GcGraph, GcRef, ManifestRefs, RegistryStore};
 use crate::storage::{BlobStorage, StorageError};
 
 pub use in_use::{by_digest, InUse};
+pub use prune::{prune_images, PruneImages, PruneImagesReport, PrunedRevision};
 pub use schedule::ScheduledGc;
 
 #[derive(Debug, Clone, Copy)]
