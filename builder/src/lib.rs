@@ -9,4 +9,5 @@ pub mod leases;
 pub mod phase;
 pub mod policy;
 pub mod protocol;
+pub mod prune;
 pub mod triggers;

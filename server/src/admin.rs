@@ -13,6 +13,7 @@ use axum::routing::post;
 use axum::{Extension, Router};
 use podspace_api::auth::Principal;
 use podspace_api::{Reason, Status};
+use podspace_builder::prune::PruneBuilds;
 use podspace_registry::gc::{GcError, GcOptions, PruneImages};
 
 use crate::app::AppState;
@@ -22,6 +23,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/registry/gc", post(gc))
         .route("/admin/prune/images", post(prune_images))
+        .route("/admin/prune/builds", post(prune_builds))
 }
 
 async fn gc(
@@ -92,38 +94,93 @@ async fn prune_images_inner(
 /// `keepTagRevisions=N` (3), `keepYoungerThanSeconds=S` (3600),
 /// `confirm=true|false` (false: report only).
 fn prune_options(q: &HashMap<String, String>, gc_grace: Duration) -> ApiResult<PruneImages> {
-    let bad = |m: String| ApiError(Status::bad_request(m));
     let known = ["keepTagRevisions", "keepYoungerThanSeconds", "confirm"];
     if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(bad(format!(
-            "unknown parameter {k:?}: use keepTagRevisions, keepYoungerThanSeconds and confirm"
+            "unknown parameter {k:?}: use {}",
+            known.join(", ")
         )));
     }
-    let number = |name: &str, default: u64| -> ApiResult<u64> {
-        match q.get(name) {
-            None => Ok(default),
-            Some(v) => v
-                .parse()
-                .map_err(|_| bad(format!("{name} must be a whole number, not {v:?}"))),
-        }
-    };
-    let keep = number("keepTagRevisions", 3)?;
+    let keep = number(q, "keepTagRevisions", 3)?;
     if keep == 0 {
         return Err(bad(
             "keepTagRevisions must be at least 1: a tag keeps its newest image".into(),
         ));
     }
-    let confirm = match q.get("confirm").map(String::as_str) {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(v) => return Err(bad(format!("confirm must be true or false, not {v:?}"))),
-    };
     Ok(PruneImages {
         keep_tag_revisions: keep as usize,
-        keep_younger_than: Duration::from_secs(number("keepYoungerThanSeconds", 3600)?),
-        confirm,
+        keep_younger_than: Duration::from_secs(number(q, "keepYoungerThanSeconds", 3600)?),
+        confirm: flag(q, "confirm")?,
         gc_grace,
     })
+}
+
+async fn prune_builds(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    prune_builds_inner(state, caller.map(|c| c.0), q)
+        .await
+        .unwrap_or_else(|e| e.into_response())
+}
+
+async fn prune_builds_inner(
+    state: AppState,
+    caller: Option<Caller>,
+    q: HashMap<String, String>,
+) -> ApiResult<Response> {
+    let p = cluster_admin(&state, caller, "prune builds").await?;
+    let opts = prune_builds_options(&q)?;
+    tracing::info!(user = %p.name, confirm = opts.confirm, "build prune requested");
+    let pruned = podspace_builder::prune::prune_builds(&state.store, opts).await?;
+    render(&serde_json::json!({"confirm": opts.confirm, "builds": pruned}))
+}
+
+/// `keepComplete=N` (5), `keepFailed=N` (1), `keepYoungerThanSeconds=S`
+/// (3600), `orphans=true|false` (false), `confirm=true|false` (false).
+fn prune_builds_options(q: &HashMap<String, String>) -> ApiResult<PruneBuilds> {
+    let known = [
+        "keepComplete",
+        "keepFailed",
+        "keepYoungerThanSeconds",
+        "orphans",
+        "confirm",
+    ];
+    if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(bad(format!(
+            "unknown parameter {k:?}: use {}",
+            known.join(", ")
+        )));
+    }
+    Ok(PruneBuilds {
+        keep_complete: number(q, "keepComplete", 5)? as usize,
+        keep_failed: number(q, "keepFailed", 1)? as usize,
+        keep_younger_than: Duration::from_secs(number(q, "keepYoungerThanSeconds", 3600)?),
+        orphans: flag(q, "orphans")?,
+        confirm: flag(q, "confirm")?,
+    })
+}
+
+fn bad(m: String) -> ApiError {
+    ApiError(Status::bad_request(m))
+}
+
+fn number(q: &HashMap<String, String>, name: &str, default: u64) -> ApiResult<u64> {
+    match q.get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| bad(format!("{name} must be a whole number, not {v:?}"))),
+    }
+}
+
+fn flag(q: &HashMap<String, String>, name: &str) -> ApiResult<bool> {
+    match q.get(name).map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(v) => Err(bad(format!("{name} must be true or false, not {v:?}"))),
+    }
 }
 
 async fn gc_inner(
@@ -140,27 +197,15 @@ async fn gc_inner(
 
 /// `dryRun=true|false`, `graceSeconds=N` (the configured grace when absent).
 fn gc_options(q: &HashMap<String, String>, grace: Duration) -> ApiResult<GcOptions> {
-    let bad = |m: String| ApiError(Status::bad_request(m));
-    if let Some(k) = q
-        .keys()
-        .find(|k| !matches!(k.as_str(), "dryRun" | "graceSeconds"))
-    {
+    let known = ["dryRun", "graceSeconds"];
+    if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(bad(format!(
-            "unknown parameter {k:?}: use dryRun and graceSeconds"
+            "unknown parameter {k:?}: use {}",
+            known.join(", ")
         )));
     }
-    let dry_run = match q.get("dryRun").map(String::as_str) {
-        None | Some("false") => false,
-        Some("true") | Some("All") => true,
-        Some(v) => return Err(bad(format!("dryRun must be true or false, not {v:?}"))),
-    };
-    let grace = match q.get("graceSeconds") {
-        None => grace,
-        Some(v) => Duration::from_secs(v.parse().map_err(|_| {
-            bad(format!(
-                "graceSeconds must be a number of seconds, not {v:?}"
-            ))
-        })?),
-    };
-    Ok(GcOptions { grace, dry_run })
+    Ok(GcOptions {
+        grace: Duration::from_secs(number(q, "graceSeconds", grace.as_secs())?),
+        dry_run: flag(q, "dryRun")?,
+    })
 }

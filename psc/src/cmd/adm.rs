@@ -1,7 +1,7 @@
-//! `psc adm prune images`: OpenShift's image pruning, done by the server
-//! (`POST /admin/prune/images`, cluster-admins) so that what deployments
-//! and running builds use is judged where it is known. Without `--confirm`
-//! it only reports, as `oc adm prune` does.
+//! `psc adm prune images` and `psc adm prune builds`: OpenShift's pruning,
+//! done by the server (`POST /admin/prune/…`, cluster-admins) so that what
+//! deployments and running builds use is judged where it is known. Without
+//! `--confirm` it only reports, as `oc adm prune` does.
 
 use std::time::Duration;
 
@@ -25,6 +25,27 @@ pub enum AdmCommand {
 pub enum PruneCommand {
     /// Remove old image stream revisions and the images only they used
     Images(PruneImagesArgs),
+    /// Remove old finished builds of each build config
+    Builds(PruneBuildsArgs),
+}
+
+#[derive(Args)]
+pub struct PruneBuildsArgs {
+    /// The newest complete builds of each build config that are kept
+    #[arg(long, default_value_t = 5)]
+    keep_complete: u64,
+    /// The newest failed, errored or cancelled builds of each config that are kept
+    #[arg(long, default_value_t = 1)]
+    keep_failed: u64,
+    /// Builds younger than this are kept (e.g. 60m, 2h, 7d)
+    #[arg(long, default_value = "60m", value_parser = parse_duration)]
+    keep_younger_than: Duration,
+    /// Also remove finished builds whose build config no longer exists
+    #[arg(long)]
+    orphans: bool,
+    /// Delete; without it, only show what would be deleted
+    #[arg(long)]
+    confirm: bool,
 }
 
 #[derive(Args)]
@@ -61,19 +82,58 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 pub async fn run(g: &Global, command: AdmCommand) -> Result<()> {
     let AdmCommand::Prune { command } = command;
-    let PruneCommand::Images(args) = command;
-    if args.keep_tag_revisions == 0 {
-        bail!("--keep-tag-revisions must be at least 1");
-    }
     let session = Session::load(g)?;
-    let path = format!(
-        "/admin/prune/images?keepTagRevisions={}&keepYoungerThanSeconds={}&confirm={}",
-        args.keep_tag_revisions,
-        args.keep_younger_than.as_secs(),
-        args.confirm
-    );
-    let report = session.client.post(&path, &Value::Null).await?;
-    print_report(&report, args.confirm);
+    match command {
+        PruneCommand::Images(args) => {
+            if args.keep_tag_revisions == 0 {
+                bail!("--keep-tag-revisions must be at least 1");
+            }
+            let path = format!(
+                "/admin/prune/images?keepTagRevisions={}&keepYoungerThanSeconds={}&confirm={}",
+                args.keep_tag_revisions,
+                args.keep_younger_than.as_secs(),
+                args.confirm
+            );
+            let report = session.client.post(&path, &Value::Null).await?;
+            print_report(&report, args.confirm);
+        }
+        PruneCommand::Builds(args) => {
+            let path = format!(
+                "/admin/prune/builds?keepComplete={}&keepFailed={}&keepYoungerThanSeconds={}&orphans={}&confirm={}",
+                args.keep_complete,
+                args.keep_failed,
+                args.keep_younger_than.as_secs(),
+                args.orphans,
+                args.confirm
+            );
+            let report = session.client.post(&path, &Value::Null).await?;
+            let builds = report["builds"].as_array().cloned().unwrap_or_default();
+            if builds.is_empty() {
+                println!("No builds to prune.");
+            } else {
+                println!("{:<20} {:<40} {:<12} CONFIG", "NAMESPACE", "NAME", "PHASE");
+                for b in &builds {
+                    let s = |k: &str| b[k].as_str().unwrap_or_default().to_string();
+                    println!(
+                        "{:<20} {:<40} {:<12} {}",
+                        s("namespace"),
+                        s("name"),
+                        s("phase"),
+                        s("config")
+                    );
+                }
+            }
+            let verb = if args.confirm {
+                "Deleted"
+            } else {
+                "Would delete"
+            };
+            println!("{verb} {} builds.", builds.len());
+            if !args.confirm && !builds.is_empty() {
+                println!("Dry run: nothing was deleted. Run again with --confirm to delete.");
+            }
+        }
+    }
     Ok(())
 }
 
