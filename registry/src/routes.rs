@@ -372,6 +372,10 @@ async fn project_exists(r: &Inner, project: &str) -> Result<()> {
     }
 }
 
+/// Repositories a mount without `from` considers: enough to find one the
+/// caller may read in practice, bounded so a popular blob costs little.
+const AUTO_MOUNT_CANDIDATES: i64 = 32;
+
 async fn upload_start(
     reg: &Registry,
     caller: &Caller,
@@ -382,17 +386,27 @@ async fn upload_start(
     let name = repo.full();
     project_exists(r, &repo.project).await?;
     let q = query(&req);
-    if let (Some(mount), Some(from)) = (param(&q, "mount"), param(&q, "from")) {
-        let digest = parse_digest(mount, Code::DigestInvalid)?;
+    if let Some(mount) = param(&q, "mount") {
+        let digest = parse_digest(mount, Code::DigestInvalid)?.to_string();
+        // With `from`, that repository; without, any repository holding the
+        // blob (the spec's optional automatic mount), the first few only.
+        let sources = match param(&q, "from") {
+            Some(from) => RepoName::parse(from)
+                .map(|f| vec![f.full()])
+                .unwrap_or_default(),
+            None => {
+                r.meta
+                    .repos_with_blob(&digest, AUTO_MOUNT_CANDIDATES)
+                    .await?
+            }
+        };
         // Mount only from where the caller may read; otherwise fall back to
         // an ordinary upload, as the spec says.
-        if let Ok(from) = RepoName::parse(from) {
-            if caller.may(&r.authz, &from.full(), Action::Pull).await?
-                && r.meta
-                    .mount_blob(&name, &from.full(), &digest.to_string())
-                    .await?
+        for from in sources {
+            if caller.may(&r.authz, &from, Action::Pull).await?
+                && r.meta.mount_blob(&name, &from, &digest).await?
             {
-                return Ok(blob_created(&name, &digest.to_string()));
+                return Ok(blob_created(&name, &digest));
             }
         }
     }

@@ -412,6 +412,37 @@ async fn blobs_uploads_and_resume_after_restart() -> anyhow::Result<()> {
         alice_reg.get(&format!("/v2/q/x/blobs/{d}")).await.status,
         404
     );
+    // Without `from`: any repository holding the blob that the caller may
+    // read (never one she may not: alice still gets an upload session).
+    let auto = |repo: &str| format!("/v2/{repo}/blobs/uploads/?mount={d}");
+    assert_eq!(
+        alice_reg
+            .send(Method::POST, &auto("q/y"), &[], vec![])
+            .await
+            .status,
+        202,
+        "p/s is not alice's to read"
+    );
+    assert_eq!(
+        reg.send(Method::POST, &auto("q/auto"), &[], vec![])
+            .await
+            .status,
+        201,
+        "admin reads p/s"
+    );
+    assert_eq!(reg.get(&format!("/v2/q/auto/blobs/{d}")).await.body, data);
+    assert_eq!(
+        alice_reg
+            .send(Method::POST, &auto("q/y"), &[], vec![])
+            .await
+            .status,
+        201,
+        "now q/auto holds it, alice reads q"
+    );
+    assert_eq!(
+        alice_reg.get(&format!("/v2/q/y/blobs/{d}")).await.body,
+        data
+    );
 
     // Deleting a blob.
     assert_eq!(

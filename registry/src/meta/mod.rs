@@ -401,6 +401,22 @@ impl RegistryStore {
         Ok(true)
     }
 
+    /// Repositories `digest` is linked to, at most `limit`, in order (the
+    /// candidates of a mount that names no `from`).
+    pub async fn repos_with_blob(
+        &self,
+        digest: &str,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT repo FROM registry_links WHERE digest = $1 ORDER BY repo LIMIT $2",
+        )
+        .bind(digest)
+        .bind(limit)
+        .fetch_all(self.store.reader())
+        .await?)
+    }
+
     pub async fn unlink_blob(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
         let r = sqlx::query("DELETE FROM registry_links WHERE repo = $1 AND digest = $2")
             .bind(repo)
