@@ -31,6 +31,8 @@ pub struct RegistryConfig {
     pub max_manifest_bytes: usize,
     pub upload_ttl: Duration,
     pub upload_limits: crate::uploads::UploadLimits,
+    /// The garbage collection's grace period (reads touch blobs within it).
+    pub gc_grace: Duration,
 }
 
 #[derive(Clone)]
@@ -284,11 +286,18 @@ async fn blob(
             Err(unknown())
         };
     }
-    let rec = r
+    let (rec, touched) = r
         .meta
-        .repo_blob(repo, &digest.to_string())
+        .repo_blob_for_read(repo, &digest.to_string())
         .await?
         .ok_or_else(unknown)?;
+    // A client that finds a blob may name it in a manifest next: a blob
+    // not touched for half the collection's grace is touched now (so reads
+    // stay reads nearly always), and a sweep then spares it.
+    let touch_every = (r.config.gc_grace / 2).as_secs() as i64;
+    if touched < crate::meta::now() - touch_every {
+        r.meta.touch_blob(&rec.digest).await?;
+    }
     let size = rec.size as u64;
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(v) => match ranges::blob_range(v, size) {

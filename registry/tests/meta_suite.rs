@@ -55,13 +55,13 @@ async fn a_blob_claimed_for_deletion_takes_no_new_use(db: Db) {
     meta.add_blob("p/a", &b).await.unwrap();
     let future = chrono::Utc::now().timestamp() + 10;
     assert_eq!(
-        meta.claim_blob_for_deletion(&b.digest, future)
+        meta.claim_blob_for_deletion(&b.digest, future, 0)
             .await
             .unwrap(),
         Some("blobs/old".into())
     );
     assert_eq!(
-        meta.claim_blob_for_deletion(&b.digest, future)
+        meta.claim_blob_for_deletion(&b.digest, future, 0)
             .await
             .unwrap(),
         None
@@ -117,7 +117,7 @@ async fn named_and_recent_rows_are_not_swept(db: Db) {
         .await
         .unwrap());
     assert_eq!(
-        meta.claim_blob_for_deletion(&b.digest, now - 100)
+        meta.claim_blob_for_deletion(&b.digest, now - 100, 0)
             .await
             .unwrap(),
         None
@@ -131,18 +131,48 @@ async fn named_and_recent_rows_are_not_swept(db: Db) {
         .await
         .unwrap());
     assert_eq!(
-        meta.claim_blob_for_deletion(&b.digest, future)
+        meta.claim_blob_for_deletion(&b.digest, future, 0)
             .await
             .unwrap(),
         None,
         "still named by the tagged manifest"
     );
     assert!(meta.delete_manifest("p/a", &tagged.digest).await.unwrap());
+    // A push under way in the blob's repository keeps what was used within
+    // the grace before it began, not what is older.
+    let upload = |id: &str, at: i64| UploadRecord {
+        id: id.into(),
+        repo: "p/a".into(),
+        owner: "alice".into(),
+        size: 0,
+        hash_state: vec![],
+        driver_state: "{}".into(),
+        created_at: at,
+        updated_at: at,
+    };
+    meta.insert_upload(&upload("late", now + 1000), "w", 0)
+        .await
+        .unwrap();
+    let gone = meta
+        .claim_blob_for_deletion(&b.digest, future, 10)
+        .await
+        .unwrap();
     assert_eq!(
-        meta.claim_blob_for_deletion(&b.digest, future)
+        gone,
+        Some("blobs/d".into()),
+        "used long before the push began"
+    );
+    meta.forget_blob(&b.digest).await.unwrap();
+    meta.add_blob("p/a", &b).await.unwrap();
+    meta.insert_upload(&upload("now", now), "w", 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        meta.claim_blob_for_deletion(&b.digest, future + 10, 10)
             .await
             .unwrap(),
-        Some("blobs/d".into())
+        None,
+        "used just before a push began"
     );
 }
 

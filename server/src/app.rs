@@ -153,6 +153,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             max_manifest_bytes: 4 << 20,
             upload_ttl: config.upload_ttl,
             upload_limits: config.limits.uploads,
+            gc_grace: config.gc_grace,
         },
     );
     spawn_upload_expiry(registry.clone(), shutdown.clone());

@@ -223,7 +223,7 @@ async fn gc_during_pushes(server: &Server, stored: &Stored) -> Result<()> {
         token: admin.token.clone().unwrap_or_default(),
     };
     // In a repository nobody pushes to while collections run (a push in
-    // progress keeps the blobs of its repository): blobs nothing names,
+    // progress keeps the recently used blobs of its own): blobs nothing names,
     // older than the grace at the collections below, 20 that the pushes
     // reuse and 5 that nobody does, and images that lost their tag.
     let repo = "gc/pool".to_string();

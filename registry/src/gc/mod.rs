@@ -102,7 +102,8 @@ impl Collector {
         // What objects name is read before the graph: an image named after
         // this point was pushed or touched after it, within the grace.
         let in_use = InUse::read(&self.store).await?;
-        let mut graph = self.meta.gc_graph().await?;
+        let grace = opts.grace.as_secs() as i64;
+        let mut graph = self.meta.gc_graph(grace).await?;
         self.record_missing_refs(&mut graph, opts.dry_run).await?;
         let live = mark(&graph, &in_use);
 
@@ -181,7 +182,9 @@ impl Collector {
             let location = if b.deleting {
                 Some(b.location.clone())
             } else {
-                self.meta.claim_blob_for_deletion(&b.digest, cutoff).await?
+                self.meta
+                    .claim_blob_for_deletion(&b.digest, cutoff, grace)
+                    .await?
             };
             let Some(location) = location else {
                 report.spared += 1;

@@ -51,8 +51,10 @@ pub struct GcGraph {
     /// `(repo, digest)` of every registry tag.
     pub tags: Vec<(String, String)>,
     pub blobs: Vec<GcBlob>,
-    /// Blobs linked to a repository that has an open upload session: the
-    /// push under way may be about to name them.
+    /// Blobs linked to a repository with an open upload session and used
+    /// within the grace before that session opened: the push under way may
+    /// be about to name them (an older blob is not kept, so a repository
+    /// with pushes always in flight is still collected).
     pub uploading: Vec<String>,
 }
 
@@ -88,7 +90,8 @@ impl RegistryStore {
         Ok(())
     }
 
-    pub async fn gc_graph(&self) -> Result<GcGraph, StoreError> {
+    /// The graph; `grace` (seconds) scopes what open uploads keep.
+    pub async fn gc_graph(&self, grace: i64) -> Result<GcGraph, StoreError> {
         let db = self.store.reader();
         let manifests = sqlx::query(
             "SELECT repo, digest, subject, LENGTH(body), created_at, touched_at FROM registry_manifests",
@@ -146,8 +149,11 @@ impl RegistryStore {
         })
         .collect::<Result<_, StoreError>>()?;
         let uploading = sqlx::query_scalar(
-            "SELECT DISTINCT l.digest FROM registry_links l JOIN registry_uploads u ON u.repo = l.repo",
+            "SELECT DISTINCT l.digest FROM registry_links l JOIN registry_uploads u ON u.repo = l.repo
+             JOIN registry_blobs b ON b.digest = l.digest
+             WHERE b.created_at >= u.created_at - $1 OR b.touched_at >= u.created_at - $1",
         )
+        .bind(grace)
         .fetch_all(db)
         .await?;
         Ok(GcGraph {
@@ -202,23 +208,27 @@ impl RegistryStore {
 
     /// Claims a blob for deletion: from here on nothing new may use it.
     /// Only if it is live, untouched since `cutoff`, named by no manifest
-    /// and linked to no repository with an open upload. Returns where its
-    /// bytes lie.
+    /// and not kept by an open upload (see [`GcGraph::uploading`]; `grace`
+    /// in seconds). Returns where its bytes lie.
     pub async fn claim_blob_for_deletion(
         &self,
         digest: &str,
         cutoff: i64,
+        grace: i64,
     ) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar(
             "UPDATE registry_blobs SET state = 'deleting'
              WHERE digest = $1 AND state = 'live' AND created_at < $2 AND touched_at < $2
              AND NOT EXISTS (SELECT 1 FROM registry_manifest_refs r WHERE r.digest = $1)
              AND NOT EXISTS (SELECT 1 FROM registry_links l JOIN registry_uploads u ON u.repo = l.repo
-                             WHERE l.digest = $1)
+                             WHERE l.digest = $1
+                             AND (registry_blobs.created_at >= u.created_at - $3
+                                  OR registry_blobs.touched_at >= u.created_at - $3))
              RETURNING location",
         )
         .bind(digest)
         .bind(cutoff)
+        .bind(grace)
         .fetch_optional(self.store.writer())
         .await?)
     }

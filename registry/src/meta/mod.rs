@@ -318,6 +318,50 @@ impl RegistryStore {
         .transpose()
     }
 
+    /// [`Self::repo_blob`] for a read (GET, HEAD), with when the blob was
+    /// last touched: a read of a blob untouched for a while touches it
+    /// ([`Self::touch_blob`]), because a client that finds a blob there may
+    /// be about to name it in a manifest.
+    pub async fn repo_blob_for_read(
+        &self,
+        repo: &str,
+        digest: &str,
+    ) -> Result<Option<(BlobRecord, i64)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT b.digest, b.size, b.location, b.created_at, b.touched_at FROM registry_links l
+             JOIN registry_blobs b ON b.digest = l.digest
+             WHERE l.repo = $1 AND l.digest = $2 AND b.state = 'live'",
+        )
+        .bind(repo)
+        .bind(digest)
+        .fetch_optional(self.store.reader())
+        .await?;
+        row.map(|r| {
+            let (created, touched): (i64, i64) = (r.try_get(3)?, r.try_get(4)?);
+            Ok((
+                BlobRecord {
+                    digest: r.try_get(0)?,
+                    size: r.try_get(1)?,
+                    location: r.try_get(2)?,
+                },
+                created.max(touched),
+            ))
+        })
+        .transpose()
+    }
+
+    /// Touches a live blob (a collection then spares it for its grace).
+    pub async fn touch_blob(&self, digest: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE registry_blobs SET touched_at = $1 WHERE digest = $2 AND state = 'live'",
+        )
+        .bind(now())
+        .bind(digest)
+        .execute(self.store.writer())
+        .await?;
+        Ok(())
+    }
+
     /// Records a verified blob and links it to `repo`. If the blob was
     /// already known, the stored record wins (touched: it has a new use)
     /// and is returned, so the caller can drop its now redundant copy.
