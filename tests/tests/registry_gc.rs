@@ -561,3 +561,39 @@ async fn prune_keeps_the_newest_revisions_and_what_deployments_use() -> Result<(
     assert_eq!(r.status, 400, "{}", r.text);
     Ok(())
 }
+
+/// A client that found a blob (HEAD) may name it in a manifest next: the
+/// read touches it, and the next collection spares it; unread, it goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_just_read_is_spared() -> Result<()> {
+    let server = Server::start_with(&["--gc-grace", "1"])?;
+    let admin = Api::admin(&server.url).await?;
+    admin.new_project("rd").await?;
+    let c = Client {
+        http: reqwest::Client::new(),
+        registry: server.registry.clone(),
+        token: admin.token.clone().unwrap_or_default(),
+    };
+    let (read, unread) = (bytes("read me", 500), bytes("leave me", 500));
+    for b in [&read, &unread] {
+        assert_eq!(c.put_blob("rd/app", b).await?, 201);
+    }
+    // Whole seconds: two pass, so both are older than the 1 s grace.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(c.head_blob("rd/app", &sha256(&read)).await?, 200);
+    let freed = swept(&collect(&admin, "").await?);
+    assert!(freed.contains(&sha256(&unread)), "{freed:?}");
+    assert!(
+        !freed.contains(&sha256(&read)),
+        "the blob just read is spared"
+    );
+    assert_eq!(c.head_blob("rd/app", &sha256(&read)).await?, 200);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let freed = swept(&collect(&admin, "").await?);
+    assert!(
+        freed.contains(&sha256(&read)),
+        "unread for the grace, it goes"
+    );
+    assert_eq!(c.head_blob("rd/app", &sha256(&read)).await?, 404);
+    Ok(())
+}
