@@ -9,7 +9,7 @@ use bytes::Bytes;
 use podspace_api::store::testing::TestDb as Db;
 use podspace_api::{kinds, Object};
 use podspace_oci::digest::Digest;
-use podspace_registry::gc::{Collector, GcOptions, GcReport};
+use podspace_registry::gc::{Collector, GcOptions, GcReport, GcTotals};
 use podspace_registry::meta::{BlobRecord, ManifestRecord, ManifestRefs, RegistryStore};
 use podspace_registry::storage::fs::FsStorage;
 use podspace_registry::storage::BlobStorage;
@@ -185,7 +185,13 @@ async fn collection_keeps_what_is_reachable_and_sweeps_the_rest(db: Db) {
     let loose = f.image(repo, &config, &[&loose_layer], None).await;
     let loose_referrer = f.image(repo, &config, &[], Some(&loose.digest)).await;
 
-    let collector = Collector::new(f.meta.clone(), store.clone(), f.storage.clone());
+    let totals = GcTotals::default();
+    let collector = Collector::new(
+        f.meta.clone(),
+        store.clone(),
+        f.storage.clone(),
+        totals.clone(),
+    );
     // Everything is younger than an hour.
     let r = collector
         .run(GcOptions {

@@ -107,7 +107,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config.controller_lease,
         shutdown.clone(),
     );
-    let metrics = Arc::new(Metrics::new(&controllers));
+    let gc_totals = podspace_registry::gc::GcTotals::default();
+    let metrics = Arc::new(Metrics::new(&controllers, &gc_totals));
     let tail = EventTail::start(store.clone(), metrics.clone(), shutdown.clone()).await?;
     spawn_housekeeping(store.clone(), config.event_retention, shutdown.clone());
 
@@ -161,6 +162,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         registry_meta.clone(),
         store.clone(),
         storage.clone(),
+        gc_totals,
     );
     if let Some(every) = config.gc_interval {
         controllers.spawn(podspace_registry::gc::ScheduledGc {

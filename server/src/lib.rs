@@ -46,7 +46,12 @@ pub fn gc(args: config::ServeArgs, dry_run: bool, grace: Option<u64>) -> anyhow:
             .await
             .context("opening the registry's tables")?;
         let storage = app::open_storage(&config).await?;
-        let collector = podspace_registry::gc::Collector::new(meta, store.clone(), storage);
+        let collector = podspace_registry::gc::Collector::new(
+            meta,
+            store.clone(),
+            storage,
+            podspace_registry::gc::GcTotals::default(),
+        );
         let opts = podspace_registry::gc::GcOptions {
             grace: grace.map(std::time::Duration::from_secs).unwrap_or(config.gc_grace),
             dry_run,

@@ -56,9 +56,46 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(controllers: &podspace_runtime::Supervisor) -> Self {
+    pub fn new(
+        controllers: &podspace_runtime::Supervisor,
+        gc: &podspace_registry::gc::GcTotals,
+    ) -> Self {
         let mut registry = Registry::with_prefix("podspace");
         controllers.register(&mut registry);
+        for (name, help, counter) in [
+            (
+                "registry_gc_runs",
+                "Registry garbage collections run (not dry runs)",
+                &gc.runs,
+            ),
+            (
+                "registry_gc_manifests_deleted",
+                "Manifests garbage collection deleted",
+                &gc.manifests_deleted,
+            ),
+            (
+                "registry_gc_blobs_deleted",
+                "Blobs garbage collection deleted",
+                &gc.blobs_deleted,
+            ),
+            (
+                "registry_gc_freed_bytes",
+                "Bytes garbage collection freed",
+                &gc.bytes_freed,
+            ),
+            (
+                "registry_gc_spared",
+                "Collection candidates a push used again during the sweep",
+                &gc.spared,
+            ),
+            (
+                "registry_gc_errors",
+                "Blobs whose bytes a collection could not delete (retried)",
+                &gc.errors,
+            ),
+        ] {
+            registry.register(name, help, counter.clone());
+        }
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<LatencyLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(

@@ -595,5 +595,20 @@ async fn a_blob_just_read_is_spared() -> Result<()> {
         "unread for the grace, it goes"
     );
     assert_eq!(c.head_blob("rd/app", &sha256(&read)).await?, 404);
+    let metrics = reqwest::get(format!("{}/metrics", server.url))
+        .await?
+        .text()
+        .await?;
+    // Ours, and the scheduled one at start.
+    let runs: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("podspace_registry_gc_runs_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(runs >= 2, "{metrics}");
+    assert!(
+        metrics.contains("podspace_registry_gc_blobs_deleted_total 2"),
+        "{metrics}"
+    );
     Ok(())
 }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use podspace_api::store::{Store, StoreError};
+use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
 
 use crate::meta::{GcGraph, GcRef, ManifestRefs, RegistryStore};
@@ -78,6 +79,29 @@ pub enum GcError {
     },
 }
 
+/// What collections did in this process, as Prometheus counters the
+/// server registers (dry runs are not counted).
+#[derive(Clone, Debug, Default)]
+pub struct GcTotals {
+    pub runs: Counter,
+    pub manifests_deleted: Counter,
+    pub blobs_deleted: Counter,
+    pub bytes_freed: Counter,
+    pub spared: Counter,
+    pub errors: Counter,
+}
+
+impl GcTotals {
+    fn add(&self, r: &GcReport) {
+        self.runs.inc();
+        self.manifests_deleted.inc_by(r.manifests.len() as u64);
+        self.blobs_deleted.inc_by(r.blobs.len() as u64);
+        self.bytes_freed.inc_by(r.freed_bytes.max(0) as u64);
+        self.spared.inc_by(r.spared as u64);
+        self.errors.inc_by(r.errors.len() as u64);
+    }
+}
+
 /// The collector: the registry's tables, the objects that name images,
 /// and the blob storage.
 #[derive(Clone)]
@@ -85,14 +109,21 @@ pub struct Collector {
     meta: RegistryStore,
     store: Store,
     storage: Arc<dyn BlobStorage>,
+    totals: GcTotals,
 }
 
 impl Collector {
-    pub fn new(meta: RegistryStore, store: Store, storage: Arc<dyn BlobStorage>) -> Collector {
+    pub fn new(
+        meta: RegistryStore,
+        store: Store,
+        storage: Arc<dyn BlobStorage>,
+        totals: GcTotals,
+    ) -> Collector {
         Collector {
             meta,
             store,
             storage,
+            totals,
         }
     }
 
@@ -207,6 +238,7 @@ impl Collector {
             });
         }
         report.elapsed_ms = started.elapsed().as_millis() as u64;
+        self.totals.add(&report);
         Ok(report)
     }
 
