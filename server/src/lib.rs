@@ -7,6 +7,7 @@ mod app;
 mod bootstrap;
 pub mod config;
 mod datadir;
+mod gc_command;
 mod http;
 mod listener;
 mod metrics;
@@ -22,69 +23,24 @@ use tracing_subscriber::EnvFilter;
 pub fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
     let config = config::Config::resolve(args)?;
     init_tracing(config.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(app::serve(config))
+    runtime()?.block_on(app::serve(config))
 }
 
 /// Runs `podspace gc`: one registry garbage collection over the store and
-/// blob storage the configuration names (safe beside a running service).
+/// blob storage the configuration names — beside running replicas on
+/// PostgreSQL; SQLite admits one process, so there the service is stopped
+/// first (or `POST /admin/registry/gc` asks the running one).
 pub fn gc(args: config::ServeArgs, dry_run: bool, grace: Option<u64>) -> anyhow::Result<()> {
     let config = config::Config::resolve(args)?;
     init_tracing(config.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    runtime()?.block_on(gc_command::once(config, dry_run, grace))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let store = podspace_api::store::Store::open(&config.db)
-            .await
-            .with_context(|| format!("opening the store at {}", podspace_api::store::redact_url(&config.db)))?;
-        let meta = podspace_registry::meta::RegistryStore::open(store.clone())
-            .await
-            .context("opening the registry's tables")?;
-        let storage = app::open_storage(&config).await?;
-        let collector = podspace_registry::gc::Collector::new(
-            meta,
-            store.clone(),
-            storage,
-            podspace_registry::gc::GcTotals::default(),
-        );
-        let opts = podspace_registry::gc::GcOptions {
-            grace: grace.map(std::time::Duration::from_secs).unwrap_or(config.gc_grace),
-            dry_run,
-        };
-        let report = collector.run(opts).await?;
-        store.close().await;
-        let verb = if dry_run { "would delete" } else { "deleted" };
-        for m in &report.manifests {
-            println!("{verb} manifest {}@{} ({} bytes)", m.repository, m.digest, m.size);
-        }
-        for b in &report.blobs {
-            println!("{verb} blob {} ({} bytes)", b.digest, b.size);
-        }
-        for e in &report.errors {
-            println!("error: {e}");
-        }
-        println!(
-            "{} {} manifests and {} blobs, {} bytes; kept {} manifests and {} blobs ({} in use meanwhile) in {} ms",
-            if dry_run { "would free" } else { "freed" },
-            report.manifests.len(),
-            report.blobs.len(),
-            report.freed_bytes,
-            report.kept_manifests,
-            report.kept_blobs,
-            report.spared,
-            report.elapsed_ms
-        );
-        if report.errors.is_empty() {
-            Ok(())
-        } else {
-            anyhow::bail!("{} blobs could not be deleted; the next run retries them", report.errors.len())
-        }
-    })
+        .context("starting the async runtime")
 }
 
 pub fn init_tracing(format: config::LogFormat) {
