@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
 use axum::{Extension, Router};
 use podspace_api::auth::Principal;
@@ -24,16 +24,6 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/registry/gc", post(gc))
         .route("/admin/prune/images", post(prune_images))
         .route("/admin/prune/builds", post(prune_builds))
-}
-
-async fn gc(
-    State(state): State<AppState>,
-    caller: Option<Extension<Caller>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    gc_inner(state, caller.map(|c| c.0), q)
-        .await
-        .unwrap_or_else(|e| e.into_response())
 }
 
 /// The caller, if a cluster-admin.
@@ -71,17 +61,8 @@ async fn prune_images(
     State(state): State<AppState>,
     caller: Option<Extension<Caller>>,
     Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    prune_images_inner(state, caller.map(|c| c.0), q)
-        .await
-        .unwrap_or_else(|e| e.into_response())
-}
-
-async fn prune_images_inner(
-    state: AppState,
-    caller: Option<Caller>,
-    q: HashMap<String, String>,
 ) -> ApiResult<Response> {
+    let caller = caller.map(|c| c.0);
     let p = cluster_admin(&state, caller, "prune images").await?;
     let opts = prune_options(&q, state.config.gc_grace)?;
     tracing::info!(user = %p.name, confirm = opts.confirm, keep_tag_revisions = opts.keep_tag_revisions, "image prune requested");
@@ -119,17 +100,8 @@ async fn prune_builds(
     State(state): State<AppState>,
     caller: Option<Extension<Caller>>,
     Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    prune_builds_inner(state, caller.map(|c| c.0), q)
-        .await
-        .unwrap_or_else(|e| e.into_response())
-}
-
-async fn prune_builds_inner(
-    state: AppState,
-    caller: Option<Caller>,
-    q: HashMap<String, String>,
 ) -> ApiResult<Response> {
+    let caller = caller.map(|c| c.0);
     let p = cluster_admin(&state, caller, "prune builds").await?;
     let opts = prune_builds_options(&q)?;
     tracing::info!(user = %p.name, confirm = opts.confirm, "build prune requested");
@@ -183,11 +155,12 @@ fn flag(q: &HashMap<String, String>, name: &str) -> ApiResult<bool> {
     }
 }
 
-async fn gc_inner(
-    state: AppState,
-    caller: Option<Caller>,
-    q: HashMap<String, String>,
+async fn gc(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
+    let caller = caller.map(|c| c.0);
     let p = cluster_admin(&state, caller, "collect the registry's garbage").await?;
     let opts = gc_options(&q, state.config.gc_grace)?;
     tracing::info!(user = %p.name, dry_run = opts.dry_run, grace_seconds = opts.grace.as_secs(), "registry garbage collection requested");

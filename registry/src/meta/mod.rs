@@ -300,22 +300,10 @@ impl RegistryStore {
         repo: &str,
         digest: &str,
     ) -> Result<Option<BlobRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT b.digest, b.size, b.location FROM registry_links l JOIN registry_blobs b ON b.digest = l.digest
-             WHERE l.repo = $1 AND l.digest = $2 AND b.state = 'live'",
-        )
-        .bind(repo)
-        .bind(digest)
-        .fetch_optional(self.store.reader())
-        .await?;
-        row.map(|r| {
-            Ok(BlobRecord {
-                digest: r.try_get(0)?,
-                size: r.try_get(1)?,
-                location: r.try_get(2)?,
-            })
-        })
-        .transpose()
+        Ok(self
+            .repo_blob_for_read(repo, digest)
+            .await?
+            .map(|(blob, _)| blob))
     }
 
     /// [`Self::repo_blob`] for a read (GET, HEAD), with when the blob was
